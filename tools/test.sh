@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything (pinned CPU PyTorch first, then the package with its ml and dev extras) and run the
+# checks: ruff (lint), mypy (types) and pytest. The README's second command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install --quiet --disable-pip-version-check torch==2.13.0
+python3 -m pip install --quiet --disable-pip-version-check -e ".[ml,dev]"
+if [ -z "${INTREPID_EXTERNAL_DATA:-}" ] && [ -d ../shared/data ]; then
+    INTREPID_EXTERNAL_DATA="$(cd ../shared/data && pwd)"
+    export INTREPID_EXTERNAL_DATA
+fi
+echo "== ruff"; python3 -m ruff check src tests benchmarks tools
+echo "== mypy"; python3 -m mypy
+echo "== pytest"; python3 -m pytest "$@"
