@@ -323,12 +323,18 @@ class Grid:
 
     def array_slices(self, start_ijk: Sequence[int], stop_ijk: Sequence[int]) -> tuple[slice, ...]:
         """Array slices (``[k, j, i]`` order) matching :meth:`subgrid` with the same arguments."""
-        return tuple(slice(int(a), int(b)) for a, b in zip(reversed(start_ijk), reversed(stop_ijk), strict=True))
+        return tuple(
+            slice(int(a), int(b)) for a, b in zip(reversed(start_ijk), reversed(stop_ijk), strict=True)
+        )
 
     def with_shape_spacing(self, shape: Sequence[int], spacing_mm: ArrayLike) -> Grid:
         """Grid with the same origin and direction but another shape and spacing."""
-        return Grid(tuple(int(s) for s in shape), self.origin_mm, _as_triplet("spacing_mm", spacing_mm),
-                    self.direction)
+        return Grid(
+            tuple(int(s) for s in shape),
+            self.origin_mm,
+            _as_triplet("spacing_mm", spacing_mm),
+            self.direction,
+        )
 
     def is_close(self, other: Grid, tolerance_mm: float = POSITION_TOLERANCE_MM) -> bool:
         """True when both grids have the same shape and place their samples within ``tolerance_mm``."""
@@ -339,9 +345,7 @@ class Grid:
         if not np.allclose(self.origin_mm, other.origin_mm, atol=tolerance_mm):
             return False
         extent = np.asarray(self.shape_ijk) - 1
-        return bool(
-            np.all(np.abs(np.subtract(self.spacing_mm, other.spacing_mm)) * extent <= tolerance_mm)
-        )
+        return bool(np.all(np.abs(np.subtract(self.spacing_mm, other.spacing_mm)) * extent <= tolerance_mm))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: shape, origin_mm, spacing_mm (i, j, k) and direction (3 × 3, columns)."""
