@@ -44,7 +44,7 @@ class Volume:
     quantity : Quantity
         What the values are.
     units : str
-        Units of the values as a short string: ``"Gy"``, ``"HU"``, ``"relative"``, ``"CU"``, ``"mm"``, ``"1"``.
+        Units of the values as a short string: ``"Gy"``, ``"HU"``, ``"relative"``, ``"CU"``, ``"mm"``.
     frame_of_reference_uid : str or None
         DICOM Frame of Reference UID (0020,0052); volumes in different frames are never combined silently.
     metadata : dict
