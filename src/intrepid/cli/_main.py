@@ -20,6 +20,14 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: Modules that register sub-commands, in the order they appear in ``intrepid --help``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "intrepid.cli._demo",
+    "intrepid.cli._info",
+    "intrepid.cli._resample",
+    "intrepid.cli._gamma",
+    "intrepid.cli._dvh",
+    "intrepid.cli._isodose",
+    "intrepid.cli._profile",
+    "intrepid.cli._simulate",
 )
 
 _log = logging.getLogger("intrepid")
@@ -45,13 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    for old in [h for h in _log.handlers if isinstance(h, _StderrHandler)]:
+        _log.removeHandler(old)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    _log.handlers[:] = [handler]
+    _log.addHandler(handler)
     _log.setLevel(level)
-    _log.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,1 +1,86 @@
-"""intrepid.simulate"""
+"""Synthetic phantoms and paired EPID / portal-dose data sets.
+
+- :mod:`phantoms <intrepid.simulate._phantoms>`: CT-like HU volumes of the seed's phantom families
+  (solid-water slabs, a CIRS-like thorax, slabs with bone / air inserts, a multi-plug cylinder, a TG-119
+  patient-like body);
+- :mod:`composition <intrepid.simulate._composition>`: the seed's data set (Table 1 and its test split) and
+  random compositions;
+- :mod:`pairs <intrepid.simulate._pairs>`: simulation of the pairs and their DICOM RTIMAGE files with a
+  ``manifest.csv``.
+"""
+
+from intrepid.simulate._composition import (
+    FIELD_GROUPS,
+    MU_CHOICES,
+    PAPER_TABLE1,
+    PAPER_TABLE1_AS_PRINTED,
+    PAPER_TEST_SET,
+    PairSpec,
+    Split,
+    composition_counts,
+    field_group,
+    field_size_cm,
+    paper_composition,
+    random_composition,
+)
+from intrepid.simulate._phantoms import (
+    AIR_HU,
+    BONE_HU,
+    CT_NUMBER_RANGE_HU,
+    LUNG_HU,
+    PMMA_HU,
+    SOFT_TISSUE_HU,
+    SPINE_HU,
+    TITANIUM_HU,
+    WATER_HU,
+    InsertMaterial,
+    IsocenterMode,
+    Phantom,
+    PhantomFamily,
+    PlugMaterial,
+    SlabCode,
+    decode_slab_code,
+    make_insert_slab_phantom,
+    make_multiplug_phantom,
+    make_patient_phantom,
+    make_phantom,
+    make_slab_phantom,
+    make_thorax_phantom,
+)
+
+__all__ = [
+    "AIR_HU",
+    "BONE_HU",
+    "CT_NUMBER_RANGE_HU",
+    "FIELD_GROUPS",
+    "LUNG_HU",
+    "MU_CHOICES",
+    "PAPER_TABLE1",
+    "PAPER_TABLE1_AS_PRINTED",
+    "PAPER_TEST_SET",
+    "PMMA_HU",
+    "SOFT_TISSUE_HU",
+    "SPINE_HU",
+    "TITANIUM_HU",
+    "WATER_HU",
+    "InsertMaterial",
+    "IsocenterMode",
+    "PairSpec",
+    "Phantom",
+    "PhantomFamily",
+    "PlugMaterial",
+    "SlabCode",
+    "Split",
+    "composition_counts",
+    "decode_slab_code",
+    "field_group",
+    "field_size_cm",
+    "make_insert_slab_phantom",
+    "make_multiplug_phantom",
+    "make_patient_phantom",
+    "make_phantom",
+    "make_slab_phantom",
+    "make_thorax_phantom",
+    "paper_composition",
+    "random_composition",
+]

@@ -1,0 +1,260 @@
+"""Non-DICOM volume formats: NumPy archive (``.npz``), NIfTI (``.nii``, ``.nii.gz``) and NRRD (``.nrrd``).
+
+All three keep the geometry exactly:
+
+- ``.npz`` — the plain archive for scripts, with the arrays ``array`` (indexed ``[slice, row, column]``),
+  ``origin_mm`` (3), ``spacing_mm`` (3, along the column, row and slice index axes = x, y, z order),
+  ``direction`` (3 × 3, columns = world LPS directions of the column, row and slice index axes) and
+  ``units`` (a string), plus ``quantity`` and ``frame_of_reference_uid`` when known. Loaded without pickle.
+- NIfTI stores world coordinates in RAS (+x right, +y anterior); InTrEPID works in DICOM LPS, so the affine
+  is flipped on the first two world axes when writing and reading: ``A_RAS = diag(-1, -1, 1, 1) · A_LPS``.
+  The NIfTI array is indexed ``[i, j, k]``; ours is its transpose.
+- NRRD is written with ``space: left-posterior-superior``, so no flip is needed.
+
+2D images are written as 2D arrays (one plane) and read back as 2D :class:`~intrepid.geometry.Volume`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from intrepid.dicom._common import atomic_write
+from intrepid.errors import GeometryError, ParameterError
+from intrepid.geometry import Grid, Quantity, Volume
+
+__all__ = [
+    "read_nifti",
+    "read_npz",
+    "read_nrrd",
+    "write_nifti",
+    "write_npz",
+    "write_nrrd",
+]
+
+_LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_NPZ_REQUIRED = ("array", "origin_mm", "spacing_mm", "direction", "units")
+
+
+def _quantity_from_text(text: str) -> Quantity:
+    try:
+        return Quantity(text)
+    except ValueError:
+        return Quantity.GENERIC
+
+
+def _grid_from_affine(affine_lps: NDArray[np.float64], shape_ijk: tuple[int, ...], path: Path) -> Grid:
+    """Grid from a 4 × 4 index→LPS affine; refuses sheared affines."""
+    m = affine_lps[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    if np.any(spacing <= 0):
+        raise GeometryError(f"{path}: affine has a zero-length index axis")
+    direction = m / spacing
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise GeometryError(f"{path}: affine is sheared (non-orthogonal axes); InTrEPID needs rigid grids")
+    shape = tuple(reversed(shape_ijk))
+    return Grid(shape, tuple(affine_lps[:3, 3]), tuple(spacing), tuple(direction.reshape(-1)))
+
+
+def _affine_lps(grid: Grid) -> NDArray[np.float64]:
+    return grid.affine
+
+
+# ---------------------------------------------------------------------------------------------- npz
+def write_npz(volume: Volume, path: str | os.PathLike[str]) -> Path:
+    """Write ``volume`` as the plain ``.npz`` archive described in the module docstring (atomic)."""
+    g = volume.grid
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                array=np.asarray(volume.array),
+                origin_mm=np.asarray(g.origin_mm),
+                spacing_mm=np.asarray(g.spacing_mm),
+                direction=g.direction_matrix,
+                units=np.asarray(volume.units),
+                quantity=np.asarray(volume.quantity.value),
+                frame_of_reference_uid=np.asarray(volume.frame_of_reference_uid or ""),
+            )
+
+    return atomic_write(path, _write)
+
+
+def read_npz(path: str | os.PathLike[str]) -> Volume:
+    """Read the ``.npz`` archive written by :func:`write_npz` (or by a script following the same keys).
+
+    Raises
+    ------
+    ParameterError
+        A required key is missing or has the wrong shape; the message names the file and the key.
+    """
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            missing = [k for k in _NPZ_REQUIRED if k not in data.files]
+            if missing:
+                raise ParameterError(
+                    f"{p}: npz archive lacks key(s) {', '.join(missing)}; expected {', '.join(_NPZ_REQUIRED)}"
+                )
+            array = np.asarray(data["array"])
+            origin = np.asarray(data["origin_mm"], dtype=float).reshape(-1)
+            spacing = np.asarray(data["spacing_mm"], dtype=float).reshape(-1)
+            direction = np.asarray(data["direction"], dtype=float)
+            units = str(data["units"])
+            quantity = _quantity_from_text(str(data["quantity"])) if "quantity" in data.files else None
+            for_uid = str(data["frame_of_reference_uid"]) if "frame_of_reference_uid" in data.files else ""
+    except ParameterError:
+        raise
+    except Exception as exc:  # zipfile, zlib and numpy raise assorted errors on broken archives
+        raise ParameterError(f"{p}: not a readable npz archive ({exc})") from exc
+    if array.ndim not in (2, 3):
+        raise ParameterError(f"{p}: key 'array' must be 2D or 3D, got shape {array.shape}")
+    if origin.size != 3 or spacing.size != 3:
+        raise ParameterError(f"{p}: keys 'origin_mm' and 'spacing_mm' must hold 3 values (x, y, z)")
+    if direction.shape != (3, 3):
+        raise ParameterError(f"{p}: key 'direction' must be 3 x 3, got shape {direction.shape}")
+    grid = Grid(array.shape, tuple(origin), tuple(spacing), tuple(direction.reshape(-1)))
+    if quantity is None:
+        quantity = Quantity.DOSE if units.lower() == "gy" else Quantity.GENERIC
+    return Volume(array, grid, quantity, units, for_uid or None, {"source_format": "npz"})
+
+
+# ---------------------------------------------------------------------------------------------- NIfTI
+def write_nifti(volume: Volume, path: str | os.PathLike[str]) -> Path:
+    """Write ``volume`` as NIfTI-1 (``.nii`` or ``.nii.gz``), converting LPS to the RAS affine (atomic)."""
+    import nibabel as nib
+
+    arr = np.asarray(volume.array)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    data = arr.T  # [k, j, i] -> [i, j, k]
+    affine = _LPS_RAS @ _affine_lps(volume.grid)
+    img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = f"intrepid units={volume.units} quantity={volume.quantity.value}"[:79].encode()
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+
+    def _write(tmp: Path) -> None:
+        nib.save(img, str(tmp))
+
+    return atomic_write(path, _write)
+
+
+def _parse_descrip(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for token in text.split():
+        if "=" in token:
+            key, value = token.split("=", 1)
+            fields[key] = value
+    return fields
+
+
+def read_nifti(path: str | os.PathLike[str]) -> Volume:
+    """Read a NIfTI-1/2 file into an LPS :class:`Volume` (the sform, else the qform, gives the geometry)."""
+    import nibabel as nib
+
+    p = Path(path)
+    try:
+        img: Any = nib.load(str(p))
+        data = np.asarray(img.dataobj)
+    except Exception as exc:  # nibabel raises assorted errors for broken files
+        raise ParameterError(f"{p}: not a readable NIfTI file ({exc})") from exc
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim not in (2, 3):
+        raise ParameterError(f"{p}: NIfTI data must be 2D or 3D, got shape {data.shape}")
+    affine_lps = _LPS_RAS @ np.asarray(img.affine, dtype=float)
+    shape_ijk = data.shape
+    if data.ndim == 2:
+        grid3 = _grid_from_affine(affine_lps, (*shape_ijk, 1), p)
+        grid = Grid(tuple(reversed(shape_ijk)), grid3.origin_mm, grid3.spacing_mm, grid3.direction)
+    else:
+        grid = _grid_from_affine(affine_lps, shape_ijk, p)
+    descrip = img.header.get("descrip")
+    text = descrip.tobytes().decode("latin-1", "ignore").strip("\x00 ") if descrip is not None else ""
+    info = _parse_descrip(text)
+    units = info.get("units", "")
+    quantity = _quantity_from_text(info.get("quantity", "generic"))
+    return Volume(np.ascontiguousarray(data.T), grid, quantity, units, None, {"source_format": "nifti"})
+
+
+# ---------------------------------------------------------------------------------------------- NRRD
+def write_nrrd(volume: Volume, path: str | os.PathLike[str]) -> Path:
+    """Write ``volume`` as NRRD in the ``left-posterior-superior`` space (atomic, gzip-encoded)."""
+    import nrrd
+
+    arr = np.asarray(volume.array)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    g = volume.grid
+    n_axes = arr.ndim
+    directions = (g.direction_matrix * np.asarray(g.spacing_mm)[None, :]).T[:n_axes]
+    header: dict[str, Any] = {
+        "space": "left-posterior-superior",
+        "space directions": directions,
+        "space origin": np.asarray(g.origin_mm, dtype=float),
+        "kinds": ["domain"] * n_axes,
+        "encoding": "gzip",
+        "intrepid_units": volume.units or "none",
+        "intrepid_quantity": volume.quantity.value,
+    }
+    if volume.frame_of_reference_uid:
+        header["intrepid_frame_of_reference_uid"] = volume.frame_of_reference_uid
+
+    def _write(tmp: Path) -> None:
+        nrrd.write(str(tmp), np.ascontiguousarray(arr.T), header, index_order="F")
+
+    return atomic_write(path, _write)
+
+
+def read_nrrd(path: str | os.PathLike[str]) -> Volume:
+    """Read a NRRD file with a ``space`` field (LPS, RAS or LAS are converted to LPS)."""
+    import nrrd
+
+    p = Path(path)
+    try:
+        data, header = nrrd.read(str(p), index_order="F")
+    except Exception as exc:  # pynrrd raises assorted errors for broken files
+        raise ParameterError(f"{p}: not a readable NRRD file ({exc})") from exc
+    if data.ndim not in (2, 3):
+        raise ParameterError(f"{p}: NRRD data must be 2D or 3D, got shape {data.shape}")
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    flips = {
+        "left-posterior-superior": (1.0, 1.0, 1.0),
+        "right-anterior-superior": (-1.0, -1.0, 1.0),
+        "left-anterior-superior": (1.0, -1.0, 1.0),
+    }
+    if space not in flips:
+        raise ParameterError(f"{p}: NRRD space {space!r} is not supported (LPS, RAS or LAS)")
+    flip = np.asarray(flips[space])
+    dirs = header.get("space directions")
+    origin = header.get("space origin")
+    if dirs is None or origin is None:
+        raise ParameterError(f"{p}: NRRD header lacks 'space directions' or 'space origin'")
+    dirs = np.asarray(dirs, dtype=float)
+    if dirs.shape != (data.ndim, 3):
+        raise ParameterError(f"{p}: NRRD 'space directions' must be {data.ndim} x 3, got {dirs.shape}")
+    m = (dirs * flip[None, :]).T  # columns = index axes
+    if data.ndim == 2:
+        normal = np.cross(m[:, 0], m[:, 1])
+        normal = normal / np.linalg.norm(normal)
+        m = np.column_stack([m, normal])
+    affine = np.eye(4)
+    affine[:3, :3] = m
+    affine[:3, 3] = np.asarray(origin, dtype=float) * flip
+    shape_ijk = data.shape if data.ndim == 3 else (*data.shape, 1)
+    grid3 = _grid_from_affine(affine, shape_ijk, p)
+    grid = grid3 if data.ndim == 3 else Grid(tuple(reversed(data.shape)), grid3.origin_mm,
+                                             grid3.spacing_mm, grid3.direction)
+    units = str(header.get("intrepid_units", ""))
+    units = "" if units == "none" else units
+    quantity = _quantity_from_text(str(header.get("intrepid_quantity", "generic")))
+    for_uid = header.get("intrepid_frame_of_reference_uid")
+    return Volume(np.ascontiguousarray(data.T), grid, quantity, units, str(for_uid) if for_uid else None,
+                  {"source_format": "nrrd"})

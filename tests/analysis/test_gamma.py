@@ -1,0 +1,392 @@
+"""Tests of the exact gamma: closed forms, exactness against brute force, metamorphic relations, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import erf
+
+from intrepid.analysis import (
+    PASS_TOLERANCE,
+    GammaBackend,
+    GammaResult,
+    Normalisation,
+    gamma,
+    gamma_1d,
+)
+from intrepid.errors import FrameOfReferenceError, GeometryError, ParameterError
+from intrepid.geometry import Grid, Quantity, Volume
+
+# Closed-form values are computed in float64 by the same kind of arithmetic: 1e-9 absolute is far above the
+# rounding of a few dozen operations on O(1) numbers and far below any physically meaningful γ difference.
+ATOL = 1e-9
+
+
+def _grid2(shape: tuple[int, int], spacing: float = 1.0, origin: tuple[float, float] = (0.0, 0.0)) -> Grid:
+    return Grid(shape, origin_mm=(origin[0], origin[1], 0.0), spacing_mm=(spacing, spacing, 1.0))
+
+
+def _smooth_random(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    return 1.0 + gaussian_filter(rng.random(shape), 1.5) * 4.0
+
+
+# ------------------------------------------------------------------------------------------ closed forms
+@pytest.mark.parametrize("shape", [(20, 30), (6, 7, 8)])
+def test_uniform_offset_gives_delta_over_dd_everywhere(shape: tuple[int, ...]) -> None:
+    grid = Grid(shape, (0, 0, 0), (1.0, 1.5, 2.0))
+    ref = Volume(np.full(shape, 2.0), grid)
+    res = gamma(ref, ref.with_array(np.full(shape, 2.05)), dd_percent=3.0, dta_mm=2.0)
+    expected = 0.05 / 0.06  # δ / ΔD with ΔD = 3 % of 2 Gy
+    assert np.allclose(res.gamma_map.array, expected, atol=ATOL, rtol=0)
+    assert res.evaluated_points == int(np.prod(shape))
+    assert res.pass_rate_percent == 100.0
+    assert res.mean_gamma == pytest.approx(expected, abs=ATOL)
+
+
+def test_gamma_exactly_one_passes_despite_rounding() -> None:
+    # 1.03 - 1.00 = 0.030000000000000027 in binary floating point: γ = 1 + 9e-16, which the rule passes.
+    grid = _grid2((10, 10))
+    ref = Volume(np.ones((10, 10)), grid)
+    res = gamma(ref, ref.with_array(np.full((10, 10), 1.03)), dd_percent=3.0, dta_mm=1.0)
+    assert np.all(res.gamma_map.array > 1.0)  # the rounding really is there
+    assert np.all(res.gamma_map.array <= 1.0 + PASS_TOLERANCE)
+    assert res.pass_rate_percent == 100.0
+    # ... whereas a genuine excess of 1e-7 fails
+    res2 = gamma(ref, ref.with_array(np.full((10, 10), 1.0300001)), dd_percent=3.0, dta_mm=1.0)
+    assert res2.pass_rate_percent == 0.0
+
+
+@pytest.mark.parametrize(
+    ("g", "s", "dd", "dta"), [(0.01, 1.0, 3.0, 3.0), (0.05, -0.7, 2.0, 2.0), (0.2, 0.3, 3, 1)]
+)
+def test_linear_ramp_shift_matches_closed_form_1d(g: float, s: float, dd: float, dta: float) -> None:
+    x = np.arange(0.0, 60.0, 0.5)
+    res = gamma_1d(
+        1 + g * x,
+        1 + g * (x - s),
+        reference_positions_mm=x,
+        evaluated_positions_mm=x,
+        dd_percent=dd,
+        dta_mm=dta,
+        normalisation_dose=1.0,
+        cutoff_percent=0.0,
+        max_gamma=5.0,
+    )
+    delta_d = dd / 100.0
+    expected = (g * abs(s) / delta_d) / math.sqrt(1 + (g * dta / delta_d) ** 2)
+    interior = (x > 15) & (x < 45)  # away from the profile ends, where the search would leave the grid
+    assert np.allclose(res.gamma_map.array[0, interior], expected, atol=ATOL, rtol=0)
+
+
+def test_linear_ramp_shift_matches_closed_form_2d_other_grid() -> None:
+    # The Kuhn-simplex interpolant reproduces a linear dose exactly, also on a finer, offset evaluated grid.
+    g, s, dd, dta = 0.02, 0.8, 3.0, 2.0
+    ref_grid = _grid2((30, 40), spacing=1.0)
+    ev_grid = Grid((70, 90), origin_mm=(-3.3, -2.1, 0.0), spacing_mm=(0.55, 0.6, 1.0))
+    x_ref = ref_grid.world_points()[..., 0]
+    x_ev = ev_grid.world_points()[..., 0]
+    ref = Volume(1 + g * x_ref, ref_grid)
+    ev = Volume(1 + g * (x_ev - s), ev_grid)
+    res = gamma(ref, ev, dd_percent=dd, dta_mm=dta, normalisation_dose=1.0, cutoff_percent=0.0)
+    expected = (g * s / 0.03) / math.sqrt(1 + (g * dta / 0.03) ** 2)
+    interior = (x_ref > 6) & (x_ref < 33)
+    inner_rows = np.zeros_like(interior)
+    inner_rows[5:-5] = True
+    assert np.allclose(res.gamma_map.array[interior & inner_rows], expected, atol=ATOL, rtol=0)
+
+
+def test_steep_erf_edge_shifted_by_whole_steps_gamma_at_most_s_over_dta() -> None:
+    # σ 0.5 mm erf edges on a 0.25 mm grid, shifted by 3 steps: the matching evaluated node lies s away.
+    h, steps, dta = 0.25, 3, 1.0
+    s = steps * h
+    x = (np.arange(160) - 80) * h
+    profile = 0.5 * (1 + erf(x / (math.sqrt(2) * 0.5)))
+    ref = np.tile(profile, (40, 1))
+    ev = np.tile(np.roll(profile, steps), (40, 1))
+    ev[:, :steps] = ev[:, steps][:, None]
+    grid = _grid2((40, 160), spacing=h)
+    res = gamma(Volume(ref, grid), Volume(ev, grid), dd_percent=1.0, dta_mm=dta, max_gamma=3.0)
+    g = res.gamma_map.array
+    assert np.nanmax(g) <= s / dta + ATOL
+    assert res.max_gamma > 0.5 * s / dta  # not trivially zero: the edge really moved
+
+
+def test_single_hot_voxel_gives_distance_over_dta_not_the_cap() -> None:
+    # pymedphys issue #1813: a lone hot voxel returns the cap. The exact search finds the shifted voxel.
+    shape, h, dta = (15, 15, 15), 1.0, 2.0
+    grid = Grid(shape, (0, 0, 0), (h, h, h))
+    ref = np.zeros(shape)
+    ev = np.zeros(shape)
+    ref[7, 7, 7] = 5.0
+    ev[7, 8, 9] = 5.0  # one voxel along j, two along i: r = √5 mm
+    res = gamma(Volume(ref, grid), Volume(ev, grid), dd_percent=3.0, dta_mm=dta, max_gamma=3.0)
+    assert res.evaluated_points == 1
+    # γ ≈ r/DTA: the hot evaluated vertex is at r/DTA; sliding down its flanks towards the point trades
+    # distance for dose at a slope of 5 Gy per mm against ΔD = 0.15 Gy, which gains only ~2e-4 relative.
+    value = res.gamma_map.array[7, 7, 7]
+    assert math.sqrt(5.0) / dta * (1 - 1e-3) <= value <= math.sqrt(5.0) / dta + ATOL
+    assert res.max_gamma < 3.0
+
+
+def test_local_normalisation_uses_the_local_dose() -> None:
+    grid = _grid2((12, 12))
+    ref = Volume(np.full((12, 12), 2.0), grid)
+    res = gamma(
+        ref,
+        ref.with_array(np.full((12, 12), 2.04)),
+        dd_percent=3.0,
+        dta_mm=2.0,
+        normalisation=Normalisation.LOCAL,
+        normalisation_dose=10.0,
+        cutoff_percent=5.0,
+    )
+    assert np.allclose(res.gamma_map.array, 0.04 / 0.06, atol=ATOL)
+    assert res.settings.normalisation is Normalisation.LOCAL
+
+
+def test_cutoff_leaves_nan_and_counts_points() -> None:
+    grid = _grid2((10, 10))
+    ref = np.ones((10, 10))
+    ref[:, :4] = 0.05  # below 10 % of the maximum
+    res = gamma(Volume(ref, grid), Volume(ref, grid), dd_percent=3.0, dta_mm=2.0)
+    assert res.evaluated_points == 60
+    assert np.all(np.isnan(res.gamma_map.array[:, :4]))
+    assert np.all(res.gamma_map.array[:, 4:] == 0.0)
+    assert res.passed.sum() == 60
+    assert res.settings.cutoff_dose_gy == pytest.approx(0.1)
+
+
+def test_result_fields_and_dict() -> None:
+    grid = _grid2((8, 9))
+    ref = Volume(_smooth_random((8, 9), 1), grid, Quantity.DOSE, "Gy", frame_of_reference_uid="1.2.3")
+    res = gamma(ref, ref.with_array(ref.array * 1.02), dd_percent=3.0, dta_mm=2.0)
+    assert isinstance(res, GammaResult)
+    assert res.gamma_map.quantity is Quantity.GAMMA
+    assert res.gamma_map.grid == ref.grid
+    assert res.gamma_map.frame_of_reference_uid == "1.2.3"
+    d = res.to_dict()
+    for key in (
+        "pass_rate_percent",
+        "mean_gamma",
+        "gamma_1percent",
+        "max_gamma",
+        "evaluated_points",
+        "dd_percent",
+        "dta_mm",
+        "cutoff_percent",
+        "normalisation",
+        "compute_seconds",
+        "interpolation",
+    ):
+        assert key in d
+    assert d["normalisation"] == "global"
+    assert d["interpolation"] == "linear"
+    values = res.gamma_map.array[np.isfinite(res.gamma_map.array)]
+    assert res.gamma_1percent == pytest.approx(np.percentile(values, 99))
+    assert res.software.startswith("intrepid")
+
+
+# ------------------------------------------------------------------------------------------ exactness
+def _kuhn_interpolant_samples_2d(ev: np.ndarray, h: float, n_sub: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points (x, y) and doses of the Kuhn-triangle interpolant sampled on a sub-grid of every cell."""
+    t = np.linspace(0.0, 1.0, n_sub + 1)
+    fx, fy = np.meshgrid(t, t, indexing="xy")
+    pts, doses = [], []
+    nj, ni = ev.shape
+    for j in range(nj - 1):
+        for i in range(ni - 1):
+            d00, d10, d01, d11 = ev[j, i], ev[j, i + 1], ev[j + 1, i], ev[j + 1, i + 1]
+            # triangle fx >= fy: 00 -> 10 -> 11 ; triangle fy > fx: 00 -> 01 -> 11
+            lower = d00 + (d10 - d00) * fx + (d11 - d10) * fy
+            upper = d00 + (d01 - d00) * fy + (d11 - d01) * fx
+            dose = np.where(fx >= fy, lower, upper)
+            pts.append(np.stack([(i + fx.ravel()) * h, (j + fy.ravel()) * h], axis=1))
+            doses.append(dose.ravel())
+    return np.concatenate(pts), np.concatenate(doses)
+
+
+def test_exact_minimum_agrees_with_dense_brute_force_2d() -> None:
+    # Our γ is the exact minimum over the interpolant, so it is <= any sampled value and within the sampling
+    # error (O(step) in γ², step = h/40) of the dense brute-force minimum.
+    h, dta, dd = 1.0, 2.0, 3.0
+    ref = _smooth_random((9, 9), 3)
+    ev = _smooth_random((9, 9), 4)
+    grid = _grid2((9, 9), spacing=h)
+    res = gamma(
+        Volume(ref, grid), Volume(ev, grid), dd_percent=dd, dta_mm=dta, cutoff_percent=0.0, max_gamma=10.0
+    )
+    pts, doses = _kuhn_interpolant_samples_2d(ev, h, 40)
+    delta_d = dd / 100 * ref.max()
+    for j, i in [(4, 4), (2, 6), (6, 3), (0, 0), (8, 5), (3, 3)]:
+        d2 = ((pts[:, 0] - i * h) ** 2 + (pts[:, 1] - j * h) ** 2) / dta**2 + (
+            (doses - ref[j, i]) / delta_d
+        ) ** 2
+        brute = math.sqrt(d2.min())
+        ours = res.gamma_map.array[j, i]
+        assert ours <= brute + 1e-12
+        assert ours >= brute - 0.02  # sub-sampling of h/40 leaves at most a ~1 % gap here
+
+
+def test_torch_backend_matches_numba_decisions() -> None:
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    for shape, spacing in [((14, 17), (1.0, 1.2, 1.0)), ((6, 7, 8), (2.0, 1.5, 2.5))]:
+        grid = Grid(shape, (0, 0, 0), spacing)
+        ev_grid = Grid(
+            tuple(n + 2 for n in shape),
+            (-0.7, -0.4, 0.0 if len(shape) == 2 else -0.9),
+            tuple(0.9 * s for s in spacing),
+        )
+        ref = Volume(_smooth_random(shape, int(rng.integers(100))), grid)
+        ev = Volume(_smooth_random(ev_grid.shape, int(rng.integers(100))), ev_grid)
+        a = gamma(ref, ev, dd_percent=3.0, dta_mm=2.0, max_gamma=1.5)
+        b = gamma(
+            ref, ev, dd_percent=3.0, dta_mm=2.0, max_gamma=1.5, backend=GammaBackend.TORCH, device="cpu"
+        )
+        assert np.array_equal(a.passed, b.passed)
+        assert np.allclose(a.gamma_map.array, b.gamma_map.array, atol=1e-12, equal_nan=True)
+
+
+# ------------------------------------------------------------------------------------------ metamorphic
+def test_shifting_both_inputs_leaves_gamma_unchanged() -> None:
+    ref = _smooth_random((10, 11, 12), 11)
+    ev = _smooth_random((10, 11, 12), 12)
+    g1 = Grid((10, 11, 12), (0, 0, 0), (2.0, 2.5, 3.0))
+    g2 = Grid((10, 11, 12), (-37.3, 12.9, 101.7), (2.0, 2.5, 3.0))
+    a = gamma(Volume(ref, g1), Volume(ev, g1), dd_percent=3.0, dta_mm=3.0)
+    b = gamma(Volume(ref, g2), Volume(ev, g2), dd_percent=3.0, dta_mm=3.0)
+    assert np.allclose(a.gamma_map.array, b.gamma_map.array, atol=1e-12, equal_nan=True)
+
+
+def test_swapping_the_axes_permutes_the_map() -> None:
+    # Transposing both images (and swapping the spacings) is a relabelling of the axes: the map transposes.
+    ref = _smooth_random((12, 15), 21)
+    ev = _smooth_random((12, 15), 22)
+    g = Grid((12, 15), (0, 0, 0), (1.0, 1.5, 1.0))
+    gt = Grid((15, 12), (0, 0, 0), (1.5, 1.0, 1.0))
+    a = gamma(Volume(ref, g), Volume(ev, g), dd_percent=2.0, dta_mm=2.0)
+    b = gamma(Volume(ref.T.copy(), gt), Volume(ev.T.copy(), gt), dd_percent=2.0, dta_mm=2.0)
+    # The Kuhn diagonal runs the same way after the swap (it is symmetric in the axes), so maps agree.
+    assert np.allclose(a.gamma_map.array, b.gamma_map.array.T, atol=1e-12, equal_nan=True)
+
+
+_REF = _smooth_random((16, 16), 31)
+_EV = _smooth_random((16, 16), 32)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dd=st.floats(0.5, 5.0),
+    dta=st.floats(0.5, 4.0),
+    extra_dd=st.floats(0.0, 3.0),
+    extra_dta=st.floats(0.0, 3.0),
+)
+def test_looser_criteria_never_lower_the_pass_rate_or_raise_gamma(
+    dd: float, dta: float, extra_dd: float, extra_dta: float
+) -> None:
+    grid = _grid2((16, 16))
+    ref, ev = Volume(_REF, grid), Volume(_EV, grid)
+    tight = gamma(ref, ev, dd_percent=dd, dta_mm=dta)
+    loose = gamma(ref, ev, dd_percent=dd + extra_dd, dta_mm=dta + extra_dta)
+    assert loose.pass_rate_percent >= tight.pass_rate_percent
+    assert np.all(loose.gamma_map.array <= tight.gamma_map.array + 1e-12)
+
+
+# ------------------------------------------------------------------------------------------ errors
+@pytest.fixture
+def pair() -> tuple[Volume, Volume]:
+    grid = _grid2((6, 6))
+    ref = Volume(np.ones((6, 6)), grid, frame_of_reference_uid="1.2.3")
+    return ref, ref.with_array(np.ones((6, 6)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dd_percent": -1.0, "dta_mm": 2.0}, r"dd_percent must be a finite number > 0, got -1.0"),
+        ({"dd_percent": 3.0, "dta_mm": 0.0}, r"dta_mm must be a finite number > 0, got 0.0"),
+        ({"dd_percent": 3.0, "dta_mm": float("nan")}, r"dta_mm must be a finite number > 0"),
+        (
+            {"dd_percent": 3.0, "dta_mm": 2.0, "cutoff_percent": 100.0},
+            r"cutoff_percent must be in \[0, 100\)",
+        ),
+        ({"dd_percent": 3.0, "dta_mm": 2.0, "max_gamma": 1.0}, r"max_gamma must be finite and > 1"),
+        ({"dd_percent": 3.0, "dta_mm": 2.0, "normalisation_dose": -2.0}, r"normalisation_dose must be"),
+        (
+            {"dd_percent": 3.0, "dta_mm": 2.0, "normalisation": "global"},
+            r"normalisation must be a Normalisation",
+        ),
+        ({"dd_percent": 3.0, "dta_mm": 2.0, "backend": "cuda"}, r"backend must be 'numba' or 'torch'"),
+    ],
+)
+def test_bad_parameters_are_refused(pair: tuple[Volume, Volume], kwargs: dict, message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
+        gamma(*pair, **kwargs)
+
+
+def test_frame_of_reference_mismatch_is_refused_unless_overridden(pair: tuple[Volume, Volume]) -> None:
+    ref, ev = pair
+    other = Volume(ev.array, ev.grid, frame_of_reference_uid="9.9")
+    with pytest.raises(FrameOfReferenceError, match=r"1\.2\.3 differs from evaluated 9\.9"):
+        gamma(ref, other, dd_percent=3, dta_mm=2)
+    assert gamma(ref, other, dd_percent=3, dta_mm=2, ignore_frame_of_reference=True).pass_rate_percent == 100
+
+
+def test_geometry_mismatches_are_refused(pair: tuple[Volume, Volume]) -> None:
+    ref, _ = pair
+    vol3 = Volume(np.ones((2, 6, 6)), Grid((2, 6, 6), (0, 0, 0), (1, 1, 1)))
+    with pytest.raises(GeometryError, match="both be 2D or both 3D, got 2D and 3D"):
+        gamma(ref, vol3, dd_percent=3, dta_mm=2)
+    rotated = Volume(
+        np.ones((6, 6)), Grid((6, 6), (0, 0, 0), (1, 1, 1), direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))
+    )
+    with pytest.raises(GeometryError, match="same direction matrix"):
+        gamma(ref, rotated, dd_percent=3, dta_mm=2)
+    shifted = Volume(np.ones((6, 6)), Grid((6, 6), (0, 0, 5.0), (1, 1, 1)))
+    with pytest.raises(GeometryError, match="different planes"):
+        gamma(ref, shifted, dd_percent=3, dta_mm=2)
+
+
+def test_non_finite_and_zero_references_are_refused(pair: tuple[Volume, Volume]) -> None:
+    ref, ev = pair
+    bad = ev.array.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ParameterError, match="evaluated contains 1 NaN or infinite values"):
+        gamma(ref, ev.with_array(bad), dd_percent=3, dta_mm=2)
+    with pytest.raises(ParameterError, match="reference maximum must be > 0"):
+        gamma(ref.with_array(np.zeros((6, 6))), ev, dd_percent=3, dta_mm=2)
+    with pytest.raises(ParameterError, match="must be Volume objects"):
+        gamma(ref.array, ev, dd_percent=3, dta_mm=2)  # type: ignore[arg-type]
+
+
+def test_gamma_1d_refuses_bad_profiles() -> None:
+    x = np.arange(10.0)
+    with pytest.raises(
+        ParameterError, match="reference dose and positions must be 1D arrays of the same length"
+    ):
+        gamma_1d(
+            np.ones(10),
+            np.ones(10),
+            reference_positions_mm=x[:5],
+            evaluated_positions_mm=x,
+            dd_percent=3,
+            dta_mm=3,
+        )
+    uneven = x.copy()
+    uneven[3] = 3.5
+    with pytest.raises(ParameterError, match="evaluated positions_mm must be finite, increasing and equally"):
+        gamma_1d(
+            np.ones(10),
+            np.ones(10),
+            reference_positions_mm=x,
+            evaluated_positions_mm=uneven,
+            dd_percent=3,
+            dta_mm=3,
+        )

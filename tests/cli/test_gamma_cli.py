@@ -1,0 +1,91 @@
+"""Tests of ``intrepid gamma``: JSON contract, human output, γ-map output and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intrepid.cli import main
+from intrepid.dicom import read_volume, write_volume
+from intrepid.geometry import Grid, Quantity, Volume
+
+
+@pytest.fixture
+def doses(tmp_path: Path) -> tuple[Path, Path]:
+    grid = Grid((20, 24), (0, 0, 0), (1.0, 1.0, 1.0))
+    y, x = np.mgrid[0:20, 0:24].astype(float)
+    ref = 2.0 * np.exp(-((x - 12) ** 2 + (y - 10) ** 2) / 50.0)
+    ref_path = write_volume(Volume(ref, grid, Quantity.DOSE, "Gy"), tmp_path / "ref.npz")
+    ev_path = write_volume(Volume(ref * 1.02, grid, Quantity.DOSE, "Gy"), tmp_path / "ev.nrrd")
+    return ref_path, ev_path
+
+
+def test_json_output_has_the_contract_keys(doses: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    status = main(["gamma", str(doses[0]), str(doses[1]), "--dd", "3", "--dta", "2", "--json"])
+    assert status == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in (
+        "pass_rate_percent",
+        "mean_gamma",
+        "gamma_1percent",
+        "max_gamma",
+        "evaluated_points",
+        "dd_percent",
+        "dta_mm",
+        "cutoff_percent",
+        "normalisation",
+        "compute_seconds",
+    ):
+        assert key in data
+    assert data["normalisation"] == "global"
+    assert data["dd_percent"] == 3.0 and data["dta_mm"] == 2.0 and data["cutoff_percent"] == 10.0
+    assert data["pass_rate_percent"] == 100.0
+    assert data["max_gamma"] <= 2 / 3 + 1e-9  # a 2 % scaling is at most 2/3 of 3 % of the maximum
+
+
+def test_local_option_and_gamma_map(
+    doses: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "gamma.npz"
+    status = main(
+        [
+            "gamma",
+            str(doses[0]),
+            str(doses[1]),
+            "--dd",
+            "1",
+            "--dta",
+            "1",
+            "--local",
+            "--cutoff",
+            "20",
+            "--max-gamma",
+            "3",
+            "--gamma-map",
+            str(out),
+        ]
+    )
+    assert status == 0
+    text = capsys.readouterr().out
+    assert "pass rate" in text and "local" in text
+    gmap = read_volume(out)
+    assert gmap.shape == (20, 24)
+    assert np.nanmax(gmap.array) <= 3.0
+
+
+def test_bad_criterion_exits_1_with_one_line(doses: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    status = main(["gamma", str(doses[0]), str(doses[1]), "--dd", "3", "--dta", "-1"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "dta_mm must be a finite number > 0, got -1.0" in err
+
+
+def test_missing_file_exits_1(
+    tmp_path: Path, doses: tuple[Path, Path], capsys: pytest.CaptureFixture
+) -> None:
+    status = main(["gamma", str(tmp_path / "none.npz"), str(doses[1]), "--dd", "3", "--dta", "2"])
+    assert status == 1
+    assert "none.npz" in capsys.readouterr().err
