@@ -11,8 +11,8 @@ Cases
 - ``3d-2mm``: 268 x 145 x 79 at 2 mm, five-beam plan in an elliptic body; evaluated shifted by 1 mm and
   scaled by 1.02 with a smooth ±1 % perturbation.
 - ``3d-1mm``: the same plan on a 1 mm grid cropped to about 1 M evaluated points.
-- ``steep``: 2D erf edges of σ 0.5 mm on a 0.25 mm grid, shifted by 0.75 mm (accuracy case, where
-  pymedphys's DTA/10 search step matters); pymedphys also run converged (interp_fraction 100... see table).
+- ``steep``: 2D erf edges of σ 0.5 mm on a 0.25 mm grid, shifted by 2.25 mm (accuracy case, where
+  pymedphys's DTA/10 search step matters); pymedphys also run at interp_fraction 30 and 100.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def case_steep() -> Case:
         )
 
     return Case(
-        "steep", Volume(dose(0.0), grid), Volume(dose(0.75), grid), "400 x 400, 0.25 mm, erf σ 0.5 mm"
+        "steep", Volume(dose(0.0), grid), Volume(dose(2.25), grid), "400 x 400, 0.25 mm, σ 0.5 mm, shift 2.25"
     )
 
 

@@ -70,7 +70,7 @@ def water_mass_attenuation_cm2_g(energy_mev: ArrayLike) -> NDArray[np.float64]:
 
     Examples
     --------
-    >>> float(water_mass_attenuation_cm2_g(1.0))
+    >>> round(float(water_mass_attenuation_cm2_g(1.0)), 5)
     0.07072
 
     References

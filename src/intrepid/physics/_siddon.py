@@ -446,6 +446,36 @@ def bev_cumulative(
     return out
 
 
+@numba.njit(cache=True, inline="always")
+def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_v: int, n_d: int, fu: float,
+            fv: float, fd: float) -> tuple[float, float, bool]:
+    """Trilinear value of the (n_v, n_u, n_d) grid ``flat`` and bilinear column total at (fv, fu, fd)."""
+    iu = int(math.floor(fu))
+    iv = int(math.floor(fv))
+    idd = int(math.floor(fd))
+    if iu < 0 or iv < 0 or idd < 0 or iu + 1 >= n_u or iv + 1 >= n_v or idd + 1 >= n_d:
+        return 0.0, 0.0, False
+    wu = fu - iu
+    wv = fv - iv
+    wd = fd - idd
+    w00 = (1.0 - wv) * (1.0 - wu)
+    w01 = (1.0 - wv) * wu
+    w10 = wv * (1.0 - wu)
+    w11 = wv * wu
+    one = np.uint64(1)
+    su = np.uint64(n_d)
+    sv = np.uint64(n_u * n_d)
+    b = np.uint64((iv * n_u + iu) * n_d + idd)
+    c00 = flat[b] * (1.0 - wd) + flat[b + one] * wd
+    c01 = flat[b + su] * (1.0 - wd) + flat[b + su + one] * wd
+    c10 = flat[b + sv] * (1.0 - wd) + flat[b + sv + one] * wd
+    c11 = flat[b + sv + su] * (1.0 - wd) + flat[b + sv + su + one] * wd
+    t = np.uint64(iv * n_u + iu)
+    tu = np.uint64(n_u)
+    tot = w00 * totals[t] + w01 * totals[t + one] + w10 * totals[t + tu] + w11 * totals[t + tu + one]
+    return w00 * c00 + w01 * c01 + w10 * c10 + w11 * c11, tot, True
+
+
 @numba.njit(cache=True, parallel=True)
 def bev_interpolate(
     cumulative: NDArray[np.float32],
@@ -468,14 +498,49 @@ def bev_interpolate(
     the EXACT ray grid (spacing ``snap_spacing_mm`` on the plane at ``snap_plane_mm``), so that the value
     refers to the same ray as :func:`radiological_depth_exact`. ``exit_`` gets the column total (bilinear
     over the same four columns) minus the entrance value. Voxels whose centre is at or behind the source
-    plane, or outside the grid, keep their initial value (NaN).
+    plane, or outside the grid, keep their initial value (NaN). When the slices are perpendicular to the
+    lateral axis ``e_z`` (couch at 0, axial CT) the per-column geometry is computed once per (j, i).
     """
     n_v, n_u, n_d = cumulative.shape
     nk, nj, ni = shape_kji[0], shape_kji[1], shape_kji[2]
-    totals = np.ascontiguousarray(cumulative[:, :, n_d - 1])
+    flat = cumulative.reshape(-1)
+    totals = np.ascontiguousarray(cumulative[:, :, n_d - 1]).reshape(-1)
     inv_lat = 1.0 / lateral_mm
     inv_step = 1.0 / depth_step_mm
     snap = snap_spacing_mm > 0.0
+    h = snap_spacing_mm * ref_mm / snap_plane_mm if snap else 0.0
+    gnum = snap_plane_mm / snap_spacing_mm if snap else ref_mm
+    separable = bev[0, 2] == 0.0 and bev[1, 2] == 0.0 and bev[2, 0] == 0.0 and bev[2, 1] == 0.0
+    if separable:
+        tab_fu = np.empty((nj, ni))
+        tab_fd = np.empty((nj, ni))
+        tab_g = np.empty((nj, ni))
+        for j in numba.prange(nj):
+            for i in range(ni):
+                by = bev[1, 0] * i + bev[1, 1] * j + bev[1, 3]
+                bx = bev[0, 0] * i + bev[0, 1] * j + bev[0, 3]
+                if by <= 0.0:
+                    tab_fd[j, i] = -1.0
+                    tab_g[j, i] = 0.0
+                    tab_fu[j, i] = -1.0
+                    continue
+                g = gnum / by
+                u = math.ceil(bx * g - 0.5) * h if snap else bx * g
+                tab_fu[j, i] = (u - u0) * inv_lat
+                tab_fd[j, i] = (by - d0) * inv_step
+                tab_g[j, i] = g
+        for k in numba.prange(nk):
+            bz = bev[2, 2] * k + bev[2, 3]
+            for j in range(nj):
+                for i in range(ni):
+                    g = tab_g[j, i]
+                    v = math.ceil(bz * g - 0.5) * h if snap else bz * g
+                    acc, tot, ok = _gather(flat, totals, n_u, n_v, n_d, tab_fu[j, i], (v - v0) * inv_lat,
+                                           tab_fd[j, i])
+                    if ok:
+                        entrance[k, j, i] = acc
+                        exit_[k, j, i] = tot - acc
+        return
     for k in numba.prange(nk):
         for j in range(nj):
             by0 = bev[1, 1] * j + bev[1, 2] * k + bev[1, 3]
@@ -487,36 +552,15 @@ def bev_interpolate(
                     continue
                 bx = bev[0, 0] * i + bx0
                 bz = bev[2, 0] * i + bz0
+                g = gnum / by
                 if snap:
-                    g = snap_plane_mm / by / snap_spacing_mm
-                    h = snap_spacing_mm * ref_mm / snap_plane_mm
                     bx = math.ceil(bx * g - 0.5) * h
                     bz = math.ceil(bz * g - 0.5) * h
                 else:
-                    f = ref_mm / by
-                    bx *= f
-                    bz *= f
-                fu = (bx - u0) * inv_lat
-                fv = (bz - v0) * inv_lat
-                fd = (by - d0) * inv_step
-                iu = int(math.floor(fu))
-                iv = int(math.floor(fv))
-                idd = int(math.floor(fd))
-                if iu < 0 or iv < 0 or idd < 0 or iu + 1 >= n_u or iv + 1 >= n_v or idd + 1 >= n_d:
-                    continue
-                wu = fu - iu
-                wv = fv - iv
-                wd = fd - idd
-                w00 = (1.0 - wv) * (1.0 - wu)
-                w01 = (1.0 - wv) * wu
-                w10 = wv * (1.0 - wu)
-                w11 = wv * wu
-                c00 = cumulative[iv, iu, idd] * (1.0 - wd) + cumulative[iv, iu, idd + 1] * wd
-                c01 = cumulative[iv, iu + 1, idd] * (1.0 - wd) + cumulative[iv, iu + 1, idd + 1] * wd
-                c10 = cumulative[iv + 1, iu, idd] * (1.0 - wd) + cumulative[iv + 1, iu, idd + 1] * wd
-                c11 = cumulative[iv + 1, iu + 1, idd] * (1.0 - wd) + cumulative[iv + 1, iu + 1, idd + 1] * wd
-                acc = w00 * c00 + w01 * c01 + w10 * c10 + w11 * c11
-                tot = (w00 * totals[iv, iu] + w01 * totals[iv, iu + 1]
-                       + w10 * totals[iv + 1, iu] + w11 * totals[iv + 1, iu + 1])
-                entrance[k, j, i] = acc
-                exit_[k, j, i] = tot - acc
+                    bx *= g
+                    bz *= g
+                acc, tot, ok = _gather(flat, totals, n_u, n_v, n_d, (bx - u0) * inv_lat, (bz - v0) * inv_lat,
+                                       (by - d0) * inv_step)
+                if ok:
+                    entrance[k, j, i] = acc
+                    exit_[k, j, i] = tot - acc

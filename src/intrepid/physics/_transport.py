@@ -153,7 +153,7 @@ def primary_transmission(
     --------
     >>> beam = BeamModel.monoenergetic(2.0)
     >>> round(float(primary_transmission(100.0, beam)), 5)  # exp(-0.04942 cm^2/g * 10 cm)
-    0.61004
+    0.61006
     """
     t = _check_thickness(thickness_mm)
     w = _kerma_weights(beam, response)
