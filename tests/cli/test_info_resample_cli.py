@@ -33,12 +33,19 @@ def test_info_rtdose_from_pydicom(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_info_several_paths_gives_a_list(capsys: pytest.CaptureFixture[str]) -> None:
-    info = _run_json(capsys, "info", get_testdata_file("rtplan.dcm"), get_testdata_file("rtstruct.dcm"),
-                     get_testdata_file("CT_small.dcm"))
+    info = _run_json(
+        capsys,
+        "info",
+        get_testdata_file("rtplan.dcm"),
+        get_testdata_file("rtstruct.dcm"),
+        get_testdata_file("CT_small.dcm"),
+    )
     assert isinstance(info, list) and [e["modality"] for e in info] == ["RTPLAN", "RTSTRUCT", "CT"]
     plan, struct, ct = info
-    assert all({"gantry_deg", "isocenter_mm", "sad_mm", "mu", "control_points", "devices"} <= set(b)
-               for b in plan["beams"])
+    assert all(
+        {"gantry_deg", "isocenter_mm", "sad_mm", "mu", "control_points", "devices"} <= set(b)
+        for b in plan["beams"]
+    )
     assert all({"name", "number", "type", "contours"} <= set(r) for r in struct["rois"])
     assert ct["shape"] == [1, 128, 128] and VOLUME_KEYS <= set(ct)
 
@@ -46,8 +53,9 @@ def test_info_several_paths_gives_a_list(capsys: pytest.CaptureFixture[str]) -> 
 @pytest.mark.external
 def test_info_on_dicompyler_example(external_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = external_data / "dicompyler-example"
-    dose, plan, rs = _run_json(capsys, "info", str(folder / "rtdose.dcm"), str(folder / "rtplan.dcm"),
-                               str(folder / "rtss.dcm"))
+    dose, plan, rs = _run_json(
+        capsys, "info", str(folder / "rtdose.dcm"), str(folder / "rtplan.dcm"), str(folder / "rtss.dcm")
+    )
     assert dose["shape"] == [98, 129, 194]
     assert dose["spacing_mm"] == pytest.approx([2.5, 2.5, 3.0])
     assert dose["max"] == pytest.approx(14.68, abs=0.01)
@@ -84,12 +92,24 @@ def test_verbose_error_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFix
     assert "Traceback" in capsys.readouterr().err
 
 
-def _moving_and_reference(tmp_path: Path, for_uids: tuple[str, str] = ("1.2.3", "1.2.3")) -> tuple[Path, Path]:
+def _moving_and_reference(
+    tmp_path: Path, for_uids: tuple[str, str] = ("1.2.3", "1.2.3")
+) -> tuple[Path, Path]:
     rng = np.random.default_rng(11)
-    moving = Volume(rng.random((12, 14, 16)) * 2.0, Grid((12, 14, 16), (-15.0, -13.0, -11.0), (2.0, 2.0, 2.0)),
-                    Quantity.DOSE, "Gy", for_uids[0])
-    reference = Volume(np.zeros((9, 10, 11)), Grid((9, 10, 11), (-9.3, -8.1, -7.7), (1.7, 1.9, 2.3)),
-                       Quantity.CT_NUMBER, "HU", for_uids[1])
+    moving = Volume(
+        rng.random((12, 14, 16)) * 2.0,
+        Grid((12, 14, 16), (-15.0, -13.0, -11.0), (2.0, 2.0, 2.0)),
+        Quantity.DOSE,
+        "Gy",
+        for_uids[0],
+    )
+    reference = Volume(
+        np.zeros((9, 10, 11)),
+        Grid((9, 10, 11), (-9.3, -8.1, -7.7), (1.7, 1.9, 2.3)),
+        Quantity.CT_NUMBER,
+        "HU",
+        for_uids[1],
+    )
     mp, rp = tmp_path / "moving.npz", tmp_path / "reference.nrrd"
     write_volume(moving, mp)
     write_volume(reference, rp)
@@ -97,7 +117,9 @@ def _moving_and_reference(tmp_path: Path, for_uids: tuple[str, str] = ("1.2.3", 
 
 
 @pytest.mark.parametrize("ext", [".nii.gz", ".npz", ".dcm"])
-def test_resample_matches_independent_trilinear(tmp_path: Path, ext: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resample_matches_independent_trilinear(
+    tmp_path: Path, ext: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     mp, rp = _moving_and_reference(tmp_path)
     out = tmp_path / f"out{ext}"
     summary = _run_json(capsys, "resample", str(mp), "--onto", str(rp), "--out", str(out))

@@ -1,4 +1,4 @@
-"""NIfTI, NRRD and npz round trips keep geometry, values, units; LPS <-> RAS is handled; bad files fail clearly."""
+"""NIfTI, NRRD and npz round trips keep geometry, values and units; LPS <-> RAS; bad files fail clearly."""
 
 from __future__ import annotations
 
@@ -114,8 +114,14 @@ def test_npz_keys_and_layout(tmp_path: Path) -> None:
 
 def test_npz_written_by_a_script_is_read(tmp_path: Path) -> None:
     path = tmp_path / "script.npz"
-    np.savez(path, array=np.ones((3, 4)), origin_mm=[0, 0, 0], spacing_mm=[0.4, 0.4, 1],
-             direction=np.eye(3), units="Gy")
+    np.savez(
+        path,
+        array=np.ones((3, 4)),
+        origin_mm=[0, 0, 0],
+        spacing_mm=[0.4, 0.4, 1],
+        direction=np.eye(3),
+        units="Gy",
+    )
     vol = read_npz(path)
     assert vol.ndim == 2 and vol.quantity is Quantity.DOSE and vol.grid.spacing_mm == (0.4, 0.4, 1.0)
 
@@ -129,8 +135,14 @@ def test_npz_missing_key_is_named(tmp_path: Path) -> None:
 
 def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "pickle.npz"
-    np.savez(path, array=np.array([{"a": 1}], dtype=object), origin_mm=[0, 0, 0], spacing_mm=[1, 1, 1],
-             direction=np.eye(3), units="Gy")
+    np.savez(
+        path,
+        array=np.array([{"a": 1}], dtype=object),
+        origin_mm=[0, 0, 0],
+        spacing_mm=[1, 1, 1],
+        direction=np.eye(3),
+        units="Gy",
+    )
     with pytest.raises(ParameterError, match="pickle"):
         read_npz(path)
 

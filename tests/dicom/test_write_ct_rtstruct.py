@@ -68,7 +68,10 @@ def test_rtstruct_from_mask_and_contours(tmp_path: Path) -> None:
     circle = tuple(np.column_stack([5 * np.cos(t), 5 * np.sin(t), np.full_like(t, z)]) for z in z_planes)
     path = write_rtstruct(
         tmp_path / "rs.dcm",
-        [StructureDefinition("BODY", mask=body, roi_type="EXTERNAL"), StructureDefinition("T", contours=circle)],
+        [
+            StructureDefinition("BODY", mask=body, roi_type="EXTERNAL"),
+            StructureDefinition("T", contours=circle),
+        ],
         info,
     )
     ss = read_rtstruct(path)

@@ -27,7 +27,9 @@ def register(subparsers: Any) -> None:
             "patient coordinates and write a summary. Doses in Gy, distances in mm."
         ),
     )
-    p.add_argument("--out", type=Path, default=Path("intrepid-demo"), help="output folder (default ./intrepid-demo)")
+    p.add_argument(
+        "--out", type=Path, default=Path("intrepid-demo"), help="output folder (default ./intrepid-demo)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -78,31 +80,60 @@ def run_foundation_demo(out: Path, overwrite: bool = False) -> dict[str, Any]:
         occupancy = roi_fractional_mask(roi, ct)
         weights = np.asarray(occupancy.array, dtype=float)
         volume_cc = float(weights.sum() * ct.grid.voxel_volume_mm3 / 1000.0)
-        mean_gy = float((weights * dose_on_ct.array).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
-        rois.append({"name": roi.name, "number": roi.number, "contours": len(roi.contours),
-                     "volume_cc": volume_cc, "mean_gy": mean_gy})
+        mean_gy = (
+            float((weights * dose_on_ct.array).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
+        )
+        rois.append(
+            {
+                "name": roi.name,
+                "number": roi.number,
+                "contours": len(roi.contours),
+                "volume_cc": volume_cc,
+                "mean_gy": mean_gy,
+            }
+        )
     timings["structures_s"] = time.perf_counter() - t0
     ptv = next(r for r in rois if r["name"] == case.target_name)
 
     summary: dict[str, Any] = {
         "output_folder": str(out),
-        "ct": {"shape": list(ct.shape), "spacing_mm": list(ct.grid.spacing_mm),
-               "origin_mm": list(ct.grid.origin_mm), **ct.statistics()},
-        "dose": {"shape": list(dose.volume.shape), "spacing_mm": list(dose.volume.grid.spacing_mm),
-                 "origin_mm": list(dose.volume.grid.origin_mm), "units": dose.volume.units,
-                 "summation_type": dose.summation_type, **dose.volume.statistics()},
+        "ct": {
+            "shape": list(ct.shape),
+            "spacing_mm": list(ct.grid.spacing_mm),
+            "origin_mm": list(ct.grid.origin_mm),
+            **ct.statistics(),
+        },
+        "dose": {
+            "shape": list(dose.volume.shape),
+            "spacing_mm": list(dose.volume.grid.spacing_mm),
+            "origin_mm": list(dose.volume.grid.origin_mm),
+            "units": dose.volume.units,
+            "summation_type": dose.summation_type,
+            **dose.volume.statistics(),
+        },
         "frame_of_reference_uid_match": ct.frame_of_reference_uid == dose.volume.frame_of_reference_uid,
-        "dose_on_ct": {"shape": list(dose_on_ct.shape), **dose_on_ct.statistics(),
-                       "max_abs_error_vs_analytic_gy": resample_error},
+        "dose_on_ct": {
+            "shape": list(dose_on_ct.shape),
+            **dose_on_ct.statistics(),
+            "max_abs_error_vs_analytic_gy": resample_error,
+        },
         "rois": rois,
-        "target": {"name": case.target_name, "volume_cc": ptv["volume_cc"],
-                   "exact_volume_cc": case.target_volume_cc, "mean_gy": ptv["mean_gy"],
-                   "prescription_gy": case.prescription_gy},
+        "target": {
+            "name": case.target_name,
+            "volume_cc": ptv["volume_cc"],
+            "exact_volume_cc": case.target_volume_cc,
+            "mean_gy": ptv["mean_gy"],
+            "prescription_gy": case.prescription_gy,
+        },
         "timings": timings,
         "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.parent == out),
     }
     _write_summary(out, summary)
     return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
 
 
 def _write_summary(out: Path, summary: dict[str, Any]) -> None:
@@ -111,8 +142,10 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
     from intrepid.cli._common import to_jsonable
     from intrepid.dicom import atomic_write
 
-    atomic_write(out / "summary.json",
-                 lambda p: p.write_text(json.dumps(to_jsonable(summary), indent=2, allow_nan=False)))
+    atomic_write(
+        out / "summary.json",
+        lambda p: _write_text(p, json.dumps(to_jsonable(summary), indent=2, allow_nan=False)),
+    )
     t = summary["target"]
     d = summary["dose_on_ct"]
     lines = [
@@ -129,10 +162,12 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
         "| ROI | contours | volume (cc) | mean dose (Gy) |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {r['name']} | {r['contours']} | {r['volume_cc']:.2f} | {r['mean_gy']:.3f} |"
-              for r in summary["rois"]]
+    lines += [
+        f"| {r['name']} | {r['contours']} | {r['volume_cc']:.2f} | {r['mean_gy']:.3f} |"
+        for r in summary["rois"]
+    ]
     text = "\n".join(lines) + "\n"
-    atomic_write(out / "summary.md", lambda p: p.write_text(text))
+    atomic_write(out / "summary.md", lambda p: _write_text(p, text))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ JSON contract (``--json``; one object for one path, a list of objects for severa
   (x, y, z = column, row, slice), ``direction`` (3 × 3, columns = directions of the column, row and slice
   axes), ``units``, ``min``, ``max``, ``mean``; RTDOSE adds ``dose_units``, ``dose_type``, ``summation_type``,
   ``grid_frame_offset_convention``; CT adds ``series`` (the inspection report);
-- RTIMAGE: ``rows``, ``columns``, ``pixel_spacing_mm`` (at the detector, [row, column]), ``pixel_spacing_iso_mm``
-  (× SAD / SID), ``sid_mm``, ``sad_mm``, ``gantry_deg`` (null when absent), ``vendor``, ``pixel_units`` and
+- RTIMAGE: ``rows``, ``columns``, ``pixel_spacing_mm`` (at the detector, [row, column]),
+  ``pixel_spacing_iso_mm``  (× SAD / SID), ``sid_mm``, ``sad_mm``, ``gantry_deg`` (null when absent), ``vendor``, ``pixel_units`` and
   the signal statistics;
 - RTPLAN: ``label``, ``fraction_groups`` and ``beams`` (each with ``number``, ``name``, ``gantry_deg``,
   ``collimator_deg``, ``couch_deg``, ``isocenter_mm``, ``sad_mm``, ``mu``, ``meterset``, ``control_points``,
@@ -67,16 +67,25 @@ def describe_path(path: Path) -> dict[str, Any]:
         return entry
     if fmt is not VolumeFormat.DICOM:
         volume = dicom.read_volume(path)
-        return {"path": str(path), "modality": volume.metadata.get("modality", "VOLUME"),
-                "format": fmt.value, **_volume_entry(volume)}
+        return {
+            "path": str(path),
+            "modality": volume.metadata.get("modality", "VOLUME"),
+            "format": fmt.value,
+            **_volume_entry(volume),
+        }
     header = dicom.read_dataset(path, stop_before_pixels=True)
     modality = str(header.get("Modality", ""))
     base = {"path": str(path), "modality": modality, "format": "dicom"}
     if modality == "RTDOSE":
         dose = dicom.read_rtdose(path)
-        return {**base, **_volume_entry(dose.volume), "dose_units": dose.dose_units,
-                "dose_type": dose.dose_type, "summation_type": dose.summation_type,
-                "grid_frame_offset_convention": dose.grid_frame_offset_convention.value}
+        return {
+            **base,
+            **_volume_entry(dose.volume),
+            "dose_units": dose.dose_units,
+            "dose_type": dose.dose_type,
+            "summation_type": dose.summation_type,
+            "grid_frame_offset_convention": dose.grid_frame_offset_convention.value,
+        }
     if modality == "CT":
         return {**base, **_volume_entry(dicom.read_ct_series(path))}
     if modality == "RTIMAGE":
@@ -96,22 +105,34 @@ def describe_path(path: Path) -> dict[str, Any]:
 def _print_human(entry: dict[str, Any]) -> None:
     print(f"{entry['path']}: {entry['modality']} ({entry['format']})")
     if "shape" in entry:
-        print(f"  shape [slices, rows, columns] {entry['shape']}, spacing_mm (x, y, z) "
-              f"{[round(v, 4) for v in entry['spacing_mm']]}, origin_mm {[round(v, 3) for v in entry['origin_mm']]}")
-        print(f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
-              f"mean {entry['mean']:.6g}")
+        print(
+            f"  shape [slices, rows, columns] {entry['shape']}, spacing_mm (x, y, z) "
+            f"{[round(v, 4) for v in entry['spacing_mm']]}, "
+            f"origin_mm {[round(v, 3) for v in entry['origin_mm']]}"
+        )
+        print(
+            f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
+            f"mean {entry['mean']:.6g}"
+        )
     if entry["modality"] == "RTIMAGE":
-        print(f"  {entry['rows']} x {entry['columns']} pixels, {entry['pixel_spacing_mm']} mm at the detector, "
-              f"{[round(v, 4) for v in entry['pixel_spacing_iso_mm']]} mm at the isocentre; "
-              f"SID {entry['sid_mm']} mm, SAD {entry['sad_mm']} mm, gantry {entry['gantry_deg']}, "
-              f"vendor {entry['vendor']}, units {entry['pixel_units']}")
+        print(
+            f"  {entry['rows']} x {entry['columns']} pixels, {entry['pixel_spacing_mm']} mm at the detector, "
+            f"{[round(v, 4) for v in entry['pixel_spacing_iso_mm']]} mm at the isocentre; "
+            f"SID {entry['sid_mm']} mm, SAD {entry['sad_mm']} mm, gantry {entry['gantry_deg']}, "
+            f"vendor {entry['vendor']}, units {entry['pixel_units']}"
+        )
     for beam in entry.get("beams", []):
-        print(f"  beam {beam['number']} {beam['name']!r}: gantry {beam['gantry_deg']}°, collimator "
-              f"{beam['collimator_deg']}°, couch {beam['couch_deg']}°, isocentre {beam['isocenter_mm']} mm, "
-              f"SAD {beam['sad_mm']} mm, MU {beam.get('mu')}, {beam['control_points']} control points, "
-              f"devices {[d['type'] for d in beam['devices']]}")
+        print(
+            f"  beam {beam['number']} {beam['name']!r}: gantry {beam['gantry_deg']}°, collimator "
+            f"{beam['collimator_deg']}°, couch {beam['couch_deg']}°, isocentre {beam['isocenter_mm']} mm, "
+            f"SAD {beam['sad_mm']} mm, MU {beam.get('mu')}, {beam['control_points']} control points, "
+            f"devices {[d['type'] for d in beam['devices']]}"
+        )
     for roi in entry.get("rois", []):
-        print(f"  ROI {roi.get('number')} {roi.get('name')!r} ({roi.get('type')}): {roi.get('contours')} contours")
+        print(
+            f"  ROI {roi.get('number')} {roi.get('name')!r} ({roi.get('type')}): "
+            f"{roi.get('contours')} contours"
+        )
     series = entry.get("series")
     if series and series.get("problems"):
         for problem in series["problems"]:

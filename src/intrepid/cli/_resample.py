@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise ParameterError(f"{args.transform}: cannot read a 4 x 4 matrix ({exc})") from exc
         if matrix.shape != (4, 4):
-            raise ParameterError(f"{args.transform}: --transform must hold a 4 x 4 matrix, got {matrix.shape}")
+            raise ParameterError(
+                f"{args.transform}: --transform must hold a 4 x 4 matrix, got {matrix.shape}"
+            )
         transform = RigidTransform(matrix)
     method = Interpolation.LINEAR if args.method == "linear" else Interpolation.NEAREST
     out = resample(moving, reference, method=method, fill_value=args.fill, transform=transform)

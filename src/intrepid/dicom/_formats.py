@@ -250,11 +250,20 @@ def read_nrrd(path: str | os.PathLike[str]) -> Volume:
     affine[:3, 3] = np.asarray(origin, dtype=float) * flip
     shape_ijk = data.shape if data.ndim == 3 else (*data.shape, 1)
     grid3 = _grid_from_affine(affine, shape_ijk, p)
-    grid = grid3 if data.ndim == 3 else Grid(tuple(reversed(data.shape)), grid3.origin_mm,
-                                             grid3.spacing_mm, grid3.direction)
+    grid = (
+        grid3
+        if data.ndim == 3
+        else Grid(tuple(reversed(data.shape)), grid3.origin_mm, grid3.spacing_mm, grid3.direction)
+    )
     units = str(header.get("intrepid_units", ""))
     units = "" if units == "none" else units
     quantity = _quantity_from_text(str(header.get("intrepid_quantity", "generic")))
     for_uid = header.get("intrepid_frame_of_reference_uid")
-    return Volume(np.ascontiguousarray(data.T), grid, quantity, units, str(for_uid) if for_uid else None,
-                  {"source_format": "nrrd"})
+    return Volume(
+        np.ascontiguousarray(data.T),
+        grid,
+        quantity,
+        units,
+        str(for_uid) if for_uid else None,
+        {"source_format": "nrrd"},
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import tempfile
@@ -10,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import CTImageStorage
 
-from intrepid import __version__
 from intrepid.dicom._common import new_uid
+from intrepid.dicom._patient import new_instance, save_instance
 from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Quantity, Volume
 
-__all__ = ["DicomSeriesInfo", "patient_module", "write_ct_series"]
+__all__ = ["DicomSeriesInfo", "write_ct_series"]
 
 
 @dataclass(frozen=True)
@@ -32,25 +30,6 @@ class DicomSeriesInfo:
     study_instance_uid: str
     frame_of_reference_uid: str
     patient_id: str
-
-
-def patient_module(ds: FileDataset, patient_id: str, patient_name: str, study_instance_uid: str) -> None:
-    """Fill the Patient and General Study modules (non-empty name and ID, as 3D Slicer requires)."""
-    if not patient_id or not patient_name:
-        raise ParameterError("patient_id and patient_name must be non-empty")
-    now = datetime.datetime.now()
-    ds.PatientName = patient_name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = study_instance_uid
-    ds.StudyDate = now.strftime("%Y%m%d")
-    ds.StudyTime = now.strftime("%H%M%S")
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.Manufacturer = "InTrEPID"
-    ds.SoftwareVersions = __version__
 
 
 def write_ct_series(
@@ -103,22 +82,17 @@ def write_ct_series(
     uids: list[str] = []
     try:
         for k in range(g.shape[0]):
-            sop_uid = new_uid()
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CTImageStorage
-            meta.MediaStorageSOPInstanceUID = sop_uid
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
             name = f"CT.{k + 1:04d}.dcm"
-            ds = FileDataset(name, {}, file_meta=meta, preamble=b"\0" * 128)
-            patient_module(ds, patient_id, patient_name, study_uid)
-            ds.SOPClassUID = CTImageStorage
-            ds.SOPInstanceUID = sop_uid
-            ds.Modality = "CT"
-            ds.SeriesInstanceUID = series_uid
-            ds.SeriesNumber = 1
-            ds.SeriesDescription = series_description
-            ds.FrameOfReferenceUID = for_uid
-            ds.PositionReferenceIndicator = ""
+            ds = new_instance(
+                CTImageStorage,
+                "CT",
+                patient_id=patient_id,
+                patient_name=patient_name,
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+                frame_of_reference_uid=for_uid,
+                series_description=series_description,
+            )
             ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
             ds.InstanceNumber = k + 1
             position = g.index_to_world([0.0, 0.0, float(k)])
@@ -141,10 +115,9 @@ def write_ct_series(
             ds.WindowCenter = "40"
             ds.WindowWidth = "400"
             ds.PixelData = hu[k].astype("<i2").tobytes()
-            path = tmp / name
-            ds.save_as(path, enforce_file_format=True)
+            save_instance(ds, tmp / name)
             files.append(dest / name)
-            uids.append(sop_uid)
+            uids.append(str(ds.SOPInstanceUID))
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, RTStructureSetStorage
+from pydicom.uid import RTStructureSetStorage
 
-from intrepid.dicom._common import atomic_write, new_uid
-from intrepid.dicom._write_ct import DicomSeriesInfo, patient_module
+from intrepid.dicom._patient import new_instance, save_instance
+from intrepid.dicom._write_ct import DicomSeriesInfo
 from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Volume
 
@@ -49,7 +49,7 @@ class StructureDefinition:
 
 
 def mask_to_contours(mask: Volume) -> list[NDArray[np.float64]]:
-    """Closed planar contours (mm, LPS) around a 3D boolean mask, slice by slice (marching squares, 0.5 level).
+    """Closed planar contours (mm, LPS) around a 3D boolean mask, slice by slice (marching squares).
 
     Contours go through the voxel-centre grid at the half-way points, so the enclosed area of a blob of
     ``n`` voxels is close to ``n`` pixel areas (slightly less at corners).
@@ -106,17 +106,15 @@ def write_rtstruct(
     names = [s.name for s in structures]
     if len(set(names)) != len(names):
         raise ParameterError(f"ROI names must be unique, got {names}")
-    sop_uid = new_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTStructureSetStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    patient_module(ds, series.patient_id, patient_name, series.study_instance_uid)
-    ds.SOPClassUID = RTStructureSetStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID = new_uid()
+    ds = new_instance(
+        RTStructureSetStorage,
+        "RTSTRUCT",
+        patient_id=series.patient_id,
+        patient_name=patient_name,
+        study_instance_uid=series.study_instance_uid,
+        frame_of_reference_uid=series.frame_of_reference_uid,
+        series_description=label,
+    )
     ds.SeriesNumber = 2
     ds.StructureSetLabel = label
     ds.StructureSetDate = ds.StudyDate
@@ -179,7 +177,4 @@ def write_rtstruct(
     ds.ROIContourSequence = contour_seq
     ds.RTROIObservationsSequence = obs_seq
 
-    def _write(tmp: Path) -> None:
-        ds.save_as(tmp, enforce_file_format=True)
-
-    return atomic_write(path, _write)
+    return save_instance(ds, path)

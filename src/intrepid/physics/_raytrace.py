@@ -656,8 +656,9 @@ def radiological_depth(
         centre = np.array([(ni - 1) / 2, (nj - 1) / 2, (nk - 1) / 2, 1.0]) @ bev.T
         ref = float(centre[1])
         proj = corners[:, [0, 2]] * (ref / corners[:, 1])[:, None]
-        u0, v0 = proj.min(axis=0) - lat
-        n_u, n_v = (np.ceil((proj.max(axis=0) - proj.min(axis=0)) / lat).astype(int) + 3).tolist()
+        # lateral columns at multiples of `lat` from the central axis (mirror-symmetric beam geometry)
+        u0, v0 = (np.floor(proj.min(axis=0) / lat) - 1.0) * lat
+        n_u, n_v = (np.ceil((proj.max(axis=0) - np.array([u0, v0])) / lat).astype(int) + 2).tolist()
         edges = np.array([[x, y, z, 1.0] for x in (-0.5, ni - 0.5) for y in (-0.5, nj - 0.5)
                           for z in (-0.5, nk - 0.5)]) @ bev.T
         # depth samples on the planes of the voxel centres nearest the source (exact where the beam is

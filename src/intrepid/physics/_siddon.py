@@ -446,7 +446,7 @@ def bev_cumulative(
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", fastmath=True)
 def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_v: int, n_d: int, fu: float,
             fv: float, fd: float) -> tuple[float, float, bool]:
     """Trilinear value of the (n_v, n_u, n_d) grid ``flat`` and bilinear column total at (fv, fu, fd)."""
@@ -476,7 +476,7 @@ def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_
     return w00 * c00 + w01 * c01 + w10 * c10 + w11 * c11, tot, True
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath=True)
 def bev_interpolate(
     cumulative: NDArray[np.float32],
     bev: NDArray[np.float64],

@@ -94,7 +94,7 @@ def make_demo_case(
     half = np.array([99.0, 99.0, 50.0])
     ct_grid = Grid.from_bounds(-half, half, ct_spacing_mm)
     pts = ct_grid.world_points()
-    x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
+    x, y = pts[..., 0], pts[..., 1]
     hu = np.full(ct_grid.shape, -1000.0)
     body = x**2 + y**2 <= BODY_RADIUS_MM**2
     hu[body] = 0.0
@@ -110,8 +110,9 @@ def make_demo_case(
     z_planes = ct_grid.origin_mm[2] + ct_grid.axis_coordinates_mm(2)
     structures = [
         StructureDefinition("BODY", mask=body_mask, roi_type="EXTERNAL", color_rgb=(0, 255, 0)),
-        StructureDefinition("PTV", contours=_sphere_contours(72, z_planes), roi_type="PTV",
-                            color_rgb=(255, 0, 0)),
+        StructureDefinition(
+            "PTV", contours=_sphere_contours(72, z_planes), roi_type="PTV", color_rgb=(255, 0, 0)
+        ),
         StructureDefinition("Lung", mask=lung_mask, roi_type="ORGAN", color_rgb=(0, 128, 255)),
     ]
     rtstruct = write_rtstruct(out / "RTSTRUCT.dcm", structures, series)
@@ -120,7 +121,12 @@ def make_demo_case(
     dose_grid = Grid.from_bounds((-90.7, -90.7, -40.3), (90.0, 90.0, 40.0), (3.0, 3.0, 3.0))
     dose = analytic_demo_dose(dose_grid.world_points(), prescription_gy)
     dose_volume = Volume(dose.astype(np.float32), dose_grid, Quantity.DOSE, "Gy", for_uid)
-    rtdose = write_rtdose(dose_volume, out / "RTDOSE.dcm", study_instance_uid=series.study_instance_uid,
-                          frame_of_reference_uid=for_uid, patient_id=series.patient_id)
+    rtdose = write_rtdose(
+        dose_volume,
+        out / "RTDOSE.dcm",
+        study_instance_uid=series.study_instance_uid,
+        frame_of_reference_uid=for_uid,
+        patient_id=series.patient_id,
+    )
     volume_cc = 4.0 / 3.0 * math.pi * TARGET_RADIUS_MM**3 / 1000.0
     return DemoCase(out, series.folder, rtstruct, Path(rtdose), prescription_gy, "PTV", volume_cc, for_uid)
