@@ -29,7 +29,8 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ class PairRecord:
     pixel_spacing_mm: tuple[float, float] | None = None
     dark_file: Path | None = None
     flood_file: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = dataclass_field(default_factory=dict)
 
     @property
     def group(self) -> str:

@@ -336,6 +336,11 @@ class BraggPeak:
         """Depth beyond which the dose is negligible (R0 + 5 σ), mm."""
         return self.range_mm + 5.0 * self.sigma_mm
 
+    @property
+    def csda_range_mm(self) -> float:
+        """CSDA range R0 of the mean energy, mm (same as :attr:`range_mm`)."""
+        return self.range_mm
+
 
 def _distal_crossing(fn: object, start: float, stop: float, level: float) -> float:
     if not 0.0 < level < 1.0:

@@ -667,11 +667,13 @@ def radiological_depth(
         d0 = first - step * (math.ceil((first - float(edges[:, 1].min())) / step) + 1)
         n_d = int(np.ceil((edges[:, 1].max() - d0) / step)) + 2
         _log.debug("radiological_depth FAST: %d x %d x %d beam's-eye-view samples", n_v, n_u, n_d)
-        cum = kern.bev_cumulative(values, frame.to_index(source[None, :])[0], frame.vector_to_index(w[None, :])[0],
-                                  frame.vector_to_index(ex[None, :])[0], frame.vector_to_index(ez[None, :])[0],
-                                  float(u0), float(v0), lat, int(n_u), int(n_v), d0, step, n_d, ref)
-        kern.bev_interpolate(cum, bev, float(u0), float(v0), lat, d0, step, ref, plane, sp, frame.shape_kji,
-                             entrance, exit_)
+        cum = np.full((n_v, n_u, n_d), np.nan, dtype=np.float32)
+        totals = np.zeros((n_v, n_u), dtype=np.float32)
+        kern.bev_cumulative(values, frame.to_index(source[None, :])[0], frame.vector_to_index(w[None, :])[0],
+                            frame.vector_to_index(ex[None, :])[0], frame.vector_to_index(ez[None, :])[0],
+                            float(u0), float(v0), lat, d0, step, ref, cum, totals)
+        kern.bev_interpolate(cum, totals, bev, float(u0), float(v0), lat, d0, step, ref, plane, sp,
+                             frame.shape_kji, entrance, exit_)
     meta = {"beam_source_mm": source.tolist(), "isocenter_mm": iso.tolist(), "mode": mode.value}
     common: dict[str, Any] = {"quantity": Quantity.LENGTH, "units": "mm",
                               "frame_of_reference_uid": volume.frame_of_reference_uid}

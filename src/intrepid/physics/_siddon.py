@@ -403,22 +403,23 @@ def bev_cumulative(
     u0: float,
     v0: float,
     lateral_mm: float,
-    n_u: int,
-    n_v: int,
     d0: float,
     depth_step_mm: float,
-    n_d: int,
     ref_mm: float,
-) -> NDArray[np.float32]:
+    out: NDArray[np.float32],
+    totals: NDArray[np.float32],
+) -> None:
     """Cumulative integral along the columns of a divergent beam's-eye-view grid (trapezoid rule).
 
     Column ``(iv, iu)`` is the ray through ``(u0 + iu * lateral_mm, v0 + iv * lateral_mm)`` on the plane at
     ``ref_mm`` from the source; its samples lie at depths ``d0 + m * depth_step_mm`` along the central axis.
     ``w``, ``ex``, ``ez`` are the central axis and the two lateral axes mapped to index space per mm.
-    Returns ``(n_v, n_u, n_d)`` float32: integral from depth ``d0`` to each sample.
+    ``out`` (n_v, n_u, n_d), filled with NaN by the caller, gets the integral from the column's entry into
+    the volume to each sample inside the volume (samples outside stay NaN); ``totals`` (n_v, n_u) the
+    integral through the whole volume.
     """
     nk, nj, ni = values.shape
-    out = np.zeros((n_v, n_u, n_d), np.float32)
+    n_v, n_u, n_d = out.shape
     for iv in numba.prange(n_v):
         v = v0 + iv * lateral_mm
         for iu in range(n_u):
@@ -426,30 +427,41 @@ def bev_cumulative(
             r0 = w[0] + (u * ex[0] + v * ez[0]) / ref_mm
             r1 = w[1] + (u * ex[1] + v * ez[1]) / ref_mm
             r2 = w[2] + (u * ex[2] + v * ez[2]) / ref_mm
-            step = depth_step_mm * math.sqrt(1.0 + (u * u + v * v) / (ref_mm * ref_mm))
-            # depth interval where the column is inside the volume (edges): skip the empty samples
+            stretch = math.sqrt(1.0 + (u * u + v * v) / (ref_mm * ref_mm))
+            # depth interval where the column is inside the volume (edges): only those samples are computed
             dmin, dmax = _clip(src[0], src[1], src[2], r0, r1, r2, ni, nj, nk, -_INF, _INF)
+            totals[iv, iu] = 0.0
             if not dmin < dmax:
                 continue
-            m_start = max(int(math.floor((dmin - d0) / depth_step_mm)), 0)
-            m_stop = min(int(math.ceil((dmax - d0) / depth_step_mm)) + 1, n_d)
+            m_start = max(int(math.ceil((dmin - d0) / depth_step_mm)), 0)
+            m_stop = min(int(math.floor((dmax - d0) / depth_step_mm)) + 1, n_d)
             total = 0.0
             prev = 0.0
+            prev_d = dmin
             for m in range(m_start, m_stop):
                 dd = d0 + m * depth_step_mm
                 cur = _sample_clamped(values, src[0] + dd * r0, src[1] + dd * r1, src[2] + dd * r2)
-                total += 0.5 * (prev + cur) * step
+                if m == m_start:
+                    total = cur * (dd - dmin) * stretch  # from the entry point at the first sample's value
+                else:
+                    total += 0.5 * (prev + cur) * (dd - prev_d) * stretch
                 out[iv, iu, m] = total
                 prev = cur
-            for m in range(m_stop, n_d):
-                out[iv, iu, m] = total
-    return out
+                prev_d = dd
+            if m_stop <= m_start:  # no sample inside: the column clips an edge between two samples
+                dd = 0.5 * (dmin + dmax)
+                prev = _sample_clamped(values, src[0] + dd * r0, src[1] + dd * r1, src[2] + dd * r2)
+            totals[iv, iu] = total + prev * (dmax - prev_d) * stretch
 
 
-@numba.njit(cache=True, inline="always", fastmath=True)
+@numba.njit(cache=True, inline="always")
 def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_v: int, n_d: int, fu: float,
             fv: float, fd: float) -> tuple[float, float, bool]:
-    """Trilinear value of the (n_v, n_u, n_d) grid ``flat`` and bilinear column total at (fv, fu, fd)."""
+    """Interpolated value of the (n_v, n_u, n_d) grid ``flat`` and of the column totals at (fv, fu, fd).
+
+    Trilinear, over the samples that are inside the volume (finite): the weights of the others are dropped
+    and the rest renormalised, first along depth within each column, then across the four columns.
+    """
     iu = int(math.floor(fu))
     iv = int(math.floor(fv))
     idd = int(math.floor(fd))
@@ -458,27 +470,39 @@ def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_
     wu = fu - iu
     wv = fv - iv
     wd = fd - idd
-    w00 = (1.0 - wv) * (1.0 - wu)
-    w01 = (1.0 - wv) * wu
-    w10 = wv * (1.0 - wu)
-    w11 = wv * wu
     one = np.uint64(1)
-    su = np.uint64(n_d)
-    sv = np.uint64(n_u * n_d)
-    b = np.uint64((iv * n_u + iu) * n_d + idd)
-    c00 = flat[b] * (1.0 - wd) + flat[b + one] * wd
-    c01 = flat[b + su] * (1.0 - wd) + flat[b + su + one] * wd
-    c10 = flat[b + sv] * (1.0 - wd) + flat[b + sv + one] * wd
-    c11 = flat[b + sv + su] * (1.0 - wd) + flat[b + sv + su + one] * wd
-    t = np.uint64(iv * n_u + iu)
-    tu = np.uint64(n_u)
-    tot = w00 * totals[t] + w01 * totals[t + one] + w10 * totals[t + tu] + w11 * totals[t + tu + one]
-    return w00 * c00 + w01 * c01 + w10 * c10 + w11 * c11, tot, True
+    acc = 0.0
+    tot = 0.0
+    wsum = 0.0
+    for dv in range(2):
+        for du in range(2):
+            wl = (wv if dv else 1.0 - wv) * (wu if du else 1.0 - wu)
+            col = np.uint64((iv + dv) * n_u + iu + du)
+            b = col * np.uint64(n_d) + np.uint64(idd)
+            c0 = flat[b]
+            c1 = flat[b + one]
+            ok0 = not math.isnan(c0)
+            ok1 = not math.isnan(c1)
+            if ok0 and ok1:
+                val = c0 * (1.0 - wd) + c1 * wd
+            elif ok0:
+                val = c0
+            elif ok1:
+                val = c1
+            else:
+                continue
+            acc += wl * val
+            tot += wl * totals[col]
+            wsum += wl
+    if wsum <= 0.0:
+        return 0.0, 0.0, False
+    return acc / wsum, tot / wsum, True
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@numba.njit(cache=True, parallel=True)
 def bev_interpolate(
     cumulative: NDArray[np.float32],
+    column_totals: NDArray[np.float32],
     bev: NDArray[np.float64],
     u0: float,
     v0: float,
@@ -504,7 +528,7 @@ def bev_interpolate(
     n_v, n_u, n_d = cumulative.shape
     nk, nj, ni = shape_kji[0], shape_kji[1], shape_kji[2]
     flat = cumulative.reshape(-1)
-    totals = np.ascontiguousarray(cumulative[:, :, n_d - 1]).reshape(-1)
+    totals = column_totals.reshape(-1)
     inv_lat = 1.0 / lateral_mm
     inv_step = 1.0 / depth_step_mm
     snap = snap_spacing_mm > 0.0

@@ -1,0 +1,799 @@
+"""Aperture design from the beam's-eye view of the targets: margin, organ clipping, bands, overrides, planes,
+mount, mill radius, smoothing and islands, for point- and dual-source proton beams.
+
+The aperture is modelled as infinitely thin at its *downstream edge* (the patient-side face of the device),
+``downstream_edge_mm`` from the isocentre along the axis; every length of :class:`ApertureSettings` (margins,
+band widths, half-plane origins, mount, mill radius) is in mm *at that plane*, i.e. true size on the device.
+The opening is reported at the device plane and scaled to the isocentre plane per axis by
+``SAD_a / (SAD_a − downstream_edge_mm)`` (dual source: two different factors).
+
+Order of the steps (:func:`design_aperture`)
+--------------------------------------------
+1. Project every target mesh (exact silhouette), union, expand by the target margin (round joins).
+2. Organ clipping: remove each organ's projection expanded by its margin (negative margins shrink it). With
+   ``occlude_by_target`` the parts of the organ that lie behind the target seen from the source (along each
+   ray the target's entry point is nearer to the source than the organ's) are left out of the projection
+   first, so they do not close the opening.
+3. Centre-line bands: remove a band of ``width_mm`` centred on the projected centre line of a structure
+   (the path of its cross-section centroids, :func:`structure_centerline`).
+4. Manual overrides: ADD unites a polygon with the opening, LIMIT intersects it.
+5. Half planes, then corner planes: remove their positive sides.
+6. Mount: intersect with the snout's circle or rectangle.
+7. Mill radius (:func:`apply_mill_radius`), 8. vertex smoothing (:func:`smooth_outline`), clipped to the mount
+   again, then 9. floating islands (holes of the opening) filled unless ``keep_islands``.
+
+After the mill radius and after smoothing, the part of the target-plus-margin region that the step uncovered
+is measured; a warning names the step and the area when it exceeds ``coverage_tolerance_mm2``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from intrepid.devices._aperture_ops import (
+    QUAD_SEGS,
+    CornerPlane,
+    HalfPlane,
+    MillMode,
+    Mount,
+    apply_mill_radius,
+    as_polygonal,
+    corner_plane_region,
+    count_islands,
+    fill_islands,
+    half_plane_region,
+    min_feature_size_mm,
+    mount_region,
+    smooth_outline,
+)
+from intrepid.devices._beam_geometry import BeamGeometry
+from intrepid.devices._projection import entry_depth_map, mask_to_geometry, project_mesh
+from intrepid.devices._targets import combine_meshes, structure_centerline
+from intrepid.errors import GeometryError, ParameterError
+from intrepid.geometry import TriangleMesh
+
+__all__ = [
+    "ApertureCenterline",
+    "ApertureOrgan",
+    "ApertureOverride",
+    "AperturePlane",
+    "ApertureResult",
+    "ApertureSettings",
+    "FieldRectangle",
+    "OverrideMode",
+    "ProjectedStructure",
+    "StructureRole",
+    "design_aperture",
+    "downstream_edge_from_tray",
+]
+
+_log = logging.getLogger(__name__)
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ParameterError(f"{name} must be finite, got {v}")
+    return v
+
+
+class AperturePlane(enum.Enum):
+    """Plane in which 2D coordinates are given."""
+
+    DEVICE = "device"  #: the aperture's downstream edge (true size on the device)
+    ISOCENTER = "isocenter"  #: the isocentre plane (beam's-eye view at the isocentre)
+
+
+class OverrideMode(enum.Enum):
+    """What a manual override polygon does to the opening."""
+
+    ADD = "add"  #: the opening is expanded to include the polygon
+    LIMIT = "limit"  #: the opening is limited to the polygon
+
+
+class StructureRole(enum.Enum):
+    """Role of a projected structure in a drawing."""
+
+    TARGET = "target"
+    TARGET_MARGIN = "target_margin"
+    ORGAN = "organ"
+    ORGAN_CLIP = "organ_clip"
+    CENTERLINE = "centerline"
+    CENTERLINE_BAND = "centerline_band"
+    OVERRIDE = "override"
+    MOUNT = "mount"
+
+
+def downstream_edge_from_tray(
+    isocenter_to_tray_mm: float, thickness_mm: float, mounting_position: str = "PATIENT_SIDE"
+) -> float:
+    """Distance from the isocentre to the downstream (patient-side) face of an aperture, mm.
+
+    DICOM defines Isocenter to Block Tray Distance (300A,00F7) as the distance to the downstream edge of the
+    (possibly virtual) tray. A block mounted on the PATIENT_SIDE of the tray extends ``thickness_mm`` further
+    towards the patient, so its downstream face is at ``tray − thickness``; a SOURCE_SIDE block ends at the
+    tray's downstream edge (DICOM PS3.3 C.8.8.25.4).
+
+    Parameters
+    ----------
+    isocenter_to_tray_mm : float
+        Isocenter to Block Tray Distance, mm.
+    thickness_mm : float
+        Block Thickness (300A,0100), mm (>= 0).
+    mounting_position : str
+        Block Mounting Position (300A,00FB): PATIENT_SIDE or SOURCE_SIDE.
+    """
+    tray = _number("isocenter_to_tray_mm", isocenter_to_tray_mm)
+    thick = _number("thickness_mm", thickness_mm)
+    if thick < 0:
+        raise ParameterError(f"thickness_mm must be >= 0, got {thick}")
+    mount = str(mounting_position).strip().upper()
+    if mount == "PATIENT_SIDE":
+        return tray - thick
+    if mount == "SOURCE_SIDE":
+        return tray
+    raise ParameterError(f"mounting_position must be PATIENT_SIDE or SOURCE_SIDE, got {mounting_position!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class ApertureOrgan:
+    """An organ whose projection (plus margin) is removed from the opening.
+
+    Parameters
+    ----------
+    mesh : TriangleMesh
+        The organ (LPS, mm).
+    margin_mm : float
+        Expansion of its projection at the device plane, mm; negative shrinks it.
+    occlude_by_target : bool
+        Leave out the parts of the organ hidden behind the target, seen from the source.
+    name : str
+    """
+
+    mesh: TriangleMesh
+    margin_mm: float = 0.0
+    occlude_by_target: bool = False
+    name: str = "organ"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mesh, TriangleMesh):
+            raise ParameterError(f"organ {self.name!r}: mesh must be a TriangleMesh, got {type(self.mesh).__name__}")
+        object.__setattr__(self, "margin_mm", _number(f"organ {self.name!r} margin_mm", self.margin_mm))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (without the mesh)."""
+        return {"name": self.name, "margin_mm": self.margin_mm, "occlude_by_target": bool(self.occlude_by_target)}
+
+
+@dataclass(frozen=True, eq=False)
+class ApertureCenterline:
+    """A band around the projected centre line of a structure, removed from the opening.
+
+    Parameters
+    ----------
+    mesh : TriangleMesh
+        The structure (LPS, mm).
+    width_mm : float
+        Full width of the band at the device plane (mm, > 0); the band reaches ``width_mm / 2`` on each side
+        of the centre line, with round ends.
+    name : str
+    axis : array_like, 3, optional
+        Slicing direction of :func:`structure_centerline` (default: the structure's principal axis).
+    step_mm : float
+        Distance between the cross-sections of the centre line (mm).
+    """
+
+    mesh: TriangleMesh
+    width_mm: float
+    name: str = "centerline"
+    axis: tuple[float, float, float] | None = None
+    step_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mesh, TriangleMesh):
+            raise ParameterError(f"centre line {self.name!r}: mesh must be a TriangleMesh")
+        w = _number("width_mm", self.width_mm)
+        if w <= 0:
+            raise ParameterError(f"centre line {self.name!r}: width_mm must be > 0, got {w}")
+        object.__setattr__(self, "width_mm", w)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (without the mesh)."""
+        return {"name": self.name, "width_mm": self.width_mm, "step_mm": self.step_mm,
+                "axis": None if self.axis is None else list(self.axis)}
+
+
+@dataclass(frozen=True, eq=False)
+class ApertureOverride:
+    """A manual override polygon.
+
+    Parameters
+    ----------
+    polygon_mm : array_like, shape (n, 2)
+        Vertices (x, y) in mm, beam-frame axes, in the plane given by ``plane`` (n >= 3).
+    mode : OverrideMode
+        ADD (expand the opening to include it) or LIMIT (limit the opening to it).
+    plane : AperturePlane
+        DEVICE (the seed's convention: coordinates at the downstream edge) or ISOCENTER.
+    """
+
+    polygon_mm: NDArray[np.float64]
+    mode: OverrideMode
+    plane: AperturePlane = AperturePlane.DEVICE
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.polygon_mm, dtype=float)
+        if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3:
+            raise ParameterError(f"override polygon_mm must have shape (n >= 3, 2), got {p.shape}")
+        if not np.all(np.isfinite(p)):
+            raise ParameterError("override polygon_mm must be finite")
+        p.setflags(write=False)
+        object.__setattr__(self, "polygon_mm", p)
+        if not isinstance(self.mode, OverrideMode):
+            try:
+                object.__setattr__(self, "mode", OverrideMode(str(self.mode).lower()))
+            except ValueError:
+                raise ParameterError(f"override mode must be 'add' or 'limit', got {self.mode!r}") from None
+        if not isinstance(self.plane, AperturePlane):
+            try:
+                object.__setattr__(self, "plane", AperturePlane(str(self.plane).lower()))
+            except ValueError:
+                raise ParameterError(f"override plane must be 'device' or 'isocenter', got {self.plane!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {"mode": self.mode.value, "plane": self.plane.value, "polygon_mm": self.polygon_mm.tolist()}
+
+
+@dataclass(frozen=True)
+class ApertureSettings:
+    """Parameters of an aperture design; lengths in mm at the device plane (its downstream edge).
+
+    Parameters
+    ----------
+    downstream_edge_mm : float
+        Distance from the isocentre to the downstream (patient-side) face of the aperture along the axis,
+        mm (>= 0 and below both source distances); see :func:`downstream_edge_from_tray`.
+    target_margin_mm : float
+        Expansion of the targets' projection (round joins), mm (>= 0).
+    mill_radius_mm : float
+        Radius of the milling tool, mm (>= 0). The seed recommends 2.38 to 4.76 mm.
+    mill_mode : MillMode
+        OPEN (default, what the tool cuts), CLOSE or BOTH.
+    smoothing : float
+        Vertex-smoothing fraction in [0, 1] (0: none).
+    smoothing_iterations : int
+        Smoothing passes (>= 0).
+    keep_islands : bool
+        Keep holes of the opening (floating islands of material); removed by default.
+    mount : Mount, optional
+        Snout outline that bounds the opening.
+    half_planes, corner_planes : tuple
+        Match-field planes (:class:`HalfPlane`, :class:`CornerPlane`), coordinates at the device plane.
+    thickness_mm : float, optional
+        Device thickness (recorded for export; the model is infinitely thin).
+    occlusion_pixel_mm : float
+        Ray spacing (mm at the device plane) of the depth maps used for ``occlude_by_target``.
+    coverage_tolerance_mm2 : float
+        Uncovered target-plus-margin area (mm²) above which the mill and smoothing steps warn.
+    """
+
+    downstream_edge_mm: float
+    target_margin_mm: float = 0.0
+    mill_radius_mm: float = 0.0
+    mill_mode: MillMode = MillMode.OPEN
+    smoothing: float = 0.0
+    smoothing_iterations: int = 0
+    keep_islands: bool = False
+    mount: Mount | None = None
+    half_planes: tuple[HalfPlane, ...] = ()
+    corner_planes: tuple[CornerPlane, ...] = ()
+    thickness_mm: float | None = None
+    occlusion_pixel_mm: float = 0.5
+    coverage_tolerance_mm2: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("downstream_edge_mm", "target_margin_mm", "mill_radius_mm", "smoothing",
+                     "occlusion_pixel_mm", "coverage_tolerance_mm2"):
+            object.__setattr__(self, name, _number(name, getattr(self, name)))
+        if self.downstream_edge_mm < 0:
+            raise ParameterError(f"downstream_edge_mm must be >= 0, got {self.downstream_edge_mm}")
+        if self.target_margin_mm < 0:
+            raise ParameterError(f"target_margin_mm must be >= 0, got {self.target_margin_mm}")
+        if self.mill_radius_mm < 0:
+            raise ParameterError(f"mill_radius_mm must be >= 0, got {self.mill_radius_mm}")
+        if not isinstance(self.mill_mode, MillMode):
+            try:
+                object.__setattr__(self, "mill_mode", MillMode(str(self.mill_mode).lower()))
+            except ValueError:
+                raise ParameterError(f"mill_mode must be open, close or both, got {self.mill_mode!r}") from None
+        if not 0.0 <= self.smoothing <= 1.0:
+            raise ParameterError(f"smoothing must be in [0, 1], got {self.smoothing}")
+        it = self.smoothing_iterations
+        if isinstance(it, bool) or not isinstance(it, (int, np.integer)) or it < 0:
+            raise ParameterError(f"smoothing_iterations must be an integer >= 0, got {it!r}")
+        object.__setattr__(self, "smoothing_iterations", int(it))
+        if self.occlusion_pixel_mm <= 0:
+            raise ParameterError(f"occlusion_pixel_mm must be > 0, got {self.occlusion_pixel_mm}")
+        if self.coverage_tolerance_mm2 < 0:
+            raise ParameterError(f"coverage_tolerance_mm2 must be >= 0, got {self.coverage_tolerance_mm2}")
+        if self.mount is not None and not isinstance(self.mount, Mount):
+            raise ParameterError(f"mount must be a Mount, got {type(self.mount).__name__}")
+        object.__setattr__(self, "half_planes", tuple(self.half_planes))
+        object.__setattr__(self, "corner_planes", tuple(self.corner_planes))
+        for p in self.half_planes:
+            if not isinstance(p, HalfPlane):
+                raise ParameterError(f"half_planes must hold HalfPlane items, got {type(p).__name__}")
+        for c in self.corner_planes:
+            if not isinstance(c, CornerPlane):
+                raise ParameterError(f"corner_planes must hold CornerPlane items, got {type(c).__name__}")
+        if self.thickness_mm is not None:
+            t = _number("thickness_mm", self.thickness_mm)
+            if t <= 0:
+                raise ParameterError(f"thickness_mm must be > 0, got {t}")
+            object.__setattr__(self, "thickness_mm", t)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description of every setting."""
+        return {
+            "downstream_edge_mm": self.downstream_edge_mm,
+            "target_margin_mm": self.target_margin_mm,
+            "mill_radius_mm": self.mill_radius_mm,
+            "mill_mode": self.mill_mode.value,
+            "smoothing": self.smoothing,
+            "smoothing_iterations": self.smoothing_iterations,
+            "keep_islands": self.keep_islands,
+            "mount": None if self.mount is None else self.mount.to_dict(),
+            "half_planes": [p.to_dict() for p in self.half_planes],
+            "corner_planes": [c.to_dict() for c in self.corner_planes],
+            "thickness_mm": self.thickness_mm,
+            "occlusion_pixel_mm": self.occlusion_pixel_mm,
+            "coverage_tolerance_mm2": self.coverage_tolerance_mm2,
+        }
+
+
+@dataclass(frozen=True)
+class FieldRectangle:
+    """Axis-aligned bounding rectangle of an opening (mm, beam-frame axes, in one plane)."""
+
+    x_min_mm: float
+    x_max_mm: float
+    y_min_mm: float
+    y_max_mm: float
+
+    @property
+    def width_mm(self) -> float:
+        """Extent along x, mm."""
+        return self.x_max_mm - self.x_min_mm
+
+    @property
+    def height_mm(self) -> float:
+        """Extent along y, mm."""
+        return self.y_max_mm - self.y_min_mm
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready description."""
+        return {
+            "x_min_mm": self.x_min_mm, "x_max_mm": self.x_max_mm, "y_min_mm": self.y_min_mm,
+            "y_max_mm": self.y_max_mm, "width_mm": self.width_mm, "height_mm": self.height_mm,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectedStructure:
+    """A structure's shape at the device plane, kept for drawings (shapely geometry, mm)."""
+
+    name: str
+    role: StructureRole
+    shape_device: Any
+
+
+def _rings(geom: Any) -> list[dict[str, Any]]:
+    import shapely
+    from shapely.geometry import Polygon
+
+    out = []
+    for p in shapely.get_parts(geom):
+        if isinstance(p, Polygon) and not p.is_empty:
+            out.append({
+                "exterior": np.asarray(p.exterior.coords)[:-1].tolist(),
+                "holes": [np.asarray(h.coords)[:-1].tolist() for h in p.interiors],
+            })
+    return out
+
+
+def _rectangle(geom: Any) -> FieldRectangle | None:
+    if geom.is_empty:
+        return None
+    x0, y0, x1, y1 = geom.bounds
+    return FieldRectangle(float(x0), float(x1), float(y0), float(y1))
+
+
+@dataclass(frozen=True, eq=False)
+class ApertureResult:
+    """A designed aperture.
+
+    Parameters
+    ----------
+    opening_device, opening_iso : shapely Polygon or MultiPolygon
+        The opening in mm at the device plane (true size) and scaled to the isocentre plane.
+    area_device_mm2, area_iso_mm2 : float
+        Areas of the opening at the two planes.
+    perimeter_mm : float
+        Length of the opening's outline at the device plane (the milling path), mm.
+    perimeter_iso_mm : float
+        Outline length at the isocentre plane, mm.
+    min_feature_size_mm : float or None
+        See :func:`min_feature_size_mm`.
+    field_rectangle_device, field_rectangle_iso : FieldRectangle or None
+        Bounding rectangle of the opening at each plane (None when the opening is empty); the isocentre one
+        is the field size to cover with a bixel grid.
+    scale_to_iso : tuple of 2 float
+        Per-axis factors from the device plane to the isocentre plane.
+    uncovered_by_mill_mm2, uncovered_by_smoothing_mm2 : float
+        Target-plus-margin area that the mill radius / the smoothing uncovered.
+    uncovered_target_mm2 : float
+        Area of the targets' projection (no margin) outside the final opening, for any reason (organ
+        clipping, planes and overrides included).
+    islands_removed : int
+        Holes of the opening filled (0 with ``keep_islands``).
+    step_areas_mm2 : tuple of (str, float)
+        Opening area at the device plane after each step.
+    warnings : tuple of str
+    settings : ApertureSettings
+    geometry : BeamGeometry
+    structures : tuple of ProjectedStructure
+        Projections at the device plane, for drawings.
+    organs, centerlines, overrides : tuple of dict
+        Descriptions of the manipulations used.
+    """
+
+    opening_device: Any
+    opening_iso: Any
+    area_device_mm2: float
+    area_iso_mm2: float
+    perimeter_mm: float
+    perimeter_iso_mm: float
+    min_feature_size_mm: float | None
+    field_rectangle_device: FieldRectangle | None
+    field_rectangle_iso: FieldRectangle | None
+    scale_to_iso: tuple[float, float]
+    uncovered_by_mill_mm2: float
+    uncovered_by_smoothing_mm2: float
+    uncovered_target_mm2: float
+    islands_removed: int
+    step_areas_mm2: tuple[tuple[str, float], ...]
+    warnings: tuple[str, ...]
+    settings: ApertureSettings
+    geometry: BeamGeometry
+    structures: tuple[ProjectedStructure, ...] = ()
+    organs: tuple[dict[str, Any], ...] = ()
+    centerlines: tuple[dict[str, Any], ...] = ()
+    overrides: tuple[dict[str, Any], ...] = ()
+
+    def polygons(self, plane: AperturePlane = AperturePlane.DEVICE) -> list[dict[str, Any]]:
+        """The opening's polygons: ``[{"exterior": [[x, y], ...], "holes": [...]}, ...]`` in mm at ``plane``."""
+        return _rings(self.opening_device if plane is AperturePlane.DEVICE else self.opening_iso)
+
+    def to_iso(self, geom: Any) -> Any:
+        """A device-plane geometry scaled to the isocentre plane."""
+        from shapely import affinity
+
+        return affinity.scale(geom, self.scale_to_iso[0], self.scale_to_iso[1], origin=(0.0, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready result: areas, perimeter, polygons at both planes, field rectangles, every setting."""
+        fr_d, fr_i = self.field_rectangle_device, self.field_rectangle_iso
+        return {
+            "area_iso_mm2": self.area_iso_mm2,
+            "area_device_mm2": self.area_device_mm2,
+            "perimeter_mm": self.perimeter_mm,
+            "perimeter_iso_mm": self.perimeter_iso_mm,
+            "min_feature_size_mm": self.min_feature_size_mm,
+            "polygons_iso_mm": self.polygons(AperturePlane.ISOCENTER),
+            "polygons_device_mm": self.polygons(AperturePlane.DEVICE),
+            "field_rectangle_iso_mm": None if fr_i is None else fr_i.to_dict(),
+            "field_rectangle_device_mm": None if fr_d is None else fr_d.to_dict(),
+            "scale_device_to_iso": list(self.scale_to_iso),
+            "uncovered_by_mill_mm2": self.uncovered_by_mill_mm2,
+            "uncovered_by_smoothing_mm2": self.uncovered_by_smoothing_mm2,
+            "uncovered_target_mm2": self.uncovered_target_mm2,
+            "islands_removed": self.islands_removed,
+            "step_areas_mm2": [{"step": s, "area_mm2": a} for s, a in self.step_areas_mm2],
+            "warnings": list(self.warnings),
+            "settings": self.settings.to_dict(),
+            "geometry": self.geometry.to_dict(),
+            "organs": list(self.organs),
+            "centerlines": list(self.centerlines),
+            "overrides": list(self.overrides),
+        }
+
+
+def _as_meshes(targets: TriangleMesh | Sequence[TriangleMesh]) -> list[TriangleMesh]:
+    items = [targets] if isinstance(targets, TriangleMesh) else list(targets)
+    if not items:
+        raise ParameterError("targets must hold at least one TriangleMesh, got none")
+    for n, m in enumerate(items):
+        if not isinstance(m, TriangleMesh):
+            raise ParameterError(f"targets[{n}] must be a TriangleMesh, got {type(m).__name__}")
+        if m.is_empty:
+            raise GeometryError(f"targets[{n}] is an empty mesh")
+    return items
+
+
+def visible_organ_projection(
+    organ: TriangleMesh,
+    target: TriangleMesh,
+    geometry: BeamGeometry,
+    plane_distance_mm: float,
+    *,
+    pixel_mm: float = 0.5,
+    organ_projection: Any = None,
+    target_projection: Any = None,
+) -> Any:
+    """The organ's projection without the parts hidden behind the target, seen from the source.
+
+    Along each ray (a grid of ``pixel_mm`` at the plane) the entry depths of both meshes are compared: where
+    the target's surface is nearer to the source than the organ's, the organ is hidden. The hidden region is
+    traced from the ray grid, widened by 0.75 pixel (to cover the staircase of the grid) and cut to the
+    target's exact projection, then removed from the organ's exact projection. The boundary between hidden
+    and visible parts inside the target's silhouette is thus accurate to about one pixel.
+
+    Returns
+    -------
+    shapely geometry (mm at the plane)
+    """
+    o_proj = organ_projection if organ_projection is not None else project_mesh(organ, geometry, plane_distance_mm)
+    t_proj = target_projection if target_projection is not None else project_mesh(target, geometry, plane_distance_mm)
+    overlap = o_proj.intersection(t_proj)
+    if overlap.is_empty or overlap.area <= 0:
+        return o_proj
+    u0, v0, u1, v1 = overlap.bounds
+    pad = 2.0 * pixel_mm
+    bounds = (u0 - pad, v0 - pad, u1 + pad, v1 + pad)
+    d_org = entry_depth_map(organ, geometry, plane_distance_mm, bounds, pixel_mm)
+    d_tgt = entry_depth_map(target, geometry, plane_distance_mm, bounds, pixel_mm)
+    hidden = np.isfinite(d_org.depth_mm) & np.isfinite(d_tgt.depth_mm) & (d_org.depth_mm < d_tgt.depth_mm)
+    if not hidden.any():
+        return o_proj
+    hidden_geom = mask_to_geometry(hidden, d_org.origin_mm, pixel_mm)
+    hidden_geom = hidden_geom.buffer(0.75 * pixel_mm, quad_segs=2).intersection(t_proj)
+    return as_polygonal(o_proj.difference(hidden_geom))
+
+
+def _scale_override(ov: ApertureOverride, iso_to_device: tuple[float, float]) -> Any:
+    from shapely.geometry import Polygon
+
+    p = np.asarray(ov.polygon_mm, dtype=float)
+    if ov.plane is AperturePlane.ISOCENTER:
+        p = p * np.asarray(iso_to_device)
+    poly = as_polygonal(Polygon(p))
+    if poly.is_empty:
+        raise ParameterError("override polygon_mm encloses no area")
+    return poly
+
+
+def design_aperture(
+    targets: TriangleMesh | Sequence[TriangleMesh],
+    geometry: BeamGeometry,
+    settings: ApertureSettings,
+    *,
+    organs: Sequence[ApertureOrgan] = (),
+    centerlines: Sequence[ApertureCenterline] = (),
+    overrides: Sequence[ApertureOverride] = (),
+) -> ApertureResult:
+    """Design an aperture opening from the beam's-eye view of the targets (steps in the module docstring).
+
+    Parameters
+    ----------
+    targets : TriangleMesh or sequence of TriangleMesh
+        Closed target meshes in LPS mm (:func:`target_mesh_from_roi`, :func:`target_mesh_from_dose`).
+    geometry : BeamGeometry
+        The beam (point or dual source).
+    settings : ApertureSettings
+        Device plane, margin, mill radius, smoothing, islands, mount, half and corner planes.
+    organs : sequence of ApertureOrgan
+        Organs whose projection (plus margin) closes the opening.
+    centerlines : sequence of ApertureCenterline
+        Bands around projected centre lines, removed from the opening.
+    overrides : sequence of ApertureOverride
+        Manual polygons that add to or limit the opening, applied in order.
+
+    Returns
+    -------
+    ApertureResult
+
+    Raises
+    ------
+    ParameterError, GeometryError
+        Bad parameters, a structure at or behind a source, or targets whose projection is empty.
+
+    Examples
+    --------
+    A sphere of radius R whose centre is at distance d from a point source projects, at a plane at distance p
+    from the source, to a circle of radius ``p R / sqrt(d² − R²)`` (the tangent cone's half-angle α has
+    ``sin α = R / d``); the opening is that circle grown by the margin.
+    """
+    import shapely
+    from shapely import affinity
+    from shapely.geometry import LineString
+
+    if not isinstance(geometry, BeamGeometry):
+        raise ParameterError(f"geometry must be a BeamGeometry, got {type(geometry).__name__}")
+    if not isinstance(settings, ApertureSettings):
+        raise ParameterError(f"settings must be ApertureSettings, got {type(settings).__name__}")
+    zd = settings.downstream_edge_mm
+    if zd >= min(geometry.sad_mm):
+        raise ParameterError(
+            f"downstream_edge_mm must be < the source distances {list(geometry.sad_mm)} mm, got {zd}"
+        )
+    meshes = _as_meshes(targets)
+    organ_list = list(organs)
+    band_list = list(centerlines)
+    override_list = list(overrides)
+    for o in organ_list:
+        if not isinstance(o, ApertureOrgan):
+            raise ParameterError(f"organs must hold ApertureOrgan items, got {type(o).__name__}")
+    for b in band_list:
+        if not isinstance(b, ApertureCenterline):
+            raise ParameterError(f"centerlines must hold ApertureCenterline items, got {type(b).__name__}")
+    for ov in override_list:
+        if not isinstance(ov, ApertureOverride):
+            raise ParameterError(f"overrides must hold ApertureOverride items, got {type(ov).__name__}")
+
+    mag = geometry.magnification(zd)  # device size / isocentre size, per axis
+    scale_to_iso = (1.0 / mag[0], 1.0 / mag[1])
+    structures: list[ProjectedStructure] = []
+    steps: list[tuple[str, float]] = []
+    warnings: list[str] = []
+
+    # 1. targets, union, margin
+    target = combine_meshes(meshes)
+    t_proj = as_polygonal(shapely.union_all([project_mesh(m, geometry, zd) for m in meshes]))
+    if t_proj.is_empty:
+        raise GeometryError("the targets' beam's-eye-view projection is empty")
+    structures.append(ProjectedStructure("target", StructureRole.TARGET, t_proj))
+    steps.append(("target_projection", float(t_proj.area)))
+    m = settings.target_margin_mm
+    t_margin = as_polygonal(t_proj.buffer(m, quad_segs=QUAD_SEGS)) if m > 0 else t_proj
+    if m > 0:
+        structures.append(ProjectedStructure("target + margin", StructureRole.TARGET_MARGIN, t_margin))
+    opening = t_margin
+    steps.append(("target_margin", float(opening.area)))
+
+    # 2. organs
+    for organ in organ_list:
+        o_proj = project_mesh(organ.mesh, geometry, zd)
+        structures.append(ProjectedStructure(organ.name, StructureRole.ORGAN, o_proj))
+        visible = o_proj
+        if organ.occlude_by_target:
+            visible = visible_organ_projection(
+                organ.mesh, target, geometry, zd, pixel_mm=settings.occlusion_pixel_mm,
+                organ_projection=o_proj, target_projection=t_proj,
+            )
+        clip = as_polygonal(visible.buffer(organ.margin_mm, quad_segs=QUAD_SEGS)) if organ.margin_mm else visible
+        structures.append(ProjectedStructure(f"{organ.name} clip", StructureRole.ORGAN_CLIP, clip))
+        opening = as_polygonal(opening.difference(clip))
+        steps.append((f"organ:{organ.name}", float(opening.area)))
+
+    # 3. centre-line bands
+    for band in band_list:
+        line_lps = structure_centerline(band.mesh, axis=band.axis, step_mm=band.step_mm)
+        uv = geometry.project_to_plane(line_lps, zd)
+        line = LineString(uv)
+        region = as_polygonal(line.buffer(0.5 * band.width_mm, quad_segs=QUAD_SEGS))
+        structures.append(ProjectedStructure(band.name, StructureRole.CENTERLINE, line))
+        structures.append(ProjectedStructure(f"{band.name} band", StructureRole.CENTERLINE_BAND, region))
+        opening = as_polygonal(opening.difference(region))
+        steps.append((f"centerline:{band.name}", float(opening.area)))
+
+    # 4. overrides
+    for n, ov in enumerate(override_list):
+        poly = _scale_override(ov, mag)
+        structures.append(ProjectedStructure(f"override {n + 1} ({ov.mode.value})", StructureRole.OVERRIDE, poly))
+        opening = as_polygonal(opening.union(poly) if ov.mode is OverrideMode.ADD else opening.intersection(poly))
+        steps.append((f"override:{ov.mode.value}", float(opening.area)))
+
+    # 5. half and corner planes
+    for hp in settings.half_planes:
+        opening = as_polygonal(opening.difference(half_plane_region(hp)))
+        steps.append(("half_plane", float(opening.area)))
+    for cp in settings.corner_planes:
+        opening = as_polygonal(opening.difference(corner_plane_region(cp)))
+        steps.append(("corner_plane", float(opening.area)))
+
+    # 6. mount
+    mount = mount_region(settings.mount) if settings.mount is not None else None
+    if mount is not None:
+        structures.append(ProjectedStructure("mount", StructureRole.MOUNT, mount))
+        opening = as_polygonal(opening.intersection(mount))
+        steps.append(("mount", float(opening.area)))
+
+    # 7. mill radius
+    wanted = t_margin.intersection(opening)
+    before = opening
+    opening = apply_mill_radius(opening, settings.mill_radius_mm, settings.mill_mode)
+    uncovered_mill = float(wanted.intersection(before).difference(opening).area)
+    steps.append(("mill_radius", float(opening.area)))
+    if uncovered_mill > settings.coverage_tolerance_mm2:
+        warnings.append(
+            f"the mill radius ({settings.mill_radius_mm} mm, {settings.mill_mode.value}) uncovered "
+            f"{uncovered_mill:.2f} mm² of the target + margin at the device plane"
+        )
+
+    # 8. smoothing (then the mount again: smoothing may push concave vertices outwards)
+    before = opening
+    opening = smooth_outline(opening, settings.smoothing, settings.smoothing_iterations)
+    if mount is not None:
+        opening = as_polygonal(opening.intersection(mount))
+    uncovered_smooth = float(wanted.intersection(before).difference(opening).area)
+    steps.append(("smoothing", float(opening.area)))
+    if uncovered_smooth > settings.coverage_tolerance_mm2:
+        warnings.append(
+            f"smoothing (fraction {settings.smoothing}, {settings.smoothing_iterations} iterations) uncovered "
+            f"{uncovered_smooth:.2f} mm² of the target + margin at the device plane"
+        )
+
+    # 9. floating islands
+    islands = count_islands(opening)
+    removed = 0
+    if islands and not settings.keep_islands:
+        opening = fill_islands(opening)
+        removed = islands
+        steps.append(("islands", float(opening.area)))
+    elif islands:
+        warnings.append(f"the opening keeps {islands} floating island(s) of material (keep_islands)")
+
+    if opening.is_empty:
+        warnings.append("the aperture opening is empty")
+    uncovered_target = float(t_proj.difference(opening).area)
+    if uncovered_target > settings.coverage_tolerance_mm2:
+        warnings.append(f"{uncovered_target:.2f} mm² of the targets' projection lies outside the opening")
+    for w in warnings:
+        _log.warning("aperture: %s", w)
+
+    opening_iso = affinity.scale(opening, scale_to_iso[0], scale_to_iso[1], origin=(0.0, 0.0))
+    return ApertureResult(
+        opening_device=opening,
+        opening_iso=opening_iso,
+        area_device_mm2=float(opening.area),
+        area_iso_mm2=float(opening_iso.area),
+        perimeter_mm=float(opening.length),
+        perimeter_iso_mm=float(opening_iso.length),
+        min_feature_size_mm=min_feature_size_mm(opening),
+        field_rectangle_device=_rectangle(opening),
+        field_rectangle_iso=_rectangle(opening_iso),
+        scale_to_iso=scale_to_iso,
+        uncovered_by_mill_mm2=uncovered_mill,
+        uncovered_by_smoothing_mm2=uncovered_smooth,
+        uncovered_target_mm2=uncovered_target,
+        islands_removed=removed,
+        step_areas_mm2=tuple(steps),
+        warnings=tuple(warnings),
+        settings=settings,
+        geometry=geometry,
+        structures=tuple(structures),
+        organs=tuple(o.to_dict() for o in organ_list),
+        centerlines=tuple(b.to_dict() for b in band_list),
+        overrides=tuple(ov.to_dict() for ov in override_list),
+    )
+
+
+def points_lps_to_device(geometry: BeamGeometry, settings: ApertureSettings, points_lps: ArrayLike) -> Any:
+    """Project LPS points (mm) to the device plane of ``settings`` (beam x, y in mm); a convenience."""
+    return geometry.project_to_plane(points_lps, settings.downstream_edge_mm)
+
+
+__all__ += ["points_lps_to_device", "visible_organ_projection"]
+_unused = field  # dataclasses.field is kept importable for subclasses

@@ -1,0 +1,343 @@
+"""The predictor: an ensemble of U-Nets that averages its members' portal doses (NumPy in, NumPy out).
+
+A single trained network is an ensemble of one. For speed the predictor works on the network's working grid
+(resampling by two small matrix products, :func:`intrepid.learn.to_working_grid`), folds every batch
+normalisation into the preceding convolution (exact in eval mode), uses the channels-last memory layout that
+oneDNN prefers on CPUs, and runs under ``torch.inference_mode``; batches of images share one pass through each
+member. Members are averaged in dose (Gy) on the working grid, the mean is resampled back to the detector
+grid and negative doses are clipped to 0 (:attr:`PreprocessConfig.clip_negative`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from intrepid.errors import ModelError, ParameterError
+from intrepid.geometry import Quantity, Volume
+from intrepid.learn._preprocess import PreprocessConfig, Scaling, resampling_matrix
+from intrepid.learn._unet import UNetConfig, build_unet
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Ensemble", "select_device"]
+
+_log = logging.getLogger(__name__)
+
+
+def select_device(device: str = "auto") -> str:
+    """Resolve ``"auto"`` / ``"cpu"`` / ``"cuda"`` / ``"cuda:N"`` to a PyTorch device name.
+
+    ``"auto"`` is ``"cuda"`` when a CUDA GPU is available, else ``"cpu"``.
+
+    Raises
+    ------
+    ParameterError
+        An unknown name, or CUDA asked for where none is available.
+    """
+    import torch
+
+    name = str(device).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device {device!r} asked for but no CUDA GPU is available; use auto or cpu")
+        return name
+    raise ParameterError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+def _fold_batch_norm(module: torch.nn.Module) -> None:
+    """Fold every ``BatchNorm2d`` that follows a ``Conv2d`` inside a ``Sequential`` into that convolution."""
+    import torch
+    from torch import nn
+
+    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        items = list(seq)
+        for n in range(len(items) - 1):
+            conv, bn = items[n], items[n + 1]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
+                continue
+            assert bn.running_var is not None and bn.running_mean is not None
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(
+                conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                stride=conv.stride, padding=conv.padding, bias=True,  # type: ignore[arg-type]
+            )
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)  # type: ignore[union-attr]
+            seq[n] = fused
+            seq[n + 1] = nn.Identity()
+
+
+class Ensemble:
+    """Predict portal dose (Gy) from EPID signal with the mean of one or more U-Nets.
+
+    Parameters
+    ----------
+    unet : UNetConfig
+        Architecture shared by the members.
+    preprocess : PreprocessConfig
+        Working grid and normalisation (fitted) shared by the members.
+    member_states : sequence of mapping of str to ndarray
+        Each member's ``state_dict`` as NumPy arrays.
+    member_info : sequence of dict, optional
+        JSON-ready facts about each member (configuration, repeat, fold, validation metrics).
+    training : dict, optional
+        JSON-ready training summary recorded in the model file.
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    batch_size : int
+        Images per forward pass in :meth:`predict_array`.
+
+    Examples
+    --------
+    >>> model = load_model("run/ensemble")  # doctest: +SKIP
+    >>> dose_gy = model.predict_array(epid_signal)        # (rows, columns) -> (rows, columns) Gy
+    >>> dose = model.predict(read_rtimage("epid.dcm").image)  # Volume on the same grid, PORTAL_DOSE, Gy
+    """
+
+    def __init__(
+        self,
+        unet: UNetConfig,
+        preprocess: PreprocessConfig,
+        member_states: Sequence[Mapping[str, NDArray[Any]]],
+        *,
+        member_info: Sequence[dict[str, Any]] | None = None,
+        training: dict[str, Any] | None = None,
+        device: str = "cpu",
+        batch_size: int = 4,
+    ) -> None:
+        import torch
+
+        if not isinstance(unet, UNetConfig):
+            raise ParameterError(f"unet must be a UNetConfig, got {type(unet).__name__}")
+        if not isinstance(preprocess, PreprocessConfig):
+            raise ParameterError(f"preprocess must be a PreprocessConfig, got {type(preprocess).__name__}")
+        if len(member_states) == 0:
+            raise ParameterError("an ensemble needs at least one member, got 0")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ParameterError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        m = unet.size_multiple
+        if any(s % m for s in preprocess.working_shape):
+            raise ParameterError(
+                f"working_shape {preprocess.working_shape} must be multiples of {m} for a depth-{unet.depth} U-Net"
+            )
+        info = list(member_info) if member_info is not None else [{} for _ in member_states]
+        if len(info) != len(member_states):
+            raise ParameterError(f"member_info has {len(info)} entries for {len(member_states)} members")
+        self.unet = unet
+        self.preprocess = preprocess
+        self.member_info: tuple[dict[str, Any], ...] = tuple(dict(i) for i in info)
+        self.training: dict[str, Any] = dict(training or {})
+        self.device = select_device(device)
+        self.batch_size = batch_size
+        self._states = [{k: np.asarray(v) for k, v in s.items()} for s in member_states]
+        self._nets: list[torch.nn.Module] = []
+        for n, state in enumerate(self._states):
+            net = build_unet(unet)
+            try:
+                net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+            except RuntimeError as exc:
+                raise ModelError(f"member {n}: weights do not fit the architecture {unet.to_dict()}: {exc}") from exc
+            net.eval()
+            _fold_batch_norm(net)
+            net.to(self.device)
+            if self.device == "cpu":
+                net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            for p in net.parameters():
+                p.requires_grad_(False)
+            self._nets.append(net)
+
+    # ------------------------------------------------------------------------------------ properties
+    @property
+    def members(self) -> int:
+        """Number of member networks."""
+        return len(self._nets)
+
+    def __repr__(self) -> str:
+        return (
+            f"Ensemble(members={self.members}, filters={self.unet.filters_per_level}, "
+            f"working_shape={self.preprocess.working_shape}, device={self.device!r})"
+        )
+
+    # ------------------------------------------------------------------------------------ prediction
+    def predict_working(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Member-averaged portal dose (Gy) on the working grid from normalised inputs.
+
+        Parameters
+        ----------
+        x : ndarray (N, 1, rows, columns)
+            Normalised network inputs (:meth:`PreprocessConfig.normalise_input` on the working grid).
+
+        Returns
+        -------
+        ndarray (N, rows, columns)
+            Dose in Gy on the working grid (not clipped).
+        """
+        import torch
+
+        arr = np.asarray(x, dtype=np.float32)
+        if arr.ndim != 4 or arr.shape[1] != self.unet.in_channels:
+            raise ParameterError(f"x must be (N, {self.unet.in_channels}, rows, columns), got shape {arr.shape}")
+        with torch.inference_mode():
+            xt = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+            total = self._forward_mean(xt)
+        return np.asarray(total.cpu().numpy(), dtype=np.float32)
+
+    def _forward_mean(self, xt: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        if self.device == "cpu":
+            xt = xt.contiguous(memory_format=torch.channels_last)
+        total: torch.Tensor | None = None
+        for net in self._nets:
+            y = net(xt)[:, 0]
+            if self.preprocess.scaling is Scaling.LOG:
+                y = torch.expm1(y)
+            total = y if total is None else total + y
+        assert total is not None
+        return total * float(self.preprocess.target_scale / self.members)
+
+    def predict_array(self, signal: ArrayLike) -> NDArray[np.float32]:
+        """Portal dose (Gy) on the detector grid from EPID signal on the detector grid.
+
+        Parameters
+        ----------
+        signal : array_like (rows, columns) or (N, rows, columns)
+            EPID signal (vendor encoding undone, as :func:`intrepid.dicom.read_rtimage` gives it).
+
+        Returns
+        -------
+        ndarray, float32, same shape
+            Portal dose in Gy (negative values clipped to 0 when the preprocessing says so).
+        """
+        import torch
+
+        s = np.asarray(signal, dtype=np.float32)
+        single = s.ndim == 2
+        if single:
+            s = s[None]
+        if s.ndim != 3:
+            raise ParameterError(f"signal must be (rows, columns) or (N, rows, columns), got shape {s.shape}")
+        if not np.all(np.isfinite(s)):
+            raise ParameterError("signal contains NaN or infinite values")
+        pre = self.preprocess
+        rows, cols = s.shape[-2:]
+        wr, wc = pre.working_shape
+        dev = self.device
+        down_y = torch.from_numpy(np.array(resampling_matrix(rows, wr))).to(dev)
+        down_x = torch.from_numpy(np.array(resampling_matrix(cols, wc)).T.copy()).to(dev)
+        up_y = torch.from_numpy(np.array(resampling_matrix(wr, rows))).to(dev)
+        up_x = torch.from_numpy(np.array(resampling_matrix(wc, cols)).T.copy()).to(dev)
+        out = np.empty(s.shape, dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, s.shape[0], self.batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(s[start:start + self.batch_size])).to(dev)
+                x = (down_y @ chunk @ down_x - float(pre.input_offset)) / float(pre.input_scale)
+                if pre.scaling is Scaling.LOG:
+                    x = torch.log1p(torch.clamp(x, min=0.0))
+                dose = self._forward_mean(x[:, None])
+                dose = up_y @ dose @ up_x
+                if pre.clip_negative:
+                    dose = torch.clamp(dose, min=0.0)
+                out[start:start + self.batch_size] = dose.cpu().numpy()
+        return out[0] if single else out
+
+    def predict(self, epid: Volume) -> Volume:
+        """Portal dose of one EPID image, as a :class:`Volume` on the same grid.
+
+        Parameters
+        ----------
+        epid : Volume
+            2D EPID signal on the detector grid (``read_rtimage(path).image``).
+
+        Returns
+        -------
+        Volume
+            Quantity :attr:`Quantity.PORTAL_DOSE`, units ``"Gy"``, same grid and Frame of Reference; metadata
+            ``source`` and ``model_members``.
+        """
+        return self.predict_volumes([epid])[0]
+
+    def predict_volumes(self, epids: Sequence[Volume]) -> list[Volume]:
+        """Portal doses of several EPID images (batched when they share a shape)."""
+        vols = list(epids)
+        for n, v in enumerate(vols):
+            if not isinstance(v, Volume) or v.ndim != 2:
+                raise ParameterError(f"epids[{n}] must be a 2D Volume, got {type(v).__name__}")
+            for note in self.preprocess.check_detector(v.shape, (v.grid.spacing_mm[1], v.grid.spacing_mm[0])):
+                _log.warning("%s: %s", v.metadata.get("source", f"image {n}"), note)
+        out: list[Volume | None] = [None] * len(vols)
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for n, v in enumerate(vols):
+            shapes.setdefault(v.shape, []).append(n)
+        for idx in shapes.values():
+            doses = self.predict_array(np.stack([np.asarray(vols[i].array) for i in idx]))
+            for i, d in zip(idx, doses, strict=True):
+                v = vols[i]
+                meta = {"source": v.metadata.get("source", ""), "model_members": self.members}
+                out[i] = Volume(
+                    d.astype(np.float64), v.grid, Quantity.PORTAL_DOSE, "Gy", v.frame_of_reference_uid, meta
+                )
+        return [v for v in out if v is not None]
+
+    # ------------------------------------------------------------------------------------ files
+    def tensors(self) -> dict[str, NDArray[Any]]:
+        """Every member's weights keyed ``"member<N>.<parameter>"`` (the saved layout)."""
+        return {f"member{n}.{k}": v for n, s in enumerate(self._states) for k, v in s.items()}
+
+    def description(self) -> dict[str, Any]:
+        """The JSON description written with the weights (without the format and software keys)."""
+        members = [{"prefix": f"member{n}.", **info} for n, info in enumerate(self.member_info)]
+        return {
+            "kind": "unet-ensemble",
+            "architecture": self.unet.to_dict(),
+            "preprocessing": self.preprocess.to_dict(),
+            "members": members,
+            "training": self.training,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ensemble as ``path/model.json`` + ``path/model.safetensors``; returns the folder."""
+        import torch  # noqa: F401  (records the torch version in the description)
+
+        from intrepid.learn._model_io import write_model_files
+
+        return write_model_files(path, self.tensors(), self.description())
+
+    @classmethod
+    def from_description(
+        cls, doc: dict[str, Any], tensors: Mapping[str, NDArray[Any]], *, device: str = "cpu"
+    ) -> Ensemble:
+        """Build from a parsed ``model.json`` and its tensors (see :func:`intrepid.learn.load_model`)."""
+        unet = UNetConfig.from_dict(doc["architecture"])
+        pre = PreprocessConfig.from_dict(doc["preprocessing"])
+        if not pre.fitted:
+            _log.warning("model preprocessing was not fitted on training data")
+        states: list[dict[str, NDArray[Any]]] = []
+        info: list[dict[str, Any]] = []
+        used: set[str] = set()
+        for n, member in enumerate(doc["members"]):
+            prefix = member["prefix"]
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if not state:
+                raise ModelError(f"member {n}: no tensors with prefix {prefix!r} in the weights file")
+            used.update(prefix + k for k in state)
+            states.append(state)
+            info.append({k: v for k, v in member.items() if k != "prefix"})
+        extra = sorted(set(tensors) - used)
+        if extra:
+            raise ModelError(f"weights file holds {len(extra)} tensors of no member, e.g. {extra[0]!r}")
+        return cls(unet, pre, states, member_info=info, training=doc.get("training") or {}, device=device)

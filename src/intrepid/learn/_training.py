@@ -1,0 +1,407 @@
+"""Training one U-Net: MAE or MSE loss, Adam, epochs, best checkpoint by validation loss.
+
+Determinism: the weights are initialised inside ``torch.random.fork_rng`` seeded with the run's seed (the
+global PyTorch generator is restored afterwards), mini-batches are drawn by a NumPy generator seeded from the
+same seed, and so are the augmentations; on the CPU the same seed gives the same losses and weights. On a GPU,
+cuDNN may pick non-deterministic kernels unless ``TrainConfig.deterministic`` is set (the default), which
+asks PyTorch for deterministic algorithms where they exist.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from intrepid.errors import ParameterError
+from intrepid.learn._dataset import Pair
+from intrepid.learn._preprocess import AugmentConfig, PreprocessConfig, augment_batch, fit_preprocess, to_working_grid
+from intrepid.learn._unet import UNetConfig, build_unet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from intrepid.learn._ensemble import Ensemble
+
+__all__ = ["Loss", "TrainConfig", "TrainedModel", "WorkingArrays", "prepare_working_arrays", "train_model"]
+
+_log = logging.getLogger(__name__)
+
+
+class Loss(enum.Enum):
+    """Training loss on the normalised portal dose."""
+
+    MAE = "mae"  #: mean absolute error (L1)
+    MSE = "mse"  #: mean squared error (L2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Parameters
+    ----------
+    loss : Loss
+        MAE (default) or MSE.
+    learning_rate : float
+        Adam learning rate (> 0; published grid 1e-2, 1e-3, 1e-4).
+    batch_size : int
+        Mini-batch size (>= 1; published grid 4, 8, 16, 32).
+    epochs : int
+        Passes over the training images (>= 1; published 150).
+    seed : int
+        Seed of the weight initialisation, the mini-batch order and the augmentation (>= 0).
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    weight_decay : float
+        Adam L2 penalty (>= 0; default 0).
+    augmentation : AugmentConfig
+        Random, physics-preserving augmentation of the training pairs.
+    deterministic : bool
+        Ask PyTorch for deterministic algorithms (GPU; the CPU kernels used are deterministic anyway).
+    """
+
+    loss: Loss = Loss.MAE
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    epochs: int = 150
+    seed: int = 0
+    device: str = "auto"
+    weight_decay: float = 0.0
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.loss, Loss):
+            raise ParameterError(f"loss must be a Loss (MAE or MSE), got {self.loss!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ParameterError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("batch_size", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ParameterError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ParameterError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not isinstance(self.augmentation, AugmentConfig):
+            raise ParameterError(f"augmentation must be an AugmentConfig, got {self.augmentation!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        d = asdict(self)
+        d["loss"] = self.loss.value
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """Result of :func:`train_model`: the best checkpoint and the training history.
+
+    Attributes
+    ----------
+    unet : UNetConfig
+        Architecture.
+    preprocess : PreprocessConfig
+        Working grid and the normalisation fitted on the training images.
+    config : TrainConfig
+        Training settings (with the device actually used).
+    state : dict of str to ndarray
+        Weights of the best epoch (lowest validation loss; lowest training loss without validation images).
+    train_losses, val_losses : tuple of float
+        Mean loss per epoch on the training images (during the epoch, augmented) and on the validation images
+        (after the epoch; empty without validation images), in normalised dose units.
+    best_epoch : int
+        1-based epoch of :attr:`state`.
+    best_val_loss : float
+        Validation loss of the best epoch (NaN without validation images).
+    seconds : float
+        Wall time of the training.
+    augmentation_counts : dict
+        How many samples each augmentation touched over the whole run.
+    n_train, n_val : int
+        Number of training and validation images.
+    """
+
+    unet: UNetConfig
+    preprocess: PreprocessConfig
+    config: TrainConfig
+    state: dict[str, NDArray[Any]] = field(repr=False)
+    train_losses: tuple[float, ...]
+    val_losses: tuple[float, ...]
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    augmentation_counts: dict[str, int]
+    n_train: int
+    n_val: int
+
+    def history(self) -> dict[str, Any]:
+        """JSON-ready history: per-epoch losses, best epoch and loss, time, counts."""
+        return {
+            "train_losses": list(self.train_losses),
+            "val_losses": list(self.val_losses),
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "seconds": self.seconds,
+            "augmentation_counts": dict(self.augmentation_counts),
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+        }
+
+    def ensemble(self, *, device: str = "cpu", member_info: dict[str, Any] | None = None) -> Ensemble:
+        """This network as a one-member :class:`~intrepid.learn.Ensemble` predictor."""
+        from intrepid.learn._ensemble import Ensemble
+
+        info = {"train_config": self.config.to_dict(), **self.history(), **(member_info or {})}
+        return Ensemble(self.unet, self.preprocess, [self.state], member_info=[info], device=device)
+
+    def save(self, path: str | os.PathLike[str], training: dict[str, Any] | None = None) -> Path:
+        """Write the model files (``model.json`` + ``model.safetensors``) into the folder ``path``."""
+        ens = self.ensemble()
+        ens.training.update(training or {})
+        return ens.save(path)
+
+
+@dataclass(frozen=True, eq=False)
+class WorkingArrays:
+    """Pairs resampled to the working grid, not yet normalised.
+
+    Attributes
+    ----------
+    epid : ndarray (N, rows, columns) float32
+        EPID signal on the working grid.
+    dose_gy : ndarray (N, rows, columns) float32
+        Portal dose (Gy) on the working grid.
+    detector_shape : (rows, columns) or None
+        Detector matrix shared by the pairs.
+    detector_spacing_mm : (row, column) or None
+        Detector spacing shared by the pairs (mm).
+    """
+
+    epid: NDArray[np.float32]
+    dose_gy: NDArray[np.float32]
+    detector_shape: tuple[int, int] | None
+    detector_spacing_mm: tuple[float, float] | None
+
+    def __len__(self) -> int:
+        return int(self.epid.shape[0])
+
+    def take(self, indices: Sequence[int]) -> WorkingArrays:
+        """The arrays of some pairs."""
+        idx = np.asarray(indices, dtype=int)
+        return replace(self, epid=self.epid[idx], dose_gy=self.dose_gy[idx])
+
+
+def prepare_working_arrays(pairs: Sequence[Pair], working_shape: tuple[int, int]) -> WorkingArrays:
+    """Resample pairs to the working grid (area averaging down, linear up) as float32 stacks."""
+    if len(pairs) == 0:
+        return WorkingArrays(
+            np.zeros((0, *working_shape), np.float32), np.zeros((0, *working_shape), np.float32), None, None
+        )
+    epid = np.stack([to_working_grid(p.epid.array, working_shape) for p in pairs])
+    dose = np.stack([to_working_grid(p.portal_dose.array, working_shape) for p in pairs])
+    shapes = {p.epid.shape for p in pairs}
+    spacings = {(round(p.epid.grid.spacing_mm[1], 6), round(p.epid.grid.spacing_mm[0], 6)) for p in pairs}
+    shape = next(iter(shapes)) if len(shapes) == 1 else None
+    spacing = next(iter(spacings)) if len(spacings) == 1 else None
+    return WorkingArrays(
+        epid, dose, None if shape is None else (int(shape[0]), int(shape[1])), spacing
+    )
+
+
+def _loss_fn(loss: Loss) -> Any:
+    from torch import nn
+
+    return nn.L1Loss() if loss is Loss.MAE else nn.MSELoss()
+
+
+def train_model(
+    train_pairs: Sequence[Pair] | WorkingArrays,
+    val_pairs: Sequence[Pair] | WorkingArrays = (),
+    config: TrainConfig | None = None,
+    *,
+    unet: UNetConfig | None = None,
+    preprocess: PreprocessConfig | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """Train a U-Net mapping EPID signal to portal dose, keeping the epoch with the lowest validation loss.
+
+    Parameters
+    ----------
+    train_pairs : sequence of Pair, or WorkingArrays
+        Training pairs (a :class:`~intrepid.learn.PairDataset` works), or pairs already on the working grid
+        (:func:`prepare_working_arrays`, which the model selection caches).
+    val_pairs : sequence of Pair, or WorkingArrays
+        Validation pairs (may be empty: the best epoch is then the one with the lowest training loss).
+    config : TrainConfig, optional
+        Loss, learning rate, batch size, epochs, seed, device, augmentation.
+    unet : UNetConfig, optional
+        Architecture (default: the published 8-filter network).
+    preprocess : PreprocessConfig, optional
+        Working grid and scaling; when not ``fitted`` its constants are fitted on ``train_pairs``.
+    progress : bool
+        Show a progress bar over the epochs (tqdm, on stderr).
+
+    Returns
+    -------
+    TrainedModel
+        Best checkpoint, per-epoch losses, the fitted preprocessing.
+
+    Raises
+    ------
+    ParameterError
+        No training pairs, a working grid that is not a multiple of ``2 ** (depth - 1)``, CUDA asked for
+        but absent.
+
+    Examples
+    --------
+    >>> ds = load_dataset("pairs/")  # doctest: +SKIP
+    >>> model = train_model(ds.subset(range(0, 150)), ds.subset(range(150, 189)),
+    ...                     TrainConfig(epochs=150, learning_rate=1e-3, batch_size=8))  # doctest: +SKIP
+    >>> model.save("my_model")  # doctest: +SKIP
+
+    References
+    ----------
+    Kingma and Ba 2015, Adam, arXiv:1412.6980.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from intrepid.learn._ensemble import select_device
+
+    cfg = TrainConfig() if config is None else config
+    net_cfg = UNetConfig() if unet is None else unet
+    pre = PreprocessConfig() if preprocess is None else preprocess
+    if not isinstance(cfg, TrainConfig):
+        raise ParameterError(f"config must be a TrainConfig, got {type(cfg).__name__}")
+    m = net_cfg.size_multiple
+    if any(s % m for s in pre.working_shape):
+        raise ParameterError(
+            f"working_shape {pre.working_shape} must be multiples of {m} for a depth-{net_cfg.depth} U-Net"
+        )
+    train = train_pairs if isinstance(train_pairs, WorkingArrays) else prepare_working_arrays(
+        list(train_pairs), pre.working_shape
+    )
+    val = val_pairs if isinstance(val_pairs, WorkingArrays) else prepare_working_arrays(
+        list(val_pairs), pre.working_shape
+    )
+    if len(train) == 0:
+        raise ParameterError("train_pairs must hold at least one pair, got 0")
+    for name, arrays in (("train_pairs", train), ("val_pairs", val)):
+        if len(arrays) and arrays.epid.shape[-2:] != pre.working_shape:
+            raise ParameterError(
+                f"{name} are on a {arrays.epid.shape[-2:]} grid, not the working grid {pre.working_shape}"
+            )
+    if not pre.fitted:
+        pre = fit_preprocess(list(train.epid), list(train.dose_gy), pre, detector_spacing_mm=train.detector_spacing_mm)
+        pre = replace(pre, detector_shape=train.detector_shape)
+    device = select_device(cfg.device)
+    cfg = replace(cfg, device=device)
+
+    x_train = pre.normalise_input(train.epid)[:, None]
+    y_train = pre.normalise_target(train.dose_gy)[:, None]
+    x_val = pre.normalise_input(val.epid)[:, None]
+    y_val = pre.normalise_target(val.dose_gy)[:, None]
+
+    seeds = np.random.SeedSequence(cfg.seed).spawn(3)
+    torch_seed = int(seeds[0].generate_state(1)[0])
+    order_rng = np.random.default_rng(seeds[1])
+    aug_rng = np.random.default_rng(seeds[2])
+    if cfg.deterministic and device != "cpu":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed)
+        net = build_unet(net_cfg)
+    net.to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    loss_fn = _loss_fn(cfg.loss)
+    n = len(train)
+    train_losses: list[float] = []
+    val_losses: list[float] = []
+    best_loss = math.inf
+    best_epoch = 0
+    best_state: dict[str, NDArray[Any]] = {}
+    counts = {"flip_columns": 0, "flip_rows": 0, "rotate_90": 0, "noise": 0}
+    bar = tqdm(range(cfg.epochs), desc="epochs", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        net.train()
+        order = order_rng.permutation(n)
+        total = 0.0
+        for b in range(0, n, cfg.batch_size):
+            idx = np.sort(order[b:b + cfg.batch_size])
+            xb, yb = x_train[idx], y_train[idx]
+            if cfg.augmentation.enabled:
+                xb, yb, c = augment_batch(xb, yb, cfg.augmentation, aug_rng)
+                for k, v in c.items():
+                    counts[k] += v
+            xt = torch.from_numpy(np.ascontiguousarray(xb)).to(device)
+            yt = torch.from_numpy(np.ascontiguousarray(yb)).to(device)
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt), yt)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+        train_losses.append(total / n)
+        score = train_losses[-1]
+        if len(val):
+            val_losses.append(_evaluate(net, x_val, y_val, loss_fn, device, cfg.batch_size))
+            score = val_losses[-1]
+        if not math.isfinite(score):
+            _log.warning("epoch %d: loss is %s; stopping this run", epoch + 1, score)
+            break
+        if score < best_loss:
+            best_loss, best_epoch = score, epoch + 1
+            best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        if progress:
+            bar.set_postfix(train=f"{train_losses[-1]:.4g}", val=f"{val_losses[-1]:.4g}" if val_losses else "-")
+    seconds = time.perf_counter() - start
+    if not best_state:
+        raise ParameterError(
+            f"training diverged from the first epoch (loss {train_losses[-1] if train_losses else 'n/a'}); "
+            f"lower the learning_rate ({cfg.learning_rate})"
+        )
+    _log.info(
+        "trained %d epochs in %.1f s on %s; best epoch %d, loss %.4g", len(train_losses), seconds, device,
+        best_epoch, best_loss,
+    )
+    return TrainedModel(
+        unet=net_cfg,
+        preprocess=pre,
+        config=cfg,
+        state=best_state,
+        train_losses=tuple(train_losses),
+        val_losses=tuple(val_losses),
+        best_epoch=best_epoch,
+        best_val_loss=best_loss if len(val) else float("nan"),
+        seconds=seconds,
+        augmentation_counts=counts,
+        n_train=n,
+        n_val=len(val),
+    )
+
+
+def _evaluate(
+    net: Any, x: NDArray[np.float32], y: NDArray[np.float32], loss_fn: Any, device: str, batch_size: int
+) -> float:
+    """Mean loss per image (eval mode, no gradients)."""
+    import torch
+
+    net.eval()
+    total = 0.0
+    with torch.inference_mode():
+        for b in range(0, x.shape[0], batch_size):
+            xt = torch.from_numpy(np.ascontiguousarray(x[b:b + batch_size])).to(device)
+            yt = torch.from_numpy(np.ascontiguousarray(y[b:b + batch_size])).to(device)
+            total += float(loss_fn(net(xt), yt)) * xt.shape[0]
+    return total / x.shape[0]
