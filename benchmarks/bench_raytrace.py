@@ -39,7 +39,7 @@ def _tg119() -> Path:
     return base / "tg119" / "TG119.mat"
 
 
-# ---------------------------------------------------------------------------------------------- pyRadPlan side
+# ------------------------------------------------------------------------------------ pyRadPlan side
 def worker(rsp_file: Path, geometry_file: Path, out_prefix: Path, repeats: int) -> None:
     """Run inside the pyRadPlan environment: trace the cube, save the depth cubes, print timings as JSON."""
     import logging
@@ -58,10 +58,15 @@ def worker(rsp_file: Path, geometry_file: Path, out_prefix: Path, repeats: int) 
     iso = np.asarray(geo["isocenter_mm"])
     results = {}
     for gantry in geo["gantries"]:
-        beam = Beam.model_validate({
-            "gantry_angle": gantry, "couch_angle": 0.0, "SAD": geo["sad_mm"], "iso_center": iso,
-            "rays": [{"ray_pos_bev": [0.0, 0.0, 0.0], "ray_pos": [0.0, 0.0, 0.0], "beamlets": []}],
-        })
+        beam = Beam.model_validate(
+            {
+                "gantry_angle": gantry,
+                "couch_angle": 0.0,
+                "SAD": geo["sad_mm"],
+                "iso_center": iso,
+                "rays": [{"ray_pos_bev": [0.0, 0.0, 0.0], "ray_pos": [0.0, 0.0, 0.0], "beamlets": []}],
+            }
+        )
         tracer = RayTracerSiddon([img])
         # trace the whole CT: one reference ray at the axis, a ray grid wide enough for the projected cube
         half = float(geo["ray_half_width_mm"][str(int(gantry))])
@@ -113,17 +118,24 @@ def _compile_time() -> float:
     )
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pyradplan-python", default="/work/venvs/pyradplan/bin/python",
-                        help="python of the environment where pyRadPlan is installed")
+    parser.add_argument(
+        "--pyradplan-python",
+        default="/work/venvs/pyradplan/bin/python",
+        help="python of the environment where pyRadPlan is installed",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions of our calls")
     parser.add_argument("--peer-repeats", type=int, default=2, help="timed repetitions of pyRadPlan")
-    parser.add_argument("--worker", nargs=3, metavar=("RSP", "GEOMETRY", "OUT_PREFIX"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("RSP", "GEOMETRY", "OUT_PREFIX"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker[0]), Path(args.worker[1]), Path(args.worker[2]), args.peer_repeats)
@@ -142,34 +154,63 @@ def main() -> int:
     grid = rsp.grid
     kji = np.argwhere(target).mean(axis=0)
     iso = grid.index_to_world(kji[::-1])
-    print(f"TG-119: {grid.shape} voxels, spacing {grid.spacing_mm} mm, isocentre {np.round(iso, 2).tolist()} mm, "
-          f"BODY {int(body.sum())} voxels")
+    print(
+        f"TG-119: {grid.shape} voxels, spacing {grid.spacing_mm} mm, "
+        f"isocentre {np.round(iso, 2).tolist()} mm, "
+        f"BODY {int(body.sum())} voxels"
+    )
 
     # ray-grid half width for pyRadPlan: the projection of the whole cube on its ray plane (its own geometry)
     half_width = {}
-    corners = np.array([grid.index_to_world([i, j, k]) for i in (0, grid.shape[2] - 1)
-                        for j in (0, grid.shape[1] - 1) for k in (0, grid.shape[0] - 1)])
+    corners = np.array(
+        [
+            grid.index_to_world([i, j, k])
+            for i in (0, grid.shape[2] - 1)
+            for j in (0, grid.shape[1] - 1)
+            for k in (0, grid.shape[0] - 1)
+        ]
+    )
     for g in GANTRIES:
         src = source_position_mm(MachineAngles(g), SAD_MM, iso)
         w = (iso - src) / np.linalg.norm(iso - src)
         ex = np.cross(w, [0.0, 0.0, 1.0])
         depth = (corners - src) @ w
         plane = depth.max() + max(grid.spacing_mm)
-        lat = np.abs(np.column_stack([(corners - src) @ ex, corners[:, 2] - src[2]])) * (plane / depth)[:, None]
+        lat = (
+            np.abs(np.column_stack([(corners - src) @ ex, corners[:, 2] - src[2]])) * (plane / depth)[:, None]
+        )
         half_width[str(int(g))] = float(lat.max() + 5.0)
     rsp_file = DATA / "tg119_rsp.npy"
     np.save(rsp_file, rsp.array)
     geo_file = DATA / "tg119_geometry.json"
-    geo_file.write_text(json.dumps({
-        "spacing_mm": list(grid.spacing_mm), "origin_mm": list(grid.origin_mm), "isocenter_mm": iso.tolist(),
-        "sad_mm": SAD_MM, "gantries": list(GANTRIES), "ray_half_width_mm": half_width,
-    }))
+    geo_file.write_text(
+        json.dumps(
+            {
+                "spacing_mm": list(grid.spacing_mm),
+                "origin_mm": list(grid.origin_mm),
+                "isocenter_mm": iso.tolist(),
+                "sad_mm": SAD_MM,
+                "gantries": list(GANTRIES),
+                "ray_half_width_mm": half_width,
+            }
+        )
+    )
     prefix = DATA / "pyradplan_depth"
     print("running pyRadPlan ...", flush=True)
     proc = subprocess.run(
-        [args.pyradplan_python, __file__, "--peer-repeats", str(args.peer_repeats), "--worker", str(rsp_file),
-         str(geo_file), str(prefix)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        [
+            args.pyradplan_python,
+            __file__,
+            "--peer-repeats",
+            str(args.peer_repeats),
+            "--worker",
+            str(rsp_file),
+            str(geo_file),
+            str(prefix),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     if proc.returncode != 0:
         print(proc.stderr[-3000:])
@@ -178,17 +219,22 @@ def main() -> int:
 
     # warm-up (numba cache load / compilation), then timings
     radiological_depth(rsp, source_position_mm(MachineAngles(0.0), SAD_MM, iso), isocenter_mm=iso)
-    radiological_depth(rsp, source_position_mm(MachineAngles(0.0), SAD_MM, iso), isocenter_mm=iso,
-                       mode=RayTraceMode.FAST)
+    radiological_depth(
+        rsp, source_position_mm(MachineAngles(0.0), SAD_MM, iso), isocenter_mm=iso, mode=RayTraceMode.FAST
+    )
     compile_s = _compile_time()
 
     rows = []
     for g in GANTRIES:
         src = source_position_mm(MachineAngles(g), SAD_MM, iso)
         ref = np.load(f"{prefix}_g{int(g)}.npy")
-        t_ex, m_ex, res_ex = _timed(lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso), args.repeats)
+        t_ex, m_ex, res_ex = _timed(
+            lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso), args.repeats
+        )
         t_fa, m_fa, res_fa = _timed(
-            lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso, mode=RayTraceMode.FAST), args.repeats)
+            lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso, mode=RayTraceMode.FAST),
+            args.repeats,
+        )
         ex = res_ex.entrance_mm.array  # type: ignore[attr-defined]
         fa = res_fa.entrance_mm.array  # type: ignore[attr-defined]
         pk = peer[str(int(g))]
@@ -197,33 +243,54 @@ def main() -> int:
         d_fa = np.abs(fa[in_body].astype(float) - ref[in_body])
         nan_ours = int(np.count_nonzero(body & ~np.isfinite(ex)))
         nan_peer = int(np.count_nonzero(body & ~np.isfinite(ref)))
-        rows.append({
-            "gantry_deg": g, "pyradplan_s": min(pk["times_s"]), "pyradplan_mb": pk["peak_mb"],
-            "exact_s": t_ex, "exact_mb": m_ex, "fast_s": t_fa, "fast_mb": m_fa,
-            "exact_max_mm": float(d_ex.max()), "exact_mean_mm": float(d_ex.mean()),
-            "fast_max_mm": float(d_fa.max()), "fast_mean_mm": float(d_fa.mean()),
-            "nan_body_ours": nan_ours, "nan_body_peer": nan_peer,
-        })
+        rows.append(
+            {
+                "gantry_deg": g,
+                "pyradplan_s": min(pk["times_s"]),
+                "pyradplan_mb": pk["peak_mb"],
+                "exact_s": t_ex,
+                "exact_mb": m_ex,
+                "fast_s": t_fa,
+                "fast_mb": m_fa,
+                "exact_max_mm": float(d_ex.max()),
+                "exact_mean_mm": float(d_ex.mean()),
+                "fast_max_mm": float(d_fa.max()),
+                "fast_mean_mm": float(d_fa.mean()),
+                "nan_body_ours": nan_ours,
+                "nan_body_peer": nan_peer,
+            }
+        )
 
     print()
-    print(f"Date: {datetime.date.today().isoformat()}; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; numba compile (first call, empty cache): {compile_s:.1f} s; "
-          f"pyRadPlan process peak RSS {peer['maxrss_mb']:.0f} MB")
+    print(
+        f"Date: {datetime.date.today().isoformat()}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; numba compile (first call, empty cache): {compile_s:.1f} s; "
+        f"pyRadPlan process peak RSS {peer['maxrss_mb']:.0f} MB"
+    )
     print()
-    print("| gantry | pyRadPlan time (s) | pyRadPlan memory (MB) | EXACT time (s) | EXACT memory (MB) | speed-up | "
-          "EXACT max / mean diff (mm) | FAST time (s) | FAST memory (MB) | FAST max / mean diff (mm) |")
+    print(
+        "| gantry | pyRadPlan time (s) | pyRadPlan memory (MB) | EXACT time (s) | EXACT memory (MB) | "
+        "speed-up | "
+        "EXACT max / mean diff (mm) | FAST time (s) | FAST memory (MB) | FAST max / mean diff (mm) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['gantry_deg']:.0f}° | {r['pyradplan_s']:.2f} | {r['pyradplan_mb']:.0f} | {r['exact_s']:.3f} | "
-              f"{r['exact_mb']:.1f} | {r['pyradplan_s'] / r['exact_s']:.0f}× | "
-              f"{r['exact_max_mm']:.4f} / {r['exact_mean_mm']:.5f} | {r['fast_s']:.3f} | {r['fast_mb']:.1f} | "
-              f"{r['fast_max_mm']:.2f} / {r['fast_mean_mm']:.3f} |")
+        print(
+            f"| {r['gantry_deg']:.0f}° | {r['pyradplan_s']:.2f} | {r['pyradplan_mb']:.0f} | "
+            f"{r['exact_s']:.3f} | "
+            f"{r['exact_mb']:.1f} | {r['pyradplan_s'] / r['exact_s']:.0f}× | "
+            f"{r['exact_max_mm']:.4f} / {r['exact_mean_mm']:.5f} | {r['fast_s']:.3f} | {r['fast_mb']:.1f} | "
+            f"{r['fast_max_mm']:.2f} / {r['fast_mean_mm']:.3f} |"
+        )
     print()
-    print("Differences are |ours - pyRadPlan| of the entrance radiological depth inside BODY "
-          f"(NaN voxels inside BODY: ours {[r['nan_body_ours'] for r in rows]}, "
-          f"pyRadPlan {[r['nan_body_peer'] for r in rows]}).")
-    (DATA / "bench_raytrace.json").write_text(json.dumps({"rows": rows, "compile_s": compile_s,
-                                                          "peer_maxrss_mb": peer["maxrss_mb"]}, indent=1))
+    print(
+        "Differences are |ours - pyRadPlan| of the entrance radiological depth inside BODY "
+        f"(NaN voxels inside BODY: ours {[r['nan_body_ours'] for r in rows]}, "
+        f"pyRadPlan {[r['nan_body_peer'] for r in rows]})."
+    )
+    (DATA / "bench_raytrace.json").write_text(
+        json.dumps({"rows": rows, "compile_s": compile_s, "peer_maxrss_mb": peer["maxrss_mb"]}, indent=1)
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The Siddon / Jacobs traversal: exact chord lengths in single voxels, boxes, corners, planes and flipped grids."""
+"""Siddon / Jacobs traversal: exact chord lengths in single voxels, boxes, corners, planes, flipped grids."""
 
 from __future__ import annotations
 
@@ -119,7 +119,9 @@ def test_flipped_and_permuted_axes_give_the_same_integrals() -> None:
     st.lists(st.floats(-20, 20), min_size=6, max_size=6),
     st.sampled_from([(1.0, 1.0, 1.0), (0.5, 2.0, 3.0), (3.0, 3.0, 2.5)]),
 )
-def test_path_length_equals_the_clipped_segment(coords: list[float], spacing: tuple[float, float, float]) -> None:
+def test_path_length_equals_the_clipped_segment(
+    coords: list[float], spacing: tuple[float, float, float]
+) -> None:
     p0, p1 = np.array(coords[:3]), np.array(coords[3:])
     if np.linalg.norm(p1 - p0) < 1e-6:
         return

@@ -179,3 +179,22 @@ def test_pair_seed_mixes_both_seeds():
     assert len(seeds) == 25
     assert pair_seed(1, 2) == pair_seed(1, 2)
     assert np.iinfo(np.uint32).min <= pair_seed(0, 0) <= np.iinfo(np.uint32).max
+
+
+def test_elekta_file_stores_the_detector_model_encoding(elekta_run, specs):
+    # the stored pixels are exactly the detector model's inverted 16-bit raw image (no re-quantisation)
+    from intrepid.physics import simulate_transit
+    from intrepid.simulate._pairs import GenerationSettings, SimulationVendor, _detector, _field
+
+    out, manifest = elekta_run
+    row, spec = read_manifest(manifest)[0], specs[0]
+    phantom = make_phantom(spec.family, spec.parameters(), spacing_mm=5.0, rotation_deg=spec.rotation_deg,
+                           isocenter=spec.isocenter)
+    det = _detector(GenerationSettings(SimulationVendor.ELEKTA, 3, 5.0, 64))
+    images = simulate_transit(phantom.ct, _field(spec.field), detector=det, isocenter_mm=phantom.isocenter_mm,
+                              mu=spec.mu, seed=int(row["seed"]))
+    stored = pydicom.dcmread(out / row["epid_file"]).pixel_array
+    assert np.array_equal(stored, images.raw)
+    dose = read_rtimage(out / row["portal_dose_file"]).signal
+    # portal dose: 16-bit linear encoding, error <= half a step = max / 65534 / 2
+    assert np.max(np.abs(dose - images.portal_dose.array)) <= images.portal_dose.array.max() / 65534

@@ -68,6 +68,8 @@ INTERPOLATION = "linear"
 INTERPOLANT = "piecewise linear on the Kuhn (Freudenthal) simplices of the evaluated grid (Ju et al. 2008)"
 #: Tolerance (mm) on the plane offset between two 2D images and on 1D position regularity.
 _PLANE_TOLERANCE_MM = 1e-3
+#: Projected-descent steps that give the exact search its first upper bound (a speed setting only).
+_DESCENT_STEPS = 3
 
 
 class Normalisation(enum.Enum):
@@ -546,6 +548,8 @@ def _run(
             counts,
             out,
             numba.get_num_threads(),
+            _DESCENT_STEPS,
+            ndim,
         )
     seconds = time.perf_counter() - start
     _log.info("gamma: %d reference points searched in %.3f s", ref.size, seconds)
@@ -576,6 +580,8 @@ def _prepare_kernel() -> float:
         blocks,
         counts,
         np.empty_like(one),
+        1,
+        _DESCENT_STEPS,
         1,
     )
     seconds = time.perf_counter() - start

@@ -127,6 +127,69 @@ def search_offsets(
     return offsets[order][keep], bounds[order][keep]
 
 
+@numba.njit(cache=True, inline="always")
+def _interpolate(
+    ev: NDArray[np.float64],
+    pos: NDArray[np.float64],
+    scale: NDArray[np.float64],
+    dr: float,
+    inv: float,
+    grad: NDArray[np.float64],
+) -> float:  # pragma: no cover - compiled
+    """(D(pos) − dr) / ΔD on the Kuhn interpolant at evaluated index ``pos`` (i, j, k); NaN outside the grid.
+
+    ``grad`` receives the gradient of the simplex holding ``pos`` in the scaled space (per unit of x / DTA).
+    Axes of length 1 contribute nothing (their position must be 0).
+    """
+    mk, mj, mi = ev.shape
+    ci, wi = _cell_of(pos[0], mi)
+    cj, wj = _cell_of(pos[1], mj)
+    ck, wk = _cell_of(pos[2], mk)
+    if not (wi == wi and wj == wj and wk == wk):
+        return np.nan
+    # axes by decreasing fractional coordinate: the Kuhn simplex w_p0 >= w_p1 >= w_p2
+    p0, p1, p2 = 0, 1, 2
+    w0, w1, w2 = wi, wj, wk
+    if w1 > w0:
+        p0, p1, w0, w1 = p1, p0, w1, w0
+    if w2 > w1:
+        p1, p2, w1, w2 = p2, p1, w2, w1
+    if w1 > w0:
+        p0, p1, w0, w1 = p1, p0, w1, w0
+    value = ev[ck, cj, ci]
+    v_prev = value
+    for level in range(3):
+        a = p0 if level == 0 else (p1 if level == 1 else p2)
+        wa = w0 if level == 0 else (w1 if level == 1 else w2)
+        if a == 0:
+            ci = min(ci + 1, mi - 1)
+        elif a == 1:
+            cj = min(cj + 1, mj - 1)
+        else:
+            ck = min(ck + 1, mk - 1)
+        v = ev[ck, cj, ci]
+        step = v - v_prev
+        value += step * wa
+        grad[a] = step * inv / scale[a]
+        v_prev = v
+    return (value - dr) * inv
+
+
+@numba.njit(cache=True, inline="always")
+def _cell_of(x: float, n: int) -> tuple[int, float]:  # pragma: no cover - compiled
+    """Cell index (clamped to the grid's cells) and fractional coordinate of index position x; NaN outside."""
+    top = max(n - 2, 0)
+    f = np.floor(x)
+    if f > top:
+        f = float(top)
+    if f < 0.0:
+        f = 0.0
+    w = x - f
+    if not (w >= -1e-12 and w <= (1.0 if n > 1 else 0.0) + 1e-12):
+        return 0, np.nan
+    return int(f), w
+
+
 @numba.njit(cache=True, parallel=True, fastmath=False)
 def gamma_kernel(
     ref: NDArray[np.float64],
@@ -144,12 +207,16 @@ def gamma_kernel(
     counts: NDArray[np.int64],
     out: NDArray[np.float64],
     n_threads: int,
+    descent_steps: int,
+    ndim: int,
 ) -> None:  # pragma: no cover - compiled
     """Fill ``out`` (reference shape) with γ² capped at ``max_gamma2``; NaN below ``threshold``.
 
     ``ref`` and ``out`` are (nk, nj, ni); ``ev`` is (mk, mj, mi). The evaluated continuous index of reference
     node ``(i, j, k)`` along axis a is ``alpha[a] + beta[a] * index_a``. ``global_dd > 0`` is the dose
     difference criterion (Gy) of global normalisation; otherwise ΔD = ``local_fraction`` × reference dose.
+    ``descent_steps`` steps of projected descent give the first upper bound (0: start from the cap).
+    ``ndim`` (1, 2 or 3) is the number of axes that vary; the others have length 1.
     """
     nk, nj, ni = ref.shape
     mk, mj, mi = ev.shape
@@ -171,15 +238,21 @@ def gamma_kernel(
     for fidx in range(n_faces):
         if counts[fidx] == counts[0]:
             n_full += 1
+    n_corners = 1 << ndim
     for task in numba.prange(n_tasks):
         corner = np.empty(8)
         valid = np.empty(8, dtype=np.bool_)
         sw = np.empty(8)
+        box_u = np.empty(8)
+        d_in = np.zeros(3)
+        d_out = np.zeros(3)
         u = np.empty(3)
-        w = np.empty(3)
+        w = np.zeros(3)
         yv = np.empty(3)
         zv = np.empty(3)
         bv = np.empty(3)
+        pos = np.empty(3)
+        grad = np.zeros(3)
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
@@ -209,6 +282,29 @@ def gamma_kernel(
                         f = mdim[a] - 1.0
                     c0[a] = np.int64(f)
                 best = max_gamma2
+                # Upper bound: γ² at the point itself, then at the minimiser of the affine extension of the
+                # simplex reached (projected descent). Every value is attained by the interpolant, so it is
+                # a valid bound; the exhaustive search below makes the result exact.
+                for a in range(3):
+                    pos[a] = u[a]
+                for _step in range(descent_steps):
+                    gv = _interpolate(ev, pos, scale, dr, inv, grad)
+                    if not (gv == gv):
+                        break
+                    d2 = 0.0
+                    ext = gv
+                    s_g = 0.0
+                    for a in range(3):
+                        da = (u[a] - pos[a]) * scale[a]
+                        d2 += da * da
+                        ext += grad[a] * da
+                        s_g += grad[a] * grad[a]
+                    phi = d2 + gv * gv
+                    if phi < best:
+                        best = phi
+                    t = ext / (1.0 + s_g)
+                    for a in range(3):
+                        pos[a] = u[a] - t * grad[a] / scale[a]
                 for o in range(n_off):
                     if bounds[o] >= best:
                         break
@@ -219,9 +315,9 @@ def gamma_kernel(
                             inside = False
                     if not inside:
                         continue
-                    # spatial distance from the point to the cell box (scaled by DTA)
+                    # spatial distance from the point to the cell box (scaled by DTA), per axis
                     box = 0.0
-                    for a in range(3):
+                    for a in range(ndim):
                         w[a] = u[a] - c[a]
                         top = 1.0 if c[a] < mdim[a] - 1 else 0.0
                         g = 0.0
@@ -230,12 +326,14 @@ def gamma_kernel(
                         elif w[a] > top:
                             g = w[a] - top
                         g *= scale[a]
+                        d_in[a] = g * g
+                        d_out[a] = w[a] * scale[a] * w[a] * scale[a]
                         box += g * g
                     if box >= best:
                         continue
                     dmin = np.inf
                     dmax = -np.inf
-                    for mask in range(8):
+                    for mask in range(n_corners):
                         ci = c[0] + (mask & 1)
                         cj = c[1] + ((mask >> 1) & 1)
                         ck = c[2] + ((mask >> 2) & 1)
@@ -255,14 +353,21 @@ def gamma_kernel(
                         gap = (dr - dmax) * inv
                     if box + gap * gap >= best:
                         continue
+                    # box distance of the faces whose last vertex is corner `mask`: axes in mask span [0, 1],
+                    # the others sit at 0
+                    for mask in range(n_corners):
+                        acc = 0.0
+                        for a in range(ndim):
+                            acc += d_in[a] if mask & (1 << a) else d_out[a]
+                        box_u[mask] = acc
                     wz = (dr - corner[0]) * inv
                     ww = wz * wz
-                    for a in range(3):
+                    for a in range(ndim):
                         w[a] *= scale[a]
                         ww += w[a] * w[a]
-                    for mask in range(8):
+                    for mask in range(n_corners):
                         acc = 0.0
-                        for a in range(3):
+                        for a in range(ndim):
                             if mask & (1 << a):
                                 acc += scale[a] * w[a]
                         sw[mask] = acc
@@ -272,7 +377,8 @@ def gamma_kernel(
                             if ww < best:
                                 best = ww
                             continue
-                        if not valid[blocks[fidx, 3]]:
+                        last = blocks[fidx, 3]
+                        if not valid[last]:
                             if fidx < n_full:
                                 vfull[fidx] = -np.inf
                             continue
@@ -287,10 +393,15 @@ def gamma_kernel(
                         big_a = 0.0
                         big_b = 0.0
                         prev_mask = 0
+                        lo = corner[0]
+                        hi = corner[0]
                         for l in range(m):
                             blk = blocks[fidx, l]
                             cur_mask = prev_mask | blk
-                            delta = (corner[cur_mask] - corner[prev_mask]) * inv
+                            vc = corner[cur_mask]
+                            lo = min(lo, vc)
+                            hi = max(hi, vc)
+                            delta = (vc - corner[prev_mask]) * inv
                             b = sw[blk] + delta * wz
                             p_inv = inv_s2[blk]
                             yv[l] = b * p_inv
@@ -299,6 +410,17 @@ def gamma_kernel(
                             big_a += delta * yv[l]
                             big_b += delta * zv[l]
                             prev_mask = cur_mask
+                        # the face's bounding box and dose range bound its minimum from below
+                        fgap = 0.0
+                        if dr < lo:
+                            fgap = (lo - dr) * inv
+                        elif dr > hi:
+                            fgap = (dr - hi) * inv
+                        fbound = box_u[last] + fgap * fgap
+                        if fbound >= best:
+                            if fidx < n_full:
+                                vfull[fidx] = fbound
+                            continue
                         kk = big_a / (1.0 + big_b)
                         val = ww
                         prev_tau = 1.0 + FEASIBILITY_TOLERANCE
@@ -310,7 +432,7 @@ def gamma_kernel(
                             prev_tau = tau + FEASIBILITY_TOLERANCE
                             val -= tau * bv[l]
                         if fidx < n_full:
-                            vfull[fidx] = val
+                            vfull[fidx] = max(val, fbound)
                         if not feasible or prev_tau < 0.0:
                             continue
                         if val < 0.0:

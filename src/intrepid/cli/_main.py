@@ -28,6 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._isodose",
     "intrepid.cli._profile",
     "intrepid.cli._simulate",
+    "intrepid.cli._train",
+    "intrepid.cli._aperture",
+    "intrepid.cli._compensator",
 )
 
 _log = logging.getLogger("intrepid")

@@ -75,8 +75,7 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run ``intrepid simulate pairs``."""
     from intrepid.cli._common import write_json
-    from intrepid.simulate import composition_counts, paper_composition, random_composition
-    from intrepid.simulate._pairs import generate_pairs
+    from intrepid.simulate import composition_counts, generate_pairs, paper_composition, random_composition
 
     vendor = str(args.vendor).lower()
     if vendor not in ("elekta", "varian"):

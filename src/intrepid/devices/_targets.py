@@ -105,23 +105,26 @@ def target_mesh_from_dose(
         raise ParameterError(
             f"level_gy must be reached by the dose, got {level} Gy > maximum {float(np.nanmax(arr)):.4g} Gy"
         )
-    # Crop to the region above the level (2 voxels of context), so marching cubes works on a small block.
+    spacing = None if min_spacing_mm is None else _positive("min_spacing_mm", min_spacing_mm)
+    # Crop to the region above the level, with two (coarse) voxels of context, so marching cubes works on a
+    # small block.
+    sp_kji = np.asarray(dose.grid.spacing_mm)[::-1]
+    context = 2 + (0 if spacing is None else np.ceil(2.0 * spacing / sp_kji).astype(int))
     idx = np.argwhere(above)
-    lo = np.maximum(idx.min(axis=0) - 2, 0)
-    hi = np.minimum(idx.max(axis=0) + 3, np.asarray(arr.shape))
+    lo = np.maximum(idx.min(axis=0) - context, 0)
+    hi = np.minimum(idx.max(axis=0) + context + 1, np.asarray(arr.shape))
     start_ijk = (int(lo[2]), int(lo[1]), int(lo[0]))
     stop_ijk = (int(hi[2]), int(hi[1]), int(hi[0]))
     sub_grid = dose.grid.subgrid(start_ijk, stop_ijk)
     sub = dose.with_array(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], grid=sub_grid)
-    if min_spacing_mm is not None:
-        spacing = _positive("min_spacing_mm", min_spacing_mm)
+    if spacing is not None:
         current = np.asarray(sub_grid.spacing_mm)
         if np.any(current < spacing):
             from intrepid.geometry import resample
 
             new_sp = np.maximum(current, spacing)
             extent = (np.asarray(sub_grid.shape_ijk) - 1) * current
-            n = np.maximum(np.floor(extent / new_sp + 1e-9).astype(int) + 1, 1)
+            n = np.maximum(np.ceil(extent / new_sp - 1e-9).astype(int) + 1, 1)  # cover the block
             coarse = Grid(
                 (int(n[2]), int(n[1]), int(n[0])), sub_grid.origin_mm, tuple(new_sp), sub_grid.direction
             )

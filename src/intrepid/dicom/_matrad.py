@@ -112,7 +112,9 @@ def read_matrad_phantom(path: str | os.PathLike[str]) -> MatradPhantom:
     try:
         mat = scipy.io.loadmat(p, squeeze_me=True, struct_as_record=False)
     except NotImplementedError as exc:  # MATLAB v7.3 = HDF5
-        raise ParameterError(f"{p}: MATLAB v7.3 (HDF5) files are not supported; save with -v7 ({exc})") from None
+        raise ParameterError(
+            f"{p}: MATLAB v7.3 (HDF5) files are not supported; save with -v7 ({exc})"
+        ) from None
     except (ValueError, TypeError, OSError) as exc:
         raise ParameterError(f"{p}: not a readable MATLAB .mat file ({exc})") from None
     if "ct" not in mat:
@@ -150,7 +152,9 @@ def read_matrad_phantom(path: str | os.PathLike[str]) -> MatradPhantom:
         if cst.ndim == 1:
             cst = cst.reshape(1, -1)
         if cst.ndim != 2 or cst.shape[1] < 4:
-            raise ParameterError(f"{p}: cst must have rows [id, name, type, indices, ...], got shape {cst.shape}")
+            raise ParameterError(
+                f"{p}: cst must have rows [id, name, type, indices, ...], got shape {cst.shape}"
+            )
         n_vox = cube.size
         for row in cst:
             name = str(row[1])

@@ -1,1 +1,92 @@
-"""intrepid.learn"""
+"""intrepid.learn: the 2D U-Net, EPID / portal-dose data sets, training, model selection and ensembles.
+
+The only home of PyTorch in InTrEPID. Every name is imported on first access, and PyTorch itself only inside
+the functions that need it, so ``import intrepid.learn`` (and reading configurations, data sets or model
+descriptions) does not import torch.
+
+>>> from intrepid.learn import load_dataset, ProtocolConfig, run_protocol, load_model  # doctest: +SKIP
+>>> ds = load_dataset("pairs/", split="train")  # doctest: +SKIP
+>>> result = run_protocol(ds, ProtocolConfig(repeats=2, folds=3, epochs=20), "run")  # doctest: +SKIP
+>>> model = load_model(result.ensemble_path)  # doctest: +SKIP
+>>> dose = model.predict(epid_volume)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from intrepid.learn._dataset import MANIFEST_NAME, Pair, PairDataset, PairRecord, load_dataset, read_image
+    from intrepid.learn._ensemble import Ensemble, select_device
+    from intrepid.learn._model_io import describe_model, load_model, read_model_files, write_model_files
+    from intrepid.learn._preprocess import (
+        AugmentConfig,
+        PreprocessConfig,
+        Scaling,
+        augment_batch,
+        epid_signal,
+        fit_preprocess,
+        from_working_grid,
+        resampling_matrix,
+        to_working_grid,
+        working_grid,
+    )
+    from intrepid.learn._selection import (
+        Configuration,
+        ConfigurationSummary,
+        CVSplit,
+        ProtocolConfig,
+        ProtocolResult,
+        cv_splits,
+        run_protocol,
+    )
+    from intrepid.learn._training import (
+        Loss,
+        TrainConfig,
+        TrainedModel,
+        WorkingArrays,
+        prepare_working_arrays,
+        train_model,
+    )
+    from intrepid.learn._unet import (
+        Activation,
+        OutputActivation,
+        UNetConfig,
+        UpMode,
+        build_unet,
+        count_parameters,
+    )
+
+_WHERE = {
+    "_dataset": ("MANIFEST_NAME", "Pair", "PairDataset", "PairRecord", "load_dataset", "read_image"),
+    "_ensemble": ("Ensemble", "select_device"),
+    "_model_io": ("describe_model", "load_model", "read_model_files", "write_model_files"),
+    "_preprocess": (
+        "AugmentConfig", "PreprocessConfig", "Scaling", "augment_batch", "epid_signal", "fit_preprocess",
+        "from_working_grid", "resampling_matrix", "to_working_grid", "working_grid",
+    ),
+    "_selection": (
+        "CVSplit", "Configuration", "ConfigurationSummary", "ProtocolConfig", "ProtocolResult", "cv_splits",
+        "run_protocol",
+    ),
+    "_training": ("Loss", "TrainConfig", "TrainedModel", "WorkingArrays", "prepare_working_arrays", "train_model"),
+    "_unet": ("Activation", "OutputActivation", "UNetConfig", "UpMode", "build_unet", "count_parameters"),
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the defining private module on first access to one of its public names."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'intrepid.learn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"intrepid.learn.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -89,11 +89,14 @@ class Ensemble:
     unet : UNetConfig
         Architecture shared by the members.
     preprocess : PreprocessConfig
-        Working grid and normalisation (fitted) shared by the members.
+        Working grid, scaling and normalisation (fitted) of the members.
     member_states : sequence of mapping of str to ndarray
         Each member's ``state_dict`` as NumPy arrays.
     member_info : sequence of dict, optional
         JSON-ready facts about each member (configuration, repeat, fold, validation metrics).
+    member_preprocess : sequence of PreprocessConfig, optional
+        Per-member normalisation constants (members of a cross-validation are fitted on different training
+        folds); they must share ``preprocess``'s working shape and scaling. Default: ``preprocess`` for all.
     training : dict, optional
         JSON-ready training summary recorded in the model file.
     device : str
@@ -115,6 +118,7 @@ class Ensemble:
         member_states: Sequence[Mapping[str, NDArray[Any]]],
         *,
         member_info: Sequence[dict[str, Any]] | None = None,
+        member_preprocess: Sequence[PreprocessConfig] | None = None,
         training: dict[str, Any] | None = None,
         device: str = "cpu",
         batch_size: int = 4,
@@ -137,8 +141,20 @@ class Ensemble:
         info = list(member_info) if member_info is not None else [{} for _ in member_states]
         if len(info) != len(member_states):
             raise ParameterError(f"member_info has {len(info)} entries for {len(member_states)} members")
+        pres = list(member_preprocess) if member_preprocess is not None else [preprocess] * len(member_states)
+        if len(pres) != len(member_states):
+            raise ParameterError(f"member_preprocess has {len(pres)} entries for {len(member_states)} members")
+        for n, p in enumerate(pres):
+            if not isinstance(p, PreprocessConfig):
+                raise ParameterError(f"member_preprocess[{n}] must be a PreprocessConfig, got {type(p).__name__}")
+            if (p.working_shape, p.scaling) != (preprocess.working_shape, preprocess.scaling):
+                raise ParameterError(
+                    f"member {n}: working shape {p.working_shape} / scaling {p.scaling.value} differ from the "
+                    f"ensemble's {preprocess.working_shape} / {preprocess.scaling.value}"
+                )
         self.unet = unet
         self.preprocess = preprocess
+        self.member_preprocess: tuple[PreprocessConfig, ...] = tuple(pres)
         self.member_info: tuple[dict[str, Any], ...] = tuple(dict(i) for i in info)
         self.training: dict[str, Any] = dict(training or {})
         self.device = select_device(device)
@@ -173,13 +189,13 @@ class Ensemble:
         )
 
     # ------------------------------------------------------------------------------------ prediction
-    def predict_working(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Member-averaged portal dose (Gy) on the working grid from normalised inputs.
+    def predict_working(self, signal: NDArray[Any]) -> NDArray[np.float32]:
+        """Member-averaged portal dose (Gy) on the working grid from EPID signal on the working grid.
 
         Parameters
         ----------
-        x : ndarray (N, 1, rows, columns)
-            Normalised network inputs (:meth:`PreprocessConfig.normalise_input` on the working grid).
+        signal : ndarray (N, rows, columns)
+            EPID signal already resampled to the working grid (:func:`intrepid.learn.to_working_grid`).
 
         Returns
         -------
@@ -188,27 +204,36 @@ class Ensemble:
         """
         import torch
 
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim != 4 or arr.shape[1] != self.unet.in_channels:
-            raise ParameterError(f"x must be (N, {self.unet.in_channels}, rows, columns), got shape {arr.shape}")
+        arr = np.asarray(signal, dtype=np.float32)
+        if arr.ndim != 3 or arr.shape[-2:] != self.preprocess.working_shape:
+            raise ParameterError(
+                f"signal must be (N, {self.preprocess.working_shape[0]}, {self.preprocess.working_shape[1]}), "
+                f"got shape {arr.shape}"
+            )
         with torch.inference_mode():
             xt = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
             total = self._forward_mean(xt)
         return np.asarray(total.cpu().numpy(), dtype=np.float32)
 
-    def _forward_mean(self, xt: torch.Tensor) -> torch.Tensor:
+    def _forward_mean(self, signal: torch.Tensor) -> torch.Tensor:
+        """Mean dose (Gy) of the members for working-grid signal ``(N, rows, columns)``."""
         import torch
 
-        if self.device == "cpu":
-            xt = xt.contiguous(memory_format=torch.channels_last)
+        log = self.preprocess.scaling is Scaling.LOG
         total: torch.Tensor | None = None
-        for net in self._nets:
-            y = net(xt)[:, 0]
-            if self.preprocess.scaling is Scaling.LOG:
+        for net, pre in zip(self._nets, self.member_preprocess, strict=True):
+            x = ((signal - float(pre.input_offset)) / float(pre.input_scale))[:, None]
+            if log:
+                x = torch.log1p(torch.clamp(x, min=0.0))
+            if self.device == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = net(x)[:, 0]
+            if log:
                 y = torch.expm1(y)
+            y = y * float(pre.target_scale)
             total = y if total is None else total + y
         assert total is not None
-        return total * float(self.preprocess.target_scale / self.members)
+        return total / float(self.members)
 
     def predict_array(self, signal: ArrayLike) -> NDArray[np.float32]:
         """Portal dose (Gy) on the detector grid from EPID signal on the detector grid.
@@ -245,10 +270,7 @@ class Ensemble:
         with torch.inference_mode():
             for start in range(0, s.shape[0], self.batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(s[start:start + self.batch_size])).to(dev)
-                x = (down_y @ chunk @ down_x - float(pre.input_offset)) / float(pre.input_scale)
-                if pre.scaling is Scaling.LOG:
-                    x = torch.log1p(torch.clamp(x, min=0.0))
-                dose = self._forward_mean(x[:, None])
+                dose = self._forward_mean(down_y @ chunk @ down_x)
                 dose = up_y @ dose @ up_x
                 if pre.clip_negative:
                     dose = torch.clamp(dose, min=0.0)
@@ -300,7 +322,10 @@ class Ensemble:
 
     def description(self) -> dict[str, Any]:
         """The JSON description written with the weights (without the format and software keys)."""
-        members = [{"prefix": f"member{n}.", **info} for n, info in enumerate(self.member_info)]
+        members = [
+            {"prefix": f"member{n}.", **info, "preprocessing": pre.to_dict()}
+            for n, (info, pre) in enumerate(zip(self.member_info, self.member_preprocess, strict=True))
+        ]
         return {
             "kind": "unet-ensemble",
             "architecture": self.unet.to_dict(),
@@ -328,6 +353,7 @@ class Ensemble:
             _log.warning("model preprocessing was not fitted on training data")
         states: list[dict[str, NDArray[Any]]] = []
         info: list[dict[str, Any]] = []
+        pres: list[PreprocessConfig] = []
         used: set[str] = set()
         for n, member in enumerate(doc["members"]):
             prefix = member["prefix"]
@@ -336,8 +362,13 @@ class Ensemble:
                 raise ModelError(f"member {n}: no tensors with prefix {prefix!r} in the weights file")
             used.update(prefix + k for k in state)
             states.append(state)
-            info.append({k: v for k, v in member.items() if k != "prefix"})
+            info.append({k: v for k, v in member.items() if k not in ("prefix", "preprocessing")})
+            own = member.get("preprocessing")
+            pres.append(pre if own is None else PreprocessConfig.from_dict(own))
         extra = sorted(set(tensors) - used)
         if extra:
             raise ModelError(f"weights file holds {len(extra)} tensors of no member, e.g. {extra[0]!r}")
-        return cls(unet, pre, states, member_info=info, training=doc.get("training") or {}, device=device)
+        return cls(
+            unet, pre, states, member_info=info, member_preprocess=pres, training=doc.get("training") or {},
+            device=device,
+        )

@@ -110,9 +110,13 @@ class HUCalibration:
 
     @classmethod
     def from_matrad_hlut(
-        cls, table: ArrayLike, *, quantity: Quantity = Quantity.RELATIVE_ELECTRON_DENSITY, name: str = "matRad hlut"
+        cls,
+        table: ArrayLike,
+        *,
+        quantity: Quantity = Quantity.RELATIVE_ELECTRON_DENSITY,
+        name: str = "matRad hlut",
     ) -> HUCalibration:
-        """A calibration from a matRad ``ct.hlut`` table, shape (n, 2): HU, value (see ``read_matrad_phantom``)."""
+        """A calibration from a matRad ``ct.hlut`` table, shape (n, 2): HU, value."""
         t = np.asarray(table, dtype=float)
         if t.ndim != 2 or t.shape[1] != 2:
             raise ParameterError(f"a matRad hlut must have shape (n, 2), got {t.shape}")
@@ -126,7 +130,7 @@ class HUCalibration:
         quantity: Quantity = Quantity.RELATIVE_ELECTRON_DENSITY,
         name: str = "",
     ) -> HUCalibration:
-        """Read a two-column CSV file ``hu,value`` (an optional header line; lines starting with ``#`` skipped).
+        """Read a two-column CSV file ``hu,value`` (optional header line; lines starting with ``#`` skipped).
 
         Raises
         ------
@@ -199,7 +203,8 @@ def _schneider_points(hu_points: Sequence[float]) -> list[float]:
     return out
 
 
-_SCHNEIDER_HU = (-1000.0, 0.0, 41.46, 50000.0)
+# The two linear pieces meet at 41.46 HU with a step of 2e-6; the point just above keeps both exact.
+_SCHNEIDER_HU = (-1000.0, 0.0, 41.46, 41.46 + 1e-6, 50000.0)
 
 #: HU -> relative stopping power for protons, Schneider, Pedroni & Lomax (1996) Phys Med Biol 41:111,
 #: doi:10.1088/0031-9155/41/1/009, in the piecewise form used by plastimatch: 0.00106 at and below -1000 HU;

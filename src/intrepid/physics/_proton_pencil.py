@@ -219,11 +219,9 @@ class ProtonDose:
 def _accumulate_py(source: Any, sig_x: Any, sig_y: Any, hx: Any, hy: Any, cutoff: float,
                    out: Any) -> None:  # pragma: no cover - compiled by numba
     """Sum the pencils' cell-integrated Gaussians plane by plane (compiled lazily by numba)."""
-    import numba
-
     nz, nv, nu = source.shape
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
-    for k in numba.prange(nz):
+    for k in range(nz):
         for j in range(nv):
             for i in range(nu):
                 s = source[k, j, i]
@@ -270,7 +268,7 @@ def _accumulate(*args: Any) -> None:
     if _ACCUMULATE is None:
         import numba
 
-        _ACCUMULATE = numba.njit(cache=True, parallel=True, fastmath=True)(_accumulate_py)
+        _ACCUMULATE = numba.njit(cache=True, fastmath=True)(_accumulate_py)
     _ACCUMULATE(*args)
 
 

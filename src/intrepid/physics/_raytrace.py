@@ -148,7 +148,7 @@ class RayWepl:
 
 @dataclass(frozen=True, eq=False)
 class DivergentRays:
-    """Rays as start points and unit directions (LPS), for :func:`wepl_along_rays` and :func:`cumulative_path`.
+    """Rays as start points and unit directions (LPS), for :func:`wepl_along_rays`, :func:`cumulative_path`.
 
     Attributes
     ----------
@@ -210,7 +210,9 @@ class DivergentRays:
         """
         pos = np.asarray(positions_mm, dtype=float)
         if pos.ndim != 2 or pos.shape[1] != 2 or not np.all(np.isfinite(pos)):
-            raise ParameterError(f"positions_mm must be a finite (N, 2) array of (u, v), got shape {pos.shape}")
+            raise ParameterError(
+                f"positions_mm must be a finite (N, 2) array of (u, v), got shape {pos.shape}"
+            )
         sad = np.broadcast_to(np.asarray(sad_mm, dtype=float), (2,)).copy()
         if not np.all(np.isfinite(sad)) or np.any(sad <= 0):
             raise ParameterError(f"sad_mm must be > 0 (one value or one per axis x, y), got {sad.tolist()}")
@@ -219,7 +221,8 @@ class DivergentRays:
         xa = _unit_directions(np.asarray(x_axis, dtype=float).reshape(1, 3), 1, normalise=True)[0]
         if abs(float(np.dot(w, xa))) > 1e-6:
             raise ParameterError(
-                f"x_axis must be perpendicular to beam_direction, got a dot product of {float(np.dot(w, xa)):.3g}"
+                f"x_axis must be perpendicular to beam_direction, got a dot product of "
+                f"{float(np.dot(w, xa)):.3g}"
             )
         z_axis = -w
         y_axis = np.cross(z_axis, xa)
@@ -227,19 +230,22 @@ class DivergentRays:
         if not math.isfinite(z_start):
             raise ParameterError(f"start_distance_mm must be finite, got {start_distance_mm}")
         u, v = pos[:, 0], pos[:, 1]
-        starts_b = np.column_stack([u * (1 - z_start / sad[0]), v * (1 - z_start / sad[1]),
-                                    np.full(u.shape, z_start)])
+        starts_b = np.column_stack(
+            [u * (1 - z_start / sad[0]), v * (1 - z_start / sad[1]), np.full(u.shape, z_start)]
+        )
         dirs_b = np.column_stack([u / sad[0], v / sad[1], -np.ones(u.shape)])
         dirs_b /= np.linalg.norm(dirs_b, axis=1, keepdims=True)
         basis = np.column_stack([xa, y_axis, z_axis])
         return cls(starts_b @ basis.T + iso, dirs_b @ basis.T)
 
 
-# ---------------------------------------------------------------------------------------------- validation
+# ------------------------------------------------------------------------------------ validation
 def _points(name: str, value: ArrayLike) -> NDArray[np.float64]:
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 0 or arr.shape[-1] != 3:
-        raise ParameterError(f"{name} must have 3 coordinates (x, y, z) on its last axis, got shape {arr.shape}")
+        raise ParameterError(
+            f"{name} must have 3 coordinates (x, y, z) on its last axis, got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ParameterError(f"{name} must be finite, got non-finite coordinates")
     return arr
@@ -286,14 +292,16 @@ def _prepare(volume: Volume, name: str = "volume") -> tuple[NDArray[np.float32],
     grid = volume.grid
     if not grid.is_axis_permuted:
         raise GeometryError(
-            f"{name} has an oblique grid (direction {np.round(grid.direction_matrix, 4).tolist()}); ray tracing "
+            f"{name} has an oblique grid (direction {np.round(grid.direction_matrix, 4).tolist()}); "
+            "ray tracing "
             "needs an axis-aligned grid: resample it first"
         )
     volume.check_finite(name)
     values = np.ascontiguousarray(volume.array, dtype=np.float32)
     a = grid.direction_matrix * np.asarray(grid.spacing_mm)[None, :]
-    frame = _IndexFrame(a, np.linalg.inv(a), np.asarray(grid.origin_mm, dtype=float),
-                        np.asarray(grid.shape, dtype=np.int64))
+    frame = _IndexFrame(
+        a, np.linalg.inv(a), np.asarray(grid.origin_mm, dtype=float), np.asarray(grid.shape, dtype=np.int64)
+    )
     return values, frame
 
 
@@ -303,7 +311,7 @@ def _kernels() -> Any:
     return _siddon
 
 
-# ---------------------------------------------------------------------------------------------- line integrals
+# ------------------------------------------------------------------------------------ line integrals
 def line_integrals(
     volume: Volume,
     source_mm: ArrayLike,
@@ -353,13 +361,16 @@ def line_integrals(
     length = np.linalg.norm(diff, axis=1)
     if np.any(length < _MIN_RAY_MM):
         bad = int(np.argmin(length))
-        raise ParameterError(f"zero-length ray: target {bad} coincides with the source at {sources[bad].tolist()}")
+        raise ParameterError(
+            f"zero-length ray: target {bad} coincides with the source at {sources[bad].tolist()}"
+        )
     a = frame.to_index(sources)
     d = frame.vector_to_index(diff)
     n = targets.shape[0]
     hi = np.ones(n) if stop_at_target else np.full(n, np.inf)
-    info, _ = _kernels().trace_rays(values, np.zeros((1, 1, 1), np.uint8), False, a, d, length,
-                                    np.zeros(n), hi, np.zeros((n, 0)))
+    info, _ = _kernels().trace_rays(
+        values, np.zeros((1, 1, 1), np.uint8), False, a, d, length, np.zeros(n), hi, np.zeros((n, 0))
+    )
     return np.asarray(info[:, 0].reshape(out_shape), dtype=float)
 
 
@@ -400,7 +411,9 @@ def trace_ray(volume: Volume, source_mm: ArrayLike, target_mm: ArrayLike) -> Ray
 def _far_distance(frame: _IndexFrame, starts: NDArray[np.float64]) -> NDArray[np.float64]:
     """A distance (mm) beyond the whole volume from each start point."""
     nk, nj, ni = frame.shape_kji
-    corners_q = np.array([[x, y, z] for x in (-0.5, ni - 0.5) for y in (-0.5, nj - 0.5) for z in (-0.5, nk - 0.5)])
+    corners_q = np.array(
+        [[x, y, z] for x in (-0.5, ni - 0.5) for y in (-0.5, nj - 0.5) for z in (-0.5, nk - 0.5)]
+    )
     corners = corners_q @ frame.a.T + frame.origin
     far = np.max(np.linalg.norm(corners[None, :, :] - starts[:, None, :], axis=2), axis=1)
     return np.asarray(far + 1.0, dtype=float)
@@ -451,8 +464,17 @@ def cumulative_path(
     sorted_q = np.take_along_axis(dist, order, axis=1)
     a = frame.to_index(starts)
     d = frame.vector_to_index(dirs)
-    _, cum = _kernels().trace_rays(values, np.zeros((1, 1, 1), np.uint8), False, a, d, np.ones(n), np.zeros(n),
-                                   np.full(n, np.inf), np.ascontiguousarray(sorted_q))
+    _, cum = _kernels().trace_rays(
+        values,
+        np.zeros((1, 1, 1), np.uint8),
+        False,
+        a,
+        d,
+        np.ones(n),
+        np.zeros(n),
+        np.full(n, np.inf),
+        np.ascontiguousarray(sorted_q),
+    )
     out = np.empty_like(cum)
     np.put_along_axis(out, order, cum, axis=1)
     return out
@@ -503,16 +525,29 @@ def wepl_along_rays(
     n = starts.shape[0]
     a = frame.to_index(starts)
     d = frame.vector_to_index(dirs)
-    info, _ = _kernels().trace_rays(values, mask_arr, mask is not None, a, d, np.ones(n), np.zeros(n),
-                                    np.full(n, np.inf), np.zeros((n, 0)))
+    info, _ = _kernels().trace_rays(
+        values,
+        mask_arr,
+        mask is not None,
+        a,
+        d,
+        np.ones(n),
+        np.zeros(n),
+        np.full(n, np.inf),
+        np.zeros((n, 0)),
+    )
     return RayWepl(
-        entry_mm=info[:, 1].copy(), exit_mm=info[:, 2].copy(), wepl_mm=info[:, 0].copy(),
-        mask_entry_mm=info[:, 3].copy(), mask_exit_mm=info[:, 4].copy(),
-        wepl_to_mask_entry_mm=info[:, 5].copy(), wepl_to_mask_exit_mm=info[:, 6].copy(),
+        entry_mm=info[:, 1].copy(),
+        exit_mm=info[:, 2].copy(),
+        wepl_mm=info[:, 0].copy(),
+        mask_entry_mm=info[:, 3].copy(),
+        mask_exit_mm=info[:, 4].copy(),
+        wepl_to_mask_entry_mm=info[:, 5].copy(),
+        wepl_to_mask_exit_mm=info[:, 6].copy(),
     )
 
 
-# ---------------------------------------------------------------------------------------------- radiological depth
+# ------------------------------------------------------------------------------------ radiological depth
 def _beam_axes(source: NDArray[np.float64], iso: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
     """Central axis ``w`` (source -> isocentre) and lateral axes ``e_x``, ``e_z`` of the beam's-eye view.
 
@@ -599,7 +634,9 @@ def radiological_depth(
         )
     vmin = float(values.min())
     if vmin < 0:
-        raise ParameterError(f"volume values must be >= 0 (densities or stopping powers), got a minimum of {vmin}")
+        raise ParameterError(
+            f"volume values must be >= 0 (densities or stopping powers), got a minimum of {vmin}"
+        )
     if not isinstance(mode, RayTraceMode):
         raise ParameterError(f"mode must be a RayTraceMode, got {mode!r}")
     source = _points("source_mm", source_mm).reshape(-1)
@@ -615,8 +652,10 @@ def radiological_depth(
     if float(np.linalg.norm(iso - source)) < _MIN_RAY_MM:
         raise ParameterError("isocenter_mm coincides with source_mm: the beam axis is undefined")
     if bool(volume.grid.contains(source[None, :])[0]):
-        raise GeometryError(f"source_mm {source.tolist()} lies inside the volume; radiological_depth needs a "
-                            "source outside it")
+        raise GeometryError(
+            f"source_mm {source.tolist()} lies inside the volume; radiological_depth needs a "
+            "source outside it"
+        )
     w, ex, ez = _beam_axes(source, iso)
     # voxel index (i, j, k, 1) -> beam's-eye view (x, depth, z) relative to the source
     rot = np.stack([ex, w, ez])
@@ -624,16 +663,23 @@ def radiological_depth(
     bev[:, :3] = rot @ frame.a
     bev[:, 3] = rot @ (frame.origin - source)
     nk, nj, ni = (int(s) for s in frame.shape_kji)
-    corners = np.array([[x, y, z, 1.0] for x in (0, ni - 1) for y in (0, nj - 1) for z in (0, nk - 1)]) @ bev.T
+    corners = (
+        np.array([[x, y, z, 1.0] for x in (0, ni - 1) for y in (0, nj - 1) for z in (0, nk - 1)]) @ bev.T
+    )
     if np.any(corners[:, 1] <= 0):
-        raise GeometryError("part of the volume lies at or behind the source plane; move the source further away")
+        raise GeometryError(
+            "part of the volume lies at or behind the source plane; move the source further away"
+        )
     spacing = np.asarray(volume.grid.spacing_mm)
     entrance = np.full(volume.shape, np.nan, dtype=np.float32)
     exit_ = np.full(volume.shape, np.nan, dtype=np.float32)
     kern = _kernels()
     # the EXACT ray grid: spacing sp on the plane at `plane` mm from the source (FAST refers to the same rays)
-    sp = float(spacing.min() / np.sqrt(2.0)) if ray_spacing_mm is None else _positive("ray_spacing_mm",
-                                                                                         ray_spacing_mm)
+    sp = (
+        float(spacing.min() / np.sqrt(2.0))
+        if ray_spacing_mm is None
+        else _positive("ray_spacing_mm", ray_spacing_mm)
+    )
     plane = float(corners[:, 1].max() + spacing.max())
     if mode is RayTraceMode.EXACT:
         proj = corners[:, [0, 2]] * (plane / corners[:, 1])[:, None] / sp
@@ -643,13 +689,33 @@ def radiological_depth(
         t0 = frame.to_index((source + plane * w)[None, :])[0]
         tx = frame.vector_to_index((sp * ex)[None, :])[0]
         tz = frame.vector_to_index((sp * ez)[None, :])[0]
-        _log.debug("radiological_depth EXACT: %d x %d rays at %.3f mm on the plane at %.1f mm",
-                   n_hi[0] - n_lo[0] + 1, n_hi[1] - n_lo[1] + 1, sp, plane)
-        kern.radiological_depth_exact(values, src_q, t0, tx, tz, np.array([n_lo[0], n_hi[0]]),
-                                      np.array([n_lo[1], n_hi[1]]), bev, plane, sp, entrance, exit_)
+        _log.debug(
+            "radiological_depth EXACT: %d x %d rays at %.3f mm on the plane at %.1f mm",
+            n_hi[0] - n_lo[0] + 1,
+            n_hi[1] - n_lo[1] + 1,
+            sp,
+            plane,
+        )
+        kern.radiological_depth_exact(
+            values,
+            src_q,
+            t0,
+            tx,
+            tz,
+            np.array([n_lo[0], n_hi[0]]),
+            np.array([n_lo[1], n_hi[1]]),
+            bev,
+            plane,
+            sp,
+            entrance,
+            exit_,
+        )
     else:
-        lat = _FAST_LATERAL * float(spacing.max()) if lateral_spacing_mm is None else _positive(
-            "lateral_spacing_mm", lateral_spacing_mm)
+        lat = (
+            _FAST_LATERAL * float(spacing.max())
+            if lateral_spacing_mm is None
+            else _positive("lateral_spacing_mm", lateral_spacing_mm)
+        )
         # default step: the voxel spacing along the central axis (1 / |w| in index units per mm)
         along = float(1.0 / np.linalg.norm(frame.vector_to_index(w[None, :])[0]))
         step = along if depth_step_mm is None else _positive("depth_step_mm", depth_step_mm)
@@ -659,8 +725,12 @@ def radiological_depth(
         # lateral columns at multiples of `lat` from the central axis (mirror-symmetric beam geometry)
         u0, v0 = (np.floor(proj.min(axis=0) / lat) - 1.0) * lat
         n_u, n_v = (np.ceil((proj.max(axis=0) - np.array([u0, v0])) / lat).astype(int) + 2).tolist()
-        edges = np.array([[x, y, z, 1.0] for x in (-0.5, ni - 0.5) for y in (-0.5, nj - 0.5)
-                          for z in (-0.5, nk - 0.5)]) @ bev.T
+        edges = (
+            np.array(
+                [[x, y, z, 1.0] for x in (-0.5, ni - 0.5) for y in (-0.5, nj - 0.5) for z in (-0.5, nk - 0.5)]
+            )
+            @ bev.T
+        )
         # depth samples on the planes of the voxel centres nearest the source (exact where the beam is
         # along a grid axis and the step is the voxel spacing), starting outside the volume's edges
         first = float(corners[:, 1].min())
@@ -669,14 +739,43 @@ def radiological_depth(
         _log.debug("radiological_depth FAST: %d x %d x %d beam's-eye-view samples", n_v, n_u, n_d)
         cum = np.full((n_v, n_u, n_d), np.nan, dtype=np.float32)
         totals = np.zeros((n_v, n_u), dtype=np.float32)
-        kern.bev_cumulative(values, frame.to_index(source[None, :])[0], frame.vector_to_index(w[None, :])[0],
-                            frame.vector_to_index(ex[None, :])[0], frame.vector_to_index(ez[None, :])[0],
-                            float(u0), float(v0), lat, d0, step, ref, cum, totals)
-        kern.bev_interpolate(cum, totals, bev, float(u0), float(v0), lat, d0, step, ref, plane, sp,
-                             frame.shape_kji, entrance, exit_)
+        kern.bev_cumulative(
+            values,
+            frame.to_index(source[None, :])[0],
+            frame.vector_to_index(w[None, :])[0],
+            frame.vector_to_index(ex[None, :])[0],
+            frame.vector_to_index(ez[None, :])[0],
+            float(u0),
+            float(v0),
+            lat,
+            d0,
+            step,
+            ref,
+            cum,
+            totals,
+        )
+        kern.bev_interpolate(
+            cum,
+            totals,
+            bev,
+            float(u0),
+            float(v0),
+            lat,
+            d0,
+            step,
+            ref,
+            plane,
+            sp,
+            frame.shape_kji,
+            entrance,
+            exit_,
+        )
     meta = {"beam_source_mm": source.tolist(), "isocenter_mm": iso.tolist(), "mode": mode.value}
-    common: dict[str, Any] = {"quantity": Quantity.LENGTH, "units": "mm",
-                              "frame_of_reference_uid": volume.frame_of_reference_uid}
+    common: dict[str, Any] = {
+        "quantity": Quantity.LENGTH,
+        "units": "mm",
+        "frame_of_reference_uid": volume.frame_of_reference_uid,
+    }
     return RadiologicalDepth(
         entrance_mm=Volume(entrance, volume.grid, metadata={**meta, "depth": "entrance"}, **common),
         exit_mm=Volume(exit_, volume.grid, metadata={**meta, "depth": "exit"}, **common),

@@ -38,7 +38,7 @@ _INF = np.inf
 
 @numba.njit(cache=True, inline="always")
 def _axis_limits(a: float, d: float, n: int) -> tuple[float, float, bool]:
-    """Parameter interval ``[lo, hi]`` where ``a + alpha d`` lies between the edges ``-0.5`` and ``n - 0.5``."""
+    """Interval ``[lo, hi]`` of alpha where ``a + alpha d`` lies between the edges -0.5 and n - 0.5."""
     if d > 0.0:
         return (-0.5 - a) / d, (n - 0.5 - a) / d, True
     if d < 0.0:
@@ -49,25 +49,36 @@ def _axis_limits(a: float, d: float, n: int) -> tuple[float, float, bool]:
 
 @numba.njit(cache=True, inline="always")
 def _axis_start(a: float, d: float, n: int, alpha: float) -> tuple[int, int, float, float]:
-    """Voxel index, step, next crossing parameter and increment along one axis at entry parameter ``alpha``."""
+    """Voxel index, step, next crossing parameter and its increment along one axis at entry ``alpha``."""
     c = a + alpha * d
     if d > 0.0:
-        i = int(math.floor(c + 0.5))
+        i = math.floor(c + 0.5)
         i = min(max(i, 0), n - 1)
         return i, 1, (i + 0.5 - a) / d, 1.0 / d
     if d < 0.0:
-        i = int(math.ceil(c + 0.5)) - 1
+        i = math.ceil(c + 0.5) - 1
         i = min(max(i, 0), n - 1)
         return i, -1, (i - 0.5 - a) / d, -1.0 / d
-    i = int(math.floor(c + 0.5))
+    i = math.floor(c + 0.5)
     i = min(max(i, 0), n - 1)
     return i, 0, _INF, _INF
 
 
 @numba.njit(cache=True, inline="always")
-def _clip(a0: float, a1: float, a2: float, d0: float, d1: float, d2: float, ni: int, nj: int, nk: int,
-          alpha_lo: float, alpha_hi: float) -> tuple[float, float]:
-    """Entry and exit parameters of the ray in the box, clipped to ``[alpha_lo, alpha_hi]`` (entry >= exit: miss)."""
+def _clip(
+    a0: float,
+    a1: float,
+    a2: float,
+    d0: float,
+    d1: float,
+    d2: float,
+    ni: int,
+    nj: int,
+    nk: int,
+    alpha_lo: float,
+    alpha_hi: float,
+) -> tuple[float, float]:
+    """Entry and exit alpha of the ray in the box, clipped to [alpha_lo, alpha_hi] (entry >= exit: miss)."""
     lo0, hi0, in0 = _axis_limits(a0, d0, ni)
     lo1, hi1, in1 = _axis_limits(a1, d1, nj)
     lo2, hi2, in2 = _axis_limits(a2, d2, nk)
@@ -80,7 +91,10 @@ def _clip(a0: float, a1: float, a2: float, d0: float, d1: float, d2: float, ni: 
 
 @numba.njit(cache=True)
 def trace_path(
-    a: NDArray[np.float64], d: NDArray[np.float64], shape_kji: NDArray[np.int64], alpha_lo: float,
+    a: NDArray[np.float64],
+    d: NDArray[np.float64],
+    shape_kji: NDArray[np.int64],
+    alpha_lo: float,
     alpha_hi: float,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Voxels crossed by one ray and the parameter at each crossing.
@@ -338,8 +352,7 @@ def radiological_depth_exact(
                         f = plane_mm / by * inv_sp
                         bx = bev[0, 0] * i + bev[0, 1] * j + bev[0, 2] * k + bev[0, 3]
                         bz = bev[2, 0] * i + bev[2, 1] * j + bev[2, 2] * k + bev[2, 3]
-                        if (math.ceil(bx * f - 0.5) == nx and math.ceil(bz * f - 0.5) == nz
-                                and nbuf < cap):
+                        if math.ceil(bx * f - 0.5) == nx and math.ceil(bz * f - 0.5) == nz and nbuf < cap:
                             entrance[k, j, i] = total + 0.5 * seg
                             buf[nbuf] = (k * nj + j) * ni + i
                             nbuf += 1
@@ -433,8 +446,8 @@ def bev_cumulative(
             totals[iv, iu] = 0.0
             if not dmin < dmax:
                 continue
-            m_start = max(int(math.ceil((dmin - d0) / depth_step_mm)), 0)
-            m_stop = min(int(math.floor((dmax - d0) / depth_step_mm)) + 1, n_d)
+            m_start = max(math.ceil((dmin - d0) / depth_step_mm), 0)
+            m_stop = min(math.floor((dmax - d0) / depth_step_mm) + 1, n_d)
             total = 0.0
             prev = 0.0
             prev_d = dmin
@@ -455,16 +468,24 @@ def bev_cumulative(
 
 
 @numba.njit(cache=True, inline="always")
-def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_v: int, n_d: int, fu: float,
-            fv: float, fd: float) -> tuple[float, float, bool]:
+def _gather(
+    flat: NDArray[np.float32],
+    totals: NDArray[np.float32],
+    n_u: int,
+    n_v: int,
+    n_d: int,
+    fu: float,
+    fv: float,
+    fd: float,
+) -> tuple[float, float, bool]:
     """Interpolated value of the (n_v, n_u, n_d) grid ``flat`` and of the column totals at (fv, fu, fd).
 
     Trilinear, over the samples that are inside the volume (finite): the weights of the others are dropped
     and the rest renormalised, first along depth within each column, then across the four columns.
     """
-    iu = int(math.floor(fu))
-    iv = int(math.floor(fv))
-    idd = int(math.floor(fd))
+    iu = math.floor(fu)
+    iv = math.floor(fv)
+    idd = math.floor(fd)
     if iu < 0 or iv < 0 or idd < 0 or iu + 1 >= n_u or iv + 1 >= n_v or idd + 1 >= n_d:
         return 0.0, 0.0, False
     wu = fu - iu
@@ -481,16 +502,14 @@ def _gather(flat: NDArray[np.float32], totals: NDArray[np.float32], n_u: int, n_
             b = col * np.uint64(n_d) + np.uint64(idd)
             c0 = flat[b]
             c1 = flat[b + one]
-            ok0 = not math.isnan(c0)
-            ok1 = not math.isnan(c1)
-            if ok0 and ok1:
-                val = c0 * (1.0 - wd) + c1 * wd
-            elif ok0:
-                val = c0
-            elif ok1:
-                val = c1
-            else:
-                continue
+            val = c0 * (1.0 - wd) + c1 * wd
+            if math.isnan(val):  # rare: a sample outside the volume
+                if not math.isnan(c0):
+                    val = c0
+                elif not math.isnan(c1):
+                    val = c1
+                else:
+                    continue
             acc += wl * val
             tot += wl * totals[col]
             wsum += wl
@@ -559,8 +578,9 @@ def bev_interpolate(
                 for i in range(ni):
                     g = tab_g[j, i]
                     v = math.ceil(bz * g - 0.5) * h if snap else bz * g
-                    acc, tot, ok = _gather(flat, totals, n_u, n_v, n_d, tab_fu[j, i], (v - v0) * inv_lat,
-                                           tab_fd[j, i])
+                    acc, tot, ok = _gather(
+                        flat, totals, n_u, n_v, n_d, tab_fu[j, i], (v - v0) * inv_lat, tab_fd[j, i]
+                    )
                     if ok:
                         entrance[k, j, i] = acc
                         exit_[k, j, i] = tot - acc
@@ -583,8 +603,16 @@ def bev_interpolate(
                 else:
                     bx *= g
                     bz *= g
-                acc, tot, ok = _gather(flat, totals, n_u, n_v, n_d, (bx - u0) * inv_lat, (bz - v0) * inv_lat,
-                                       (by - d0) * inv_step)
+                acc, tot, ok = _gather(
+                    flat,
+                    totals,
+                    n_u,
+                    n_v,
+                    n_d,
+                    (bx - u0) * inv_lat,
+                    (bz - v0) * inv_lat,
+                    (by - d0) * inv_step,
+                )
                 if ok:
                     entrance[k, j, i] = acc
                     exit_[k, j, i] = tot - acc

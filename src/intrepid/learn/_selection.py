@@ -1,0 +1,635 @@
+"""Model selection as published: grid search × repeated, grouped and stratified k-fold CV, and an ensemble.
+
+The protocol (:func:`run_protocol`) trains, for every configuration of the grid (initial filters × learning
+rate × batch size; published: {8, 16} × {1e-2, 1e-3, 1e-4} × {4, 8, 16, 32} = 24), ``repeats`` times a
+``folds``-fold cross-validation (published: 10 × 5, 150 epochs each).
+
+Splits (:func:`cv_splits`) are **grouped**: a group is one phantom with one field group (``PairRecord.group``,
+e.g. all rotations and MU of ``6s10b3`` with a 10 × 10 field), and a group is never split between the training
+and the validation images of a fold, so that near-duplicates cannot leak into validation. They are
+**stratified** by phantom family × field group (``PairRecord.stratum``): within each stratum the groups are
+shuffled (seeded per repeat), taken largest first and given to the fold that holds the fewest images of that
+stratum so far (ties: fewest images overall, then a random order), which spreads every family and field size
+over the folds. Repeats differ only by the shuffle. A run's training seed depends on the protocol seed, the
+repeat and the fold only, so every configuration sees the same splits and the same seeds (common random
+numbers make the comparison of configurations fairer).
+
+Each run records a manifest ``runs/<configuration>/r<repeat>_f<fold>.json`` (configuration, seeds, fold
+membership, per-epoch losses, validation loss, per-image gamma pass rates at ``dd_percent`` / ``dta_mm``
+(global, ``cutoff_percent`` cut-off) and MAE, time). ``summary.csv`` and ``summary.md`` rank the
+configurations by mean validation gamma pass rate (higher first), then mean validation loss (lower first).
+
+The ensemble (``ensemble/model.json`` + ``model.safetensors``) averages, for the best configuration, *the best
+model of each run*, where a run is one repetition of the k-fold cross-validation (one of the 10 "CV schemes"
+of the published system): from each repeat the fold model with the highest validation pass rate (ties: lower
+validation loss). The published protocol thus gives a 10-member ensemble.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intrepid.dicom._common import atomic_write
+from intrepid.errors import ParameterError
+from intrepid.learn._dataset import PairDataset, PairRecord
+from intrepid.learn._preprocess import AugmentConfig, PreprocessConfig
+from intrepid.learn._training import Loss, TrainConfig, TrainedModel, prepare_working_arrays, train_model
+from intrepid.learn._unet import UNetConfig
+
+__all__ = [
+    "Configuration",
+    "ConfigurationSummary",
+    "CVSplit",
+    "ProtocolConfig",
+    "ProtocolResult",
+    "cv_splits",
+    "run_protocol",
+]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One point of the hyper-parameter grid."""
+
+    initial_filters: int
+    learning_rate: float
+    batch_size: int
+
+    @property
+    def name(self) -> str:
+        """Folder-friendly name, ``"f8_lr0.001_bs4"``."""
+        return f"f{self.initial_filters}_lr{self.learning_rate:g}_bs{self.batch_size}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {"initial_filters": self.initial_filters, "learning_rate": self.learning_rate,
+                "batch_size": self.batch_size, "name": self.name}
+
+
+@dataclass(frozen=True)
+class CVSplit:
+    """One fold of one repeat: indices into the data set."""
+
+    repeat: int
+    fold: int
+    train_indices: tuple[int, ...]
+    val_indices: tuple[int, ...]
+
+
+def _positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(values)
+    if not out or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in out):
+        raise ParameterError(f"{name} must be a non-empty list of integers >= 1, got {list(out)}")
+    return tuple(int(v) for v in out)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Settings of the model-selection protocol (defaults: the published one).
+
+    Parameters
+    ----------
+    filters : tuple of int
+        Initial filters of the U-Net to try (published: 8, 16).
+    learning_rates : tuple of float
+        Adam learning rates to try (published: 1e-2, 1e-3, 1e-4).
+    batch_sizes : tuple of int
+        Batch sizes to try (published: 4, 8, 16, 32).
+    repeats : int
+        Repetitions of the k-fold cross-validation (published: 10).
+    folds : int
+        k of the k-fold cross-validation (>= 2; published: 5).
+    epochs : int
+        Epochs per run (published: 150).
+    loss : Loss
+        MAE (default) or MSE.
+    seed : int
+        Seed of the splits and the runs (>= 0).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``.
+    unet : UNetConfig
+        Architecture (its ``initial_filters`` is replaced by each grid value).
+    preprocess : PreprocessConfig
+        Working grid and scaling (the constants are fitted on each run's training images).
+    augmentation : AugmentConfig
+        Training augmentation.
+    dd_percent, dta_mm, cutoff_percent : float
+        Gamma criteria of the validation pass rate (global, published 3 % / 3 mm, 10 % cut-off).
+    keep_all_models : bool
+        Keep the member candidates of every configuration under ``runs/`` (default: only the best
+        configuration's ensemble is kept).
+    """
+
+    filters: tuple[int, ...] = (8, 16)
+    learning_rates: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
+    batch_sizes: tuple[int, ...] = (4, 8, 16, 32)
+    repeats: int = 10
+    folds: int = 5
+    epochs: int = 150
+    loss: Loss = Loss.MAE
+    seed: int = 0
+    device: str = "auto"
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    dd_percent: float = 3.0
+    dta_mm: float = 3.0
+    cutoff_percent: float = 10.0
+    keep_all_models: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filters", _positive_ints("filters", self.filters))
+        object.__setattr__(self, "batch_sizes", _positive_ints("batch_sizes", self.batch_sizes))
+        lrs = tuple(float(v) for v in self.learning_rates)
+        if not lrs or any(not (math.isfinite(v) and v > 0) for v in lrs):
+            raise ParameterError(f"learning_rates must be a non-empty list of values > 0, got {list(lrs)}")
+        object.__setattr__(self, "learning_rates", lrs)
+        for name, low in (("repeats", 1), ("folds", 2), ("epochs", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ParameterError(f"{name} must be an integer >= {low}, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ParameterError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.loss, Loss):
+            raise ParameterError(f"loss must be a Loss, got {self.loss!r}")
+        for name in ("dd_percent", "dta_mm"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be > 0, got {v}")
+        if not (0 <= self.cutoff_percent < 100):
+            raise ParameterError(f"cutoff_percent must be in [0, 100), got {self.cutoff_percent}")
+        for f in self.filters:
+            if f > self.unet.max_filters:
+                raise ParameterError(f"filters value {f} exceeds the U-Net's max_filters {self.unet.max_filters}")
+        m = self.unet.size_multiple
+        if any(s % m for s in self.preprocess.working_shape):
+            raise ParameterError(
+                f"working shape {self.preprocess.working_shape} must be multiples of {m} for a "
+                f"depth-{self.unet.depth} U-Net"
+            )
+
+    @property
+    def configurations(self) -> tuple[Configuration, ...]:
+        """The grid, in the order filters × learning rates × batch sizes."""
+        return tuple(
+            Configuration(f, lr, bs)
+            for f, lr, bs in itertools.product(self.filters, self.learning_rates, self.batch_sizes)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description."""
+        return {
+            "filters": list(self.filters),
+            "learning_rates": list(self.learning_rates),
+            "batch_sizes": list(self.batch_sizes),
+            "repeats": self.repeats,
+            "folds": self.folds,
+            "epochs": self.epochs,
+            "loss": self.loss.value,
+            "seed": self.seed,
+            "device": self.device,
+            "unet": self.unet.to_dict(),
+            "preprocess": self.preprocess.to_dict(),
+            "augmentation": self.augmentation.to_dict(),
+            "gamma": {"dd_percent": self.dd_percent, "dta_mm": self.dta_mm, "cutoff_percent": self.cutoff_percent,
+                      "normalisation": "global"},
+            "keep_all_models": self.keep_all_models,
+        }
+
+
+def cv_splits(records: Sequence[PairRecord], folds: int, repeats: int = 1, seed: int = 0) -> list[CVSplit]:
+    """Grouped, stratified, repeated k-fold splits (see the module docstring).
+
+    Parameters
+    ----------
+    records : sequence of PairRecord
+        The data set's rows (:attr:`PairDataset.records`).
+    folds : int
+        k (>= 2).
+    repeats : int
+        Repetitions with different shuffles (>= 1).
+    seed : int
+        Seed of the shuffles.
+
+    Returns
+    -------
+    list of CVSplit
+        ``repeats × folds`` splits, repeat-major; within a repeat the validation sets partition the data.
+
+    Raises
+    ------
+    ParameterError
+        Fewer groups than folds.
+
+    Examples
+    --------
+    >>> splits = cv_splits(load_dataset("pairs/").records, folds=5, repeats=10)  # doctest: +SKIP
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ParameterError(f"folds must be an integer >= 2, got {folds!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[r.group].append(i)
+    if len(groups) < folds:
+        raise ParameterError(
+            f"{folds}-fold cross-validation needs at least {folds} groups (phantom × field group), the data "
+            f"set has {len(groups)}; lower folds"
+        )
+    strata: dict[str, list[str]] = defaultdict(list)
+    for g, idx in groups.items():
+        votes: dict[str, int] = defaultdict(int)
+        for i in idx:
+            votes[records[i].stratum] += 1
+        strata[max(sorted(votes), key=lambda s: votes[s])].append(g)
+    out = []
+    for repeat in range(repeats):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, repeat, 0x5EED]))
+        fold_of: dict[str, int] = {}
+        totals = [0] * folds
+        for stratum in sorted(strata):
+            names = sorted(strata[stratum])
+            names = [names[i] for i in rng.permutation(len(names))]
+            names.sort(key=lambda g: -len(groups[g]))  # stable: random order among equal sizes
+            tie = rng.permutation(folds)
+            counts = [0] * folds
+            for g in names:
+                best = min(range(folds), key=lambda f: (counts[f], totals[f], int(tie[f])))
+                fold_of[g] = best
+                counts[best] += len(groups[g])
+                totals[best] += len(groups[g])
+        for fold in range(folds):
+            val = sorted(i for g, idx in groups.items() if fold_of[g] == fold for i in idx)
+            train = sorted(i for g, idx in groups.items() if fold_of[g] != fold for i in idx)
+            out.append(CVSplit(repeat, fold, tuple(train), tuple(val)))
+    return out
+
+
+@dataclass(frozen=True)
+class ConfigurationSummary:
+    """Cross-validated scores of one configuration (one row of the summary table)."""
+
+    configuration: Configuration
+    runs: int
+    gamma_pass_rate_mean_percent: float
+    gamma_pass_rate_std_percent: float
+    val_loss_mean: float
+    val_loss_std: float
+    mae_mean_gy: float
+    best_epoch_mean: float
+    seconds: float
+    rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready row."""
+        return {
+            "rank": self.rank,
+            "configuration": self.configuration.name,
+            "initial_filters": self.configuration.initial_filters,
+            "learning_rate": self.configuration.learning_rate,
+            "batch_size": self.configuration.batch_size,
+            "runs": self.runs,
+            "gamma_pass_rate_mean_percent": self.gamma_pass_rate_mean_percent,
+            "gamma_pass_rate_std_percent": self.gamma_pass_rate_std_percent,
+            "val_loss_mean": self.val_loss_mean,
+            "val_loss_std": self.val_loss_std,
+            "mae_mean_gy": self.mae_mean_gy,
+            "best_epoch_mean": self.best_epoch_mean,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Outcome of :func:`run_protocol`.
+
+    Attributes
+    ----------
+    out_dir : Path
+        Run folder.
+    summaries : tuple of ConfigurationSummary
+        One per configuration, ranked (best first).
+    ensemble_path : Path
+        Folder of the ensemble model (``model.json`` + ``model.safetensors``).
+    members : int
+        Ensemble members (= repeats).
+    runs : int
+        Trainings done.
+    device : str
+        Device used.
+    seconds : float
+        Wall time.
+    """
+
+    out_dir: Path
+    summaries: tuple[ConfigurationSummary, ...]
+    ensemble_path: Path
+    members: int
+    runs: int
+    device: str
+    seconds: float
+
+    @property
+    def best(self) -> ConfigurationSummary:
+        """The winning configuration's summary."""
+        return self.summaries[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready result (the ``intrepid train --json`` output)."""
+        return {
+            "out": str(self.out_dir),
+            "configurations": len(self.summaries),
+            "runs": self.runs,
+            "device": self.device,
+            "best": self.best.to_dict(),
+            "ensemble": str(self.ensemble_path),
+            "members": self.members,
+            "summary_csv": str(self.out_dir / "summary.csv"),
+            "summary_md": str(self.out_dir / "summary.md"),
+            "seconds": self.seconds,
+            "ranking": [s.to_dict() for s in self.summaries],
+        }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from intrepid.cli._common import to_jsonable  # plain conversion helper (no CLI state)
+
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def _run_seed(seed: int, repeat: int, fold: int) -> int:
+    return int(np.random.SeedSequence([seed, repeat, fold]).generate_state(1)[0] % (2**31))
+
+
+def _validate(
+    model: TrainedModel, dataset: PairDataset, indices: Sequence[int], cfg: ProtocolConfig
+) -> list[dict[str, Any]]:
+    """Per validation image: gamma pass rate on the detector grid and MAE (Gy)."""
+    from intrepid.analysis import gamma
+
+    ens = model.ensemble(device=model.config.device)
+    rows = []
+    for i in indices:
+        pair = dataset[i]
+        pred = ens.predict(pair.epid)
+        ref = pair.portal_dose
+        res = gamma(
+            ref, pred.with_array(pred.array, frame_of_reference_uid=ref.frame_of_reference_uid),
+            dd_percent=cfg.dd_percent, dta_mm=cfg.dta_mm, cutoff_percent=cfg.cutoff_percent,
+        )
+        rows.append({
+            "index": int(i),
+            "name": pair.record.name,
+            "gamma_pass_rate_percent": float(res.pass_rate_percent),
+            "mae_gy": float(np.mean(np.abs(np.asarray(pred.array) - np.asarray(ref.array)))),
+        })
+    return rows
+
+
+def _markdown(summaries: Sequence[ConfigurationSummary], cfg: ProtocolConfig) -> str:
+    head = (
+        f"| rank | configuration | filters | lr | batch | runs | γ {cfg.dd_percent:g}%/{cfg.dta_mm:g}mm pass "
+        "rate % (mean ± σ) | val loss (mean ± σ) | MAE Gy | best epoch |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {s.rank} | {s.configuration.name} | {s.configuration.initial_filters} | "
+        f"{s.configuration.learning_rate:g} | {s.configuration.batch_size} | {s.runs} | "
+        f"{s.gamma_pass_rate_mean_percent:.2f} ± {s.gamma_pass_rate_std_percent:.2f} | "
+        f"{s.val_loss_mean:.4g} ± {s.val_loss_std:.2g} | {s.mae_mean_gy:.4g} | {s.best_epoch_mean:.1f} |"
+        for s in summaries
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def _csv(summaries: Sequence[ConfigurationSummary]) -> str:
+    buf = io.StringIO()
+    rows = [s.to_dict() for s in summaries]
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
+def _rank_key(s: ConfigurationSummary) -> tuple[float, float]:
+    g = s.gamma_pass_rate_mean_percent
+    v = s.val_loss_mean
+    return (-g if math.isfinite(g) else math.inf, v if math.isfinite(v) else math.inf)
+
+
+def run_protocol(
+    dataset: PairDataset,
+    config: ProtocolConfig | None = None,
+    out_dir: str | os.PathLike[str] = "run",
+    *,
+    progress: bool = True,
+) -> ProtocolResult:
+    """Grid search × repeated grouped-stratified k-fold CV, run manifests, summary table and ensemble.
+
+    Parameters
+    ----------
+    dataset : PairDataset
+        Training pairs (hold the test pairs out: ``load_dataset(path, split="train")``).
+    config : ProtocolConfig, optional
+        The protocol (default: the published one, 24 configurations × 10 × 5 runs of 150 epochs).
+    out_dir : path-like
+        Run folder (created): ``protocol.json``, ``runs/<configuration>/r<R>_f<F>.json``, ``summary.csv``,
+        ``summary.md``, ``ensemble/`` and ``result.json``.
+    progress : bool
+        Progress bars (tqdm) over the runs and the epochs.
+
+    Returns
+    -------
+    ProtocolResult
+        Ranked configurations and where the ensemble is.
+
+    Raises
+    ------
+    ParameterError
+        Fewer phantom × field groups than folds, bad settings.
+
+    Examples
+    --------
+    >>> cfg = ProtocolConfig(filters=(8,), learning_rates=(1e-3,), batch_sizes=(4,), repeats=2, folds=3,
+    ...                      epochs=5)
+    >>> result = run_protocol(load_dataset("pairs/", split="train"), cfg, "run")  # doctest: +SKIP
+    >>> result.best.configuration.name, result.ensemble_path  # doctest: +SKIP
+    ('f8_lr0.001_bs4', PosixPath('run/ensemble'))
+    """
+    from tqdm.auto import tqdm
+
+    from intrepid.learn._ensemble import select_device
+
+    cfg = ProtocolConfig() if config is None else config
+    if not isinstance(dataset, PairDataset):
+        raise ParameterError(f"dataset must be a PairDataset (load_dataset), got {type(dataset).__name__}")
+    device = select_device(cfg.device)
+    splits = cv_splits(dataset.records, cfg.folds, cfg.repeats, cfg.seed)
+    out = Path(out_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    _log.info("resampling %d pairs to the %s working grid", len(dataset), cfg.preprocess.working_shape)
+    arrays = prepare_working_arrays(list(dataset), cfg.preprocess.working_shape)
+    _write_json(out / "protocol.json", {
+        "protocol": cfg.to_dict(),
+        "device": device,
+        "dataset": dataset.summary(),
+        "pairs": [r.describe() for r in dataset.records],
+        "splits": [
+            {"repeat": s.repeat, "fold": s.fold, "val_indices": list(s.val_indices)} for s in splits
+        ],
+    })
+    configs = cfg.configurations
+    summaries: list[ConfigurationSummary] = []
+    best_summary: ConfigurationSummary | None = None
+    best_members: list[tuple[TrainedModel, dict[str, Any]]] = []
+    n_runs = 0
+    bar = tqdm(total=len(configs) * len(splits), desc="runs", unit="run", disable=not progress)
+    for conf in configs:
+        t_conf = time.perf_counter()
+        run_dir = out / "runs" / conf.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        unet = replace(cfg.unet, initial_filters=conf.initial_filters)
+        gammas, losses, maes, epochs_best = [], [], [], []
+        per_repeat: dict[int, tuple[tuple[float, float], TrainedModel, dict[str, Any]]] = {}
+        for split in splits:
+            bar.set_postfix(config=conf.name, repeat=split.repeat, fold=split.fold)
+            seed = _run_seed(cfg.seed, split.repeat, split.fold)
+            tcfg = TrainConfig(
+                loss=cfg.loss, learning_rate=conf.learning_rate, batch_size=conf.batch_size, epochs=cfg.epochs,
+                seed=seed, device=device, augmentation=cfg.augmentation,
+            )
+            t_run = time.perf_counter()
+            model = train_model(
+                arrays.take(split.train_indices), arrays.take(split.val_indices), tcfg, unet=unet,
+                preprocess=cfg.preprocess, progress=False,
+            )
+            per_image = _validate(model, dataset, split.val_indices, cfg)
+            g_mean = float(np.mean([r["gamma_pass_rate_percent"] for r in per_image]))
+            mae = float(np.mean([r["mae_gy"] for r in per_image]))
+            metrics = {
+                "val_loss": model.best_val_loss,
+                "gamma_pass_rate_mean_percent": g_mean,
+                "mae_mean_gy": mae,
+                "per_image": per_image,
+            }
+            manifest = {
+                "configuration": conf.to_dict(),
+                "repeat": split.repeat,
+                "fold": split.fold,
+                "seeds": {"protocol": cfg.seed, "run": seed},
+                "train_config": tcfg.to_dict(),
+                "unet": unet.to_dict(),
+                "preprocess": model.preprocess.to_dict(),
+                "fold_membership": {
+                    "train": [dataset.records[i].name for i in split.train_indices],
+                    "val": [dataset.records[i].name for i in split.val_indices],
+                    "train_indices": list(split.train_indices),
+                    "val_indices": list(split.val_indices),
+                },
+                "history": model.history(),
+                "metrics": metrics,
+                "seconds": time.perf_counter() - t_run,
+            }
+            _write_json(run_dir / f"r{split.repeat:02d}_f{split.fold}.json", manifest)
+            gammas.append(g_mean)
+            losses.append(model.best_val_loss)
+            maes.append(mae)
+            epochs_best.append(model.best_epoch)
+            key = (-g_mean, model.best_val_loss)
+            info = {
+                "configuration": conf.name, "repeat": split.repeat, "fold": split.fold, "seed": seed,
+                "best_epoch": model.best_epoch, "val_loss": model.best_val_loss,
+                "val_gamma_pass_rate_mean_percent": g_mean, "val_mae_mean_gy": mae,
+            }
+            if split.repeat not in per_repeat or key < per_repeat[split.repeat][0]:
+                per_repeat[split.repeat] = (key, model, info)
+            n_runs += 1
+            bar.update(1)
+        g_mean, g_std = _mean_std(gammas)
+        l_mean, l_std = _mean_std(losses)
+        summary = ConfigurationSummary(
+            configuration=conf, runs=len(splits), gamma_pass_rate_mean_percent=g_mean,
+            gamma_pass_rate_std_percent=g_std, val_loss_mean=l_mean, val_loss_std=l_std,
+            mae_mean_gy=_mean_std(maes)[0], best_epoch_mean=float(np.mean(epochs_best)),
+            seconds=time.perf_counter() - t_conf,
+        )
+        summaries.append(summary)
+        members = [(per_repeat[r][1], per_repeat[r][2]) for r in sorted(per_repeat)]
+        if cfg.keep_all_models:
+            _save_ensemble(members, run_dir / "ensemble", dataset, cfg, conf, device)
+        if best_summary is None or _rank_key(summary) < _rank_key(best_summary):
+            best_summary, best_members = summary, members
+        _log.info("%s: pass rate %.2f ± %.2f %%, val loss %.4g", conf.name, g_mean, g_std, l_mean)
+    bar.close()
+    assert best_summary is not None
+    ranked = sorted(summaries, key=_rank_key)
+    ranked = [replace(s, rank=n + 1) for n, s in enumerate(ranked)]
+    md = _markdown(ranked, cfg)
+    atomic_write(out / "summary.md", lambda tmp: tmp.write_text(md, encoding="utf-8"))
+    text = _csv(ranked)
+    atomic_write(out / "summary.csv", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    ens_dir = out / "ensemble"
+    if ens_dir.exists():
+        shutil.rmtree(ens_dir)
+    _save_ensemble(best_members, ens_dir, dataset, cfg, best_summary.configuration, device)
+    result = ProtocolResult(
+        out_dir=out, summaries=tuple(ranked), ensemble_path=ens_dir, members=len(best_members), runs=n_runs,
+        device=device, seconds=time.perf_counter() - start,
+    )
+    _write_json(out / "result.json", result.to_dict())
+    return result
+
+
+def _save_ensemble(
+    members: Sequence[tuple[TrainedModel, dict[str, Any]]],
+    folder: Path,
+    dataset: PairDataset,
+    cfg: ProtocolConfig,
+    conf: Configuration,
+    device: str,
+) -> Path:
+    """Save the per-repeat best models as one ensemble; each member keeps the normalisation fitted on its
+    own training images."""
+    from intrepid.learn._ensemble import Ensemble
+
+    training = {
+        "dataset": dataset.summary(),
+        "protocol": cfg.to_dict(),
+        "configuration": conf.to_dict(),
+        "device": device,
+        "member_selection": "per repeat, the fold model with the highest validation gamma pass rate "
+                            "(ties: lower validation loss)",
+    }
+    ens = Ensemble(
+        members[0][0].unet, members[0][0].preprocess, [m.state for m, _ in members],
+        member_info=[i for _, i in members], member_preprocess=[m.preprocess for m, _ in members],
+        training=training, device="cpu",
+    )
+    return ens.save(folder)
