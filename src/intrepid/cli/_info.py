@@ -8,8 +8,8 @@ JSON contract (``--json``; one object for one path, a list of objects for severa
   axes), ``units``, ``min``, ``max``, ``mean``; RTDOSE adds ``dose_units``, ``dose_type``, ``summation_type``,
   ``grid_frame_offset_convention``; CT adds ``series`` (the inspection report);
 - RTIMAGE: ``rows``, ``columns``, ``pixel_spacing_mm`` (at the detector, [row, column]),
-  ``pixel_spacing_iso_mm``  (× SAD / SID), ``sid_mm``, ``sad_mm``, ``gantry_deg`` (null when absent), ``vendor``, ``pixel_units`` and
-  the signal statistics;
+  ``pixel_spacing_iso_mm`` (× SAD / SID), ``sid_mm``, ``sad_mm``, ``gantry_deg`` (null when absent),
+  ``vendor``, ``pixel_units`` and the signal statistics;
 - RTPLAN: ``label``, ``fraction_groups`` and ``beams`` (each with ``number``, ``name``, ``gantry_deg``,
   ``collimator_deg``, ``couch_deg``, ``isocenter_mm``, ``sad_mm``, ``mu``, ``meterset``, ``control_points``,
   ``devices``...);

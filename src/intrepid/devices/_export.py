@@ -75,7 +75,7 @@ def _block_items(aperture: Any, aperture_distance_mm: float | None, block_thickn
         pts = np.asarray(poly.exterior.coords)[:-1]
         item = Dataset()
         item.BlockTrayID = "INTREPID"
-        item.IsocenterToBlockTrayDistance = _ds(aperture_distance_mm)
+        item.IsocenterToBlockTrayDistance = float(aperture_distance_mm)
         item.BlockType = "APERTURE"
         item.BlockDivergence = "PRESENT"
         item.BlockMountingPosition = "PATIENT_SIDE"

@@ -110,7 +110,7 @@ def new_uid() -> str:
     return str(generate_uid(prefix=None))
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Write a file atomically: ``write(tmp)`` fills a temporary file beside ``path``, then it is renamed.
 
     A failure inside ``write`` leaves no file (and no half file) at ``path``. The temporary name ends with
