@@ -8,8 +8,9 @@ Both tools get the same input: the TG-119 CT converted with the phantom's own HL
 cube, SAD 1000 mm, isocentre at the centre of mass of the OuterTarget, one beam at gantry 0 and at gantry 45,
 the whole CT traced. pyRadPlan runs in a subprocess (this script in ``--worker`` mode inside its environment)
 and saves its depth cubes to ``benchmarks/_data``; differences are taken inside BODY. Times are the best of a
-few repetitions after a warm-up call (numba compilation excluded and reported separately); memory is the
-tracemalloc peak of the call (NumPy allocations, including the output arrays).
+few repetitions after a warm-up call (numba compilation excluded and reported separately), wall clock and
+process CPU time (all threads: on an otherwise idle 2-core machine the wall time is about half of it);
+memory is the tracemalloc peak of the call (NumPy allocations, including the output arrays).
 """
 
 from __future__ import annotations
@@ -91,18 +92,21 @@ def worker(rsp_file: Path, geometry_file: Path, out_prefix: Path, repeats: int) 
 
 
 # ---------------------------------------------------------------------------------------------- our side
-def _timed(fn, repeats: int) -> tuple[float, float, object]:
+def _timed(fn, repeats: int) -> tuple[float, float, float, object]:
+    """Best wall time (s), best process CPU time (s, all threads), tracemalloc peak (MB), last result."""
     best = np.inf
+    best_cpu = np.inf
     peak = 0
     out = None
     for _ in range(repeats):
         tracemalloc.start()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
         peak = max(peak, tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-    return best, peak / 1e6, out
+    return best, best_cpu, peak / 1e6, out
 
 
 def _compile_time() -> float:
@@ -146,6 +150,7 @@ def main() -> int:
     from intrepid.physics import HUCalibration, RayTraceMode, radiological_depth
 
     DATA.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()
     phantom = read_matrad_phantom(_tg119())
     hlut = HUCalibration.from_matrad_hlut(phantom.hlut)
     rsp = hlut.to_volume(phantom.ct)  # float32, shared with pyRadPlan
@@ -228,10 +233,10 @@ def main() -> int:
     for g in GANTRIES:
         src = source_position_mm(MachineAngles(g), SAD_MM, iso)
         ref = np.load(f"{prefix}_g{int(g)}.npy")
-        t_ex, m_ex, res_ex = _timed(
+        t_ex, c_ex, m_ex, res_ex = _timed(
             lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso), args.repeats
         )
-        t_fa, m_fa, res_fa = _timed(
+        t_fa, c_fa, m_fa, res_fa = _timed(
             lambda src=src: radiological_depth(rsp, src, isocenter_mm=iso, mode=RayTraceMode.FAST),
             args.repeats,
         )
@@ -249,8 +254,10 @@ def main() -> int:
                 "pyradplan_s": min(pk["times_s"]),
                 "pyradplan_mb": pk["peak_mb"],
                 "exact_s": t_ex,
+                "exact_cpu_s": c_ex,
                 "exact_mb": m_ex,
                 "fast_s": t_fa,
+                "fast_cpu_s": c_fa,
                 "fast_mb": m_fa,
                 "exact_max_mm": float(d_ex.max()),
                 "exact_mean_mm": float(d_ex.mean()),
@@ -264,23 +271,24 @@ def main() -> int:
     print()
     print(
         f"Date: {datetime.date.today().isoformat()}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs; numba compile (first call, empty cache): {compile_s:.1f} s; "
-        f"pyRadPlan process peak RSS {peer['maxrss_mb']:.0f} MB"
+        f"{os.cpu_count()} CPUs, load average at start {load[0]:.1f} (1 min); numba compile (first call, "
+        f"empty cache): {compile_s:.1f} s; pyRadPlan process peak RSS {peer['maxrss_mb']:.0f} MB"
     )
     print()
     print(
-        "| gantry | pyRadPlan time (s) | pyRadPlan memory (MB) | EXACT time (s) | EXACT memory (MB) | "
-        "speed-up | "
-        "EXACT max / mean diff (mm) | FAST time (s) | FAST memory (MB) | FAST max / mean diff (mm) |"
+        "| gantry | pyRadPlan time (s) | pyRadPlan memory (MB) | EXACT time (s) | EXACT CPU (s) | "
+        "EXACT memory (MB) | speed-up | EXACT max / mean diff (mm) | FAST time (s) | FAST CPU (s) | "
+        "FAST memory (MB) | FAST max / mean diff (mm) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['gantry_deg']:.0f}° | {r['pyradplan_s']:.2f} | {r['pyradplan_mb']:.0f} | "
-            f"{r['exact_s']:.3f} | "
+            f"{r['exact_s']:.3f} | {r['exact_cpu_s']:.3f} | "
             f"{r['exact_mb']:.1f} | {r['pyradplan_s'] / r['exact_s']:.0f}× | "
-            f"{r['exact_max_mm']:.4f} / {r['exact_mean_mm']:.5f} | {r['fast_s']:.3f} | {r['fast_mb']:.1f} | "
-            f"{r['fast_max_mm']:.2f} / {r['fast_mean_mm']:.3f} |"
+            f"{r['exact_max_mm']:.4f} / {r['exact_mean_mm']:.5f} | "
+            f"{r['fast_s']:.3f} | {r['fast_cpu_s']:.3f} | "
+            f"{r['fast_mb']:.1f} | {r['fast_max_mm']:.2f} / {r['fast_mean_mm']:.3f} |"
         )
     print()
     print(

@@ -1,4 +1,4 @@
-"""The 2D aperture manipulations: half and corner planes, mount, mill radius, smoothing, islands, feature size."""
+"""2D aperture manipulations: half and corner planes, mount, mill radius, smoothing, islands, feature size."""
 
 from __future__ import annotations
 
@@ -148,8 +148,12 @@ def test_smoothing_moves_each_vertex_exactly_as_defined() -> None:
     smoothed = smooth_outline(box(0, 0, side, side), f, 1)
     coords = np.asarray(smoothed.exterior.coords)[:-1]
     # every corner moves by f * (L/4, L/4) towards the inside
-    expected = {(side / 8, side / 8), (side - side / 8, side / 8), (side - side / 8, side - side / 8),
-                (side / 8, side - side / 8)}
+    expected = {
+        (side / 8, side / 8),
+        (side - side / 8, side / 8),
+        (side - side / 8, side - side / 8),
+        (side / 8, side - side / 8),
+    }
     assert {(round(x, 9), round(y, 9)) for x, y in coords} == expected
 
 
@@ -174,12 +178,15 @@ def test_smoothing_identity_cases_and_holes() -> None:
     assert Polygon(out.interiors[0]).area < 400.0
 
 
-@pytest.mark.parametrize(("fraction", "iterations", "match"), [
-    (1.5, 1, r"smoothing fraction must be in \[0, 1\]"),
-    (-0.1, 1, r"smoothing fraction must be in \[0, 1\]"),
-    (0.5, -1, "iterations must be an integer >= 0"),
-    (0.5, 1.5, "iterations must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    ("fraction", "iterations", "match"),
+    [
+        (1.5, 1, r"smoothing fraction must be in \[0, 1\]"),
+        (-0.1, 1, r"smoothing fraction must be in \[0, 1\]"),
+        (0.5, -1, "iterations must be an integer >= 0"),
+        (0.5, 1.5, "iterations must be an integer >= 0"),
+    ],
+)
 def test_smoothing_errors(fraction: float, iterations: int, match: str) -> None:
     with pytest.raises(ParameterError, match=match):
         smooth_outline(box(0, 0, 1, 1), fraction, iterations)
@@ -197,9 +204,13 @@ def test_min_feature_size() -> None:
     # a 10 mm wide slot milled with a 3 mm tool: the tightest features are the 3 mm corner arcs -> 6 mm
     slot = apply_mill_radius(box(0, 0, 100, 10), 3.0)
     assert min_feature_size_mm(slot) == pytest.approx(6.0, abs=0.15)
-    # a 4 mm wide strip with round ends: the strip itself
-    strip = shapely.LineString([(0, 0), (100, 0)]).buffer(2.0)
-    assert min_feature_size_mm(strip) == pytest.approx(4.0, abs=0.15)
+    # a milled pocket with a 4 mm wide round-ended arm: the arm
+    arm = apply_mill_radius(box(0, 0, 40, 40), 3.0).union(
+        shapely.LineString([(40, 20), (80, 20)]).buffer(2.0)
+    )
+    assert min_feature_size_mm(arm) == pytest.approx(4.0, abs=0.15)
+    # a round opening reports a lower bound: 1.8 × its inscribed radius (the search stops at 90 %)
+    assert min_feature_size_mm(Point(0, 0).buffer(10.0)) == pytest.approx(18.0, abs=0.05)
     # sharp corners cannot be cut by any tool
     assert min_feature_size_mm(box(0, 0, 50, 50)) < 0.2
     # two openings 2 mm apart: the wall between them

@@ -1,4 +1,4 @@
-"""BeamGeometry: frames, known gantry cases, point vs dual-source projection, round trips, the real ion plan."""
+"""BeamGeometry: frames, known gantry cases, point vs dual-source projection, round trips, a real ion plan."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from intrepid.devices import BeamGeometry
 from intrepid.errors import ParameterError
-from intrepid.geometry import MachineAngles, PatientPosition, detector_plane, project_to_plane, source_position_mm
+from intrepid.geometry import (
+    MachineAngles,
+    PatientPosition,
+    detector_plane,
+    project_to_plane,
+    source_position_mm,
+)
 
 # Rigid transforms and the projection are a handful of float operations: 1e-9 mm is far above rounding.
 ATOL = 1e-9
@@ -48,25 +54,36 @@ def test_dual_source_positions_and_line_view_isocenter() -> None:
 
 
 def test_transforms_are_inverse() -> None:
-    g = BeamGeometry((1900.0, 2100.0), gantry_deg=37.0, couch_deg=-20.0, collimator_deg=15.0,
-                     isocenter_mm=(3.0, -4.0, 5.0), patient_position=PatientPosition.FFP)
+    g = BeamGeometry(
+        (1900.0, 2100.0),
+        gantry_deg=37.0,
+        couch_deg=-20.0,
+        collimator_deg=15.0,
+        isocenter_mm=(3.0, -4.0, 5.0),
+        patient_position=PatientPosition.FFP,
+    )
     np.testing.assert_allclose(g.image_to_beam @ g.beam_to_image, np.eye(4), atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    gantry=st.floats(-360, 360), couch=st.floats(-90, 90), coll=st.floats(-180, 180),
+    gantry=st.floats(-360, 360),
+    couch=st.floats(-90, 90),
+    coll=st.floats(-180, 180),
     pos=st.sampled_from(list(PatientPosition)),
     pts=st.lists(st.tuples(*[st.floats(-300, 300)] * 3), min_size=1, max_size=5),
 )
-def test_round_trip_property(gantry: float, couch: float, coll: float, pos: PatientPosition,
-                             pts: list[tuple[float, float, float]]) -> None:
+def test_round_trip_property(
+    gantry: float, couch: float, coll: float, pos: PatientPosition, pts: list[tuple[float, float, float]]
+) -> None:
     g = BeamGeometry((2000.0, 2000.0), gantry, couch, coll, (1.0, 2.0, 3.0), pos)
     p = np.asarray(pts)
     np.testing.assert_allclose(g.to_image(g.to_beam(p)), p, atol=1e-9)
     # rigid: distances are kept
     b = g.to_beam(p)
-    np.testing.assert_allclose(np.linalg.norm(b - b[:1], axis=1), np.linalg.norm(p - p[:1], axis=1), atol=1e-9)
+    np.testing.assert_allclose(
+        np.linalg.norm(b - b[:1], axis=1), np.linalg.norm(p - p[:1], axis=1), atol=1e-9
+    )
 
 
 def test_dual_source_projection_follows_each_distance() -> None:
@@ -75,7 +92,9 @@ def test_dual_source_projection_follows_each_distance() -> None:
     dual = BeamGeometry((sx, sy))
     pts = np.array([[10.0, 10.0, 100.0], [-30.0, 45.0, -80.0], [7.0, -3.0, 0.0]])
     uv = dual.project_beam_points(pts, zp)
-    expected = np.column_stack([pts[:, 0] * (sx - zp) / (sx - pts[:, 2]), pts[:, 1] * (sy - zp) / (sy - pts[:, 2])])
+    expected = np.column_stack(
+        [pts[:, 0] * (sx - zp) / (sx - pts[:, 2]), pts[:, 1] * (sy - zp) / (sy - pts[:, 2])]
+    )
     np.testing.assert_allclose(uv, expected, rtol=1e-14)
     for sad in (sx, sy):
         point = BeamGeometry((sad, sad)).project_beam_points(pts, zp)
@@ -151,8 +170,9 @@ def _fake_plan(n_cps: int = 2) -> SimpleNamespace:
         SimpleNamespace(gantry_deg=30.0 + i, couch_deg=5.0, collimator_deg=2.0, isocenter_mm=(1.0, 2.0, 3.0))
         for i in range(n_cps)
     )
-    beam = SimpleNamespace(number=1, name="B1", sad_mm=(1700.0, 1900.0), control_points=cps,
-                           patient_position=PatientPosition.FFS)
+    beam = SimpleNamespace(
+        number=1, name="B1", sad_mm=(1700.0, 1900.0), control_points=cps, patient_position=PatientPosition.FFS
+    )
     return SimpleNamespace(beam=lambda key: beam, patient_position=None, source="fake.dcm")
 
 

@@ -55,7 +55,9 @@ def _sphere_distal_wepl(geo: BeamGeometry, u: np.ndarray, v: np.ndarray) -> np.n
 def test_sphere_compensator_follows_the_distal_surface(phantom: tuple[Volume, Volume]) -> None:
     rsp, sphere = phantom
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
-    res = design_compensator(rsp, sphere, geo, CompensatorSettings(pixel_spacing_mm=2.0, min_thickness_mm=3.0))
+    res = design_compensator(
+        rsp, sphere, geo, CompensatorSettings(pixel_spacing_mm=2.0, min_thickness_mm=3.0)
+    )
     u, v = res.ray_positions_mm("iso")
     w = _sphere_distal_wepl(geo, u, v)
     chord_ok = np.hypot(u, v) < 0.8 * _R  # away from grazing rays, where the voxelised surface is ragged
@@ -87,7 +89,9 @@ def test_margins_add_percent_and_millimetres(phantom: tuple[Volume, Volume]) -> 
     rsp, sphere = phantom
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
     base = design_compensator(rsp, sphere, geo)
-    marg = design_compensator(rsp, sphere, geo, CompensatorSettings(distal_margin_percent=3.5, distal_margin_mm=3))
+    marg = design_compensator(
+        rsp, sphere, geo, CompensatorSettings(distal_margin_percent=3.5, distal_margin_mm=3)
+    )
     hit = np.isfinite(base.distal_wepl_mm)
     np.testing.assert_allclose(marg.intended_range_mm[hit], base.distal_wepl_mm[hit] * 1.035 + 3.0, atol=1e-9)
 
@@ -97,7 +101,9 @@ def test_smearing_is_the_maximum_within_the_radius(phantom: tuple[Volume, Volume
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
     # same grid for both (the grid is padded by field margin + smearing radius)
     base = design_compensator(rsp, sphere, geo, CompensatorSettings(field_margin_mm=15.0))
-    smear = design_compensator(rsp, sphere, geo, CompensatorSettings(field_margin_mm=10.0, smearing_radius_mm=5.0))
+    smear = design_compensator(
+        rsp, sphere, geo, CompensatorSettings(field_margin_mm=10.0, smearing_radius_mm=5.0)
+    )
     assert base.shape == smear.shape
     # brute-force Urie: the maximum over the rays within 5 mm (isocentre plane) of each ray
     u, v = base.ray_positions_mm("iso")
@@ -132,7 +138,9 @@ def test_shift_covers_the_target_moved_by_the_setup_error(phantom: tuple[Volume,
 def test_min_and_max_thickness_clip(phantom: tuple[Volume, Volume]) -> None:
     rsp, sphere = phantom
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
-    res = design_compensator(rsp, sphere, geo, CompensatorSettings(min_thickness_mm=2.0, max_thickness_mm=10.0))
+    res = design_compensator(
+        rsp, sphere, geo, CompensatorSettings(min_thickness_mm=2.0, max_thickness_mm=10.0)
+    )
     assert res.thickness_mm.min() >= 2.0 and res.thickness_mm.max() <= 10.0
     assert res.clipped_max_rays > 0
     # a beam range shorter than the target needs: the deepest rays are under-ranged at the minimum
@@ -141,8 +149,9 @@ def test_min_and_max_thickness_clip(phantom: tuple[Volume, Volume]) -> None:
 
 
 @pytest.mark.parametrize("material", [PMMA, WAX, CompensatorMaterial.parse("1.03:1.05")])
-def test_material_scales_thickness_by_its_stopping_power(phantom: tuple[Volume, Volume],
-                                                           material: CompensatorMaterial) -> None:
+def test_material_scales_thickness_by_its_stopping_power(
+    phantom: tuple[Volume, Volume], material: CompensatorMaterial
+) -> None:
     rsp, sphere = phantom
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
     res = design_compensator(rsp, sphere, geo, CompensatorSettings(material=material))
@@ -154,7 +163,9 @@ def test_material_scales_thickness_by_its_stopping_power(phantom: tuple[Volume, 
 def test_wax_preset_matches_bethe() -> None:
     # paraffin (CH2)n: Z/A 0.5706, I 55.9 eV, 0.93 g/cm3 -> RSP 0.990 at 150 MeV (the preset, 0.5 %)
     assert WAX.relative_stopping_power == pytest.approx(
-        relative_stopping_power(150.0, density_g_cm3=0.93, z_over_a=0.5706, mean_excitation_ev=55.9), rel=0.005)
+        relative_stopping_power(150.0, density_g_cm3=0.93, z_over_a=0.5706, mean_excitation_ev=55.9),
+        rel=0.005,
+    )
 
 
 @pytest.mark.parametrize("border", list(BorderHandling))
@@ -187,7 +198,9 @@ def test_patch_field_stops_at_the_existing_isodose(phantom: tuple[Volume, Volume
     # a through field covering y >= 5 mm (the deep half of the sphere) with a sharp edge
     dose = Volume(np.where(y >= 5.0, 2.0, 0.0), g, Quantity.DOSE, "Gy")
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
-    res = design_compensator(rsp, sphere, geo, CompensatorSettings(patch_isodose_percent=50.0), patch_dose=dose)
+    res = design_compensator(
+        rsp, sphere, geo, CompensatorSettings(patch_isodose_percent=50.0), patch_dose=dose
+    )
     base = design_compensator(rsp, sphere, geo)
     u, v = res.ray_positions_mm("iso")
     central = np.hypot(u, v) < 10.0

@@ -36,10 +36,13 @@ def test_optimised_distal_isodose_lies_within_1_mm_of_the_distal_surface() -> No
     g = Grid((61, 101, 81), origin_mm=(-40, -50, -30), spacing_mm=(1, 1, 1))
     x, y, z = _coords(g)
     rsp = Volume(np.where(y >= -40.5, 1.0, 0.0).astype(np.float32), g, Quantity.RELATIVE_STOPPING_POWER)
-    target = Volume((np.abs(x) <= 20) & (np.abs(z) <= 15) & (y >= -15) & (y <= 15 + 0.3 * x), g, Quantity.MASK)
+    target = Volume(
+        (np.abs(x) <= 20) & (np.abs(z) <= 15) & (y >= -15) & (y <= 15 + 0.3 * x), g, Quantity.MASK
+    )
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
-    settings = CompensatorSettings(pixel_spacing_mm=2.0, iterations=2, min_thickness_mm=5.0,
-                                   isocenter_to_compensator_mm=60.0)
+    settings = CompensatorSettings(
+        pixel_spacing_mm=2.0, iterations=2, min_thickness_mm=5.0, isocenter_to_compensator_mm=60.0
+    )
     res = design_compensator(rsp, target, geo, settings, aperture=shapely.box(-30, -25, 30, 25))
     assert [c.iteration for c in res.coverage] == [0, 1, 2]
     final = res.coverage[-1]
@@ -59,8 +62,9 @@ def test_optimisation_corrects_the_lateral_scatter_deficit_of_a_sphere() -> None
     rsp = Volume(np.where(y >= -45.5, 1.0, 0.0).astype(np.float32), g, Quantity.RELATIVE_STOPPING_POWER)
     target = Volume(x**2 + y**2 + z**2 <= 22.0**2, g, Quantity.MASK)
     geo = BeamGeometry(sad_mm=(2000.0, 2000.0))
-    settings = CompensatorSettings(pixel_spacing_mm=2.0, iterations=3, min_thickness_mm=5.0,
-                                   isocenter_to_compensator_mm=60.0)
+    settings = CompensatorSettings(
+        pixel_spacing_mm=2.0, iterations=3, min_thickness_mm=5.0, isocenter_to_compensator_mm=60.0
+    )
     res = design_compensator(rsp, target, geo, settings, aperture=shapely.Point(0, 0).buffer(35))
     first, last = res.coverage[0], res.coverage[-1]
     assert first.mean_error_mm < -1.0  # the geometric design under-reaches (convex surface)
@@ -77,5 +81,10 @@ def test_optimisation_needs_iterations_and_target_rays() -> None:
     with pytest.raises(ParameterError, match="iterations must be >= 1"):
         optimize_compensator(rsp, target, geo, CompensatorSettings(isocenter_to_compensator_mm=60.0))
     with pytest.raises(ParameterError, match="no compensator ray inside the aperture crosses the target"):
-        design_compensator(rsp, target, geo, CompensatorSettings(iterations=1, isocenter_to_compensator_mm=60.0),
-                           aperture=shapely.box(50, 50, 60, 60))
+        design_compensator(
+            rsp,
+            target,
+            geo,
+            CompensatorSettings(iterations=1, isocenter_to_compensator_mm=60.0),
+            aperture=shapely.box(50, 50, 60, 60),
+        )

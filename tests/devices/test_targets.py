@@ -71,7 +71,7 @@ def test_mesh_from_dose_level_is_the_iso_surface() -> None:
     mesh = target_mesh_from_dose(dose, level)
     expected_r = 25.0 * math.sqrt(math.log(2.0))  # 60 exp(-(r/25)^2) = 30
     r = np.linalg.norm(mesh.vertices_mm - np.array([4.0, -6.0, 2.0]), axis=1)
-    # trilinear interpolation of a smooth dose on a 2 mm grid: the surface is within 0.1 mm of the analytic one
+    # marching cubes on a smooth dose sampled every 2 mm: the surface is within 0.1 mm of the analytic one
     assert np.max(np.abs(r - expected_r)) < 0.1
     assert mesh.is_closed() and mesh.volume_mm3() > 0
 
@@ -93,7 +93,7 @@ def test_mesh_from_dose_errors() -> None:
         target_mesh_from_dose(dose, 100.0)
     with pytest.raises(ParameterError, match="level_gy must be > 0"):
         target_mesh_from_dose(dose, -1.0)
-    with pytest.raises(ParameterError, match="dose must have Quantity.DOSE"):
+    with pytest.raises(ParameterError, match=r"dose must have Quantity\.DOSE"):
         target_mesh_from_dose(dose.with_array(dose.array, quantity=Quantity.CT_NUMBER), 10.0)
     with pytest.raises(ParameterError, match="dose must be a Volume"):
         target_mesh_from_dose(np.zeros((3, 3, 3)), 1.0)  # type: ignore[arg-type]
@@ -115,8 +115,11 @@ def test_combine_meshes_projects_to_the_union() -> None:
 
 
 def _cylinder(centre_xy: tuple[float, float], radius: float, z_range: tuple[float, float]) -> TriangleMesh:
-    g = Grid.from_bounds((centre_xy[0] - radius - 3, centre_xy[1] - radius - 3, z_range[0] - 3),
-                         (centre_xy[0] + radius + 3, centre_xy[1] + radius + 3, z_range[1] + 3), (1.0, 1.0, 1.0))
+    g = Grid.from_bounds(
+        (centre_xy[0] - radius - 3, centre_xy[1] - radius - 3, z_range[0] - 3),
+        (centre_xy[0] + radius + 3, centre_xy[1] + radius + 3, z_range[1] + 3),
+        (1.0, 1.0, 1.0),
+    )
     p = g.world_points()
     rho = np.hypot(p[..., 0] - centre_xy[0], p[..., 1] - centre_xy[1])
     inside = np.minimum(radius - rho, np.minimum(p[..., 2] - z_range[0], z_range[1] - p[..., 2]))
@@ -129,7 +132,7 @@ def test_centerline_of_a_cylinder_is_its_axis() -> None:
     # cross-sections of a marching-cubes cylinder are symmetric polygons: centroids within 0.05 mm of the axis
     np.testing.assert_allclose(line[:, 0], 10.0, atol=0.05)
     np.testing.assert_allclose(line[:, 1], -5.0, atol=0.05)
-    assert line[0, 2] < -30.0 and line[-1, 2] > 30.0 or line[0, 2] > 30.0 and line[-1, 2] < -30.0
+    assert (line[0, 2] < -30.0 and line[-1, 2] > 30.0) or (line[0, 2] > 30.0 and line[-1, 2] < -30.0)
     assert len(line) == 16
     explicit = structure_centerline(mesh, axis=(0.0, 0.0, 1.0), step_mm=5.0)
     np.testing.assert_allclose(np.sort(explicit[:, 2]), np.sort(line[:, 2]), atol=1e-6)

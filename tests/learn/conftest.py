@@ -27,3 +27,21 @@ def dicom_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def npz_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4-pair ``.npz`` data set (read only)."""
     return make_numpy_dataset(tmp_path_factory.mktemp("learn_npz"), fmt="npz")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Run PyTorch on one thread in these tests (restored afterwards).
+
+    The images are tiny, so a second thread brings nothing, and on a busy machine OpenMP's spinning threads
+    can make a 2-thread convolution 30 times slower than a 1-thread one.
+    """
+    try:
+        import torch
+    except ImportError:  # the torch-free tests still run
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -52,8 +52,9 @@ def test_range_is_monotonic() -> None:
 
 
 def test_relative_stopping_power_of_water_is_one_and_pmma_close_to_preset() -> None:
-    assert relative_stopping_power(150, density_g_cm3=1.0, z_over_a=0.555087, mean_excitation_ev=75.0) == \
-        pytest.approx(1.0, abs=1e-12)
+    assert relative_stopping_power(
+        150, density_g_cm3=1.0, z_over_a=0.555087, mean_excitation_ev=75.0
+    ) == pytest.approx(1.0, abs=1e-12)
     # PMMA (ICRU: Z/A 0.53937, I 74 eV): Bethe gives 1.158, the preset 1.165 within 1 %
     pmma = relative_stopping_power(150, density_g_cm3=1.19, z_over_a=0.53937, mean_excitation_ev=74.0)
     assert pmma == pytest.approx(1.165, rel=0.01)
@@ -133,8 +134,10 @@ def test_highland_sigma_grows_with_drift_and_thickness() -> None:
         (lambda: spread_out_bragg_peak(2.0, 1.0), "range_mm must be in"),
         (lambda: spread_out_bragg_peak(100.0, 120.0), "modulation_mm must be in"),
         (lambda: spread_out_bragg_peak(100.0, 20.0, peak_spacing_mm=0), "peak_spacing_mm must be > 0"),
-        (lambda: relative_stopping_power(100, density_g_cm3=-1, z_over_a=0.5, mean_excitation_ev=70),
-         "density_g_cm3 must be > 0"),
+        (
+            lambda: relative_stopping_power(100, density_g_cm3=-1, z_over_a=0.5, mean_excitation_ev=70),
+            "density_g_cm3 must be > 0",
+        ),
         (lambda: pristine_peak(150.0).distal_depth_mm(120.0), "level_percent must be in"),
     ],
 )

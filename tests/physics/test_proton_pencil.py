@@ -37,13 +37,16 @@ def sobp() -> object:
 
 def test_patient_sigma_is_sigma0_at_the_end_of_range() -> None:
     r = 150.0
-    assert float(patient_sigma_mm(r, r)) == pytest.approx((0.02275 * r + 1.2085e-6 * r * r) * 1.0005, rel=1e-4)
+    assert float(patient_sigma_mm(r, r)) == pytest.approx(
+        (0.02275 * r + 1.2085e-6 * r * r) * 1.0005, rel=1e-4
+    )
     assert float(patient_sigma_mm(0.0, r)) == 0.0
 
 
 def test_broad_field_central_axis_is_the_depth_dose_times_inverse_square(water: Volume, sobp: object) -> None:
-    res = pencil_beam_dose(water, _IMAGE_TO_BEAM, 2000.0, sobp, aperture=shapely.box(-40, -30, 40, 30),
-                           depth_step_mm=0.5)
+    res = pencil_beam_dose(
+        water, _IMAGE_TO_BEAM, 2000.0, sobp, aperture=shapely.box(-40, -30, 40, 30), depth_step_mm=0.5
+    )
     bev = res.bev
     c = (np.argmin(np.abs(bev.lattice.v_mm)), np.argmin(np.abs(bev.lattice.u_mm)))
     prof = bev.dose[:, c[0], c[1]]
@@ -58,8 +61,14 @@ def test_broad_field_central_axis_is_the_depth_dose_times_inverse_square(water: 
 
 
 def test_field_edge_is_at_half_dose_on_the_projected_aperture(water: Volume, sobp: object) -> None:
-    res = pencil_beam_dose(water, _IMAGE_TO_BEAM, (2000.0, 2000.0), sobp, aperture=shapely.box(-30, -30, 30, 30),
-                           pencil_spacing_mm=1.0)
+    res = pencil_beam_dose(
+        water,
+        _IMAGE_TO_BEAM,
+        (2000.0, 2000.0),
+        sobp,
+        aperture=shapely.box(-30, -30, 30, 30),
+        pencil_spacing_mm=1.0,
+    )
     dose = res.dose.array  # type: ignore[union-attr]
     g = water.grid
     j = int(np.argmin(np.abs(g.origin_mm[1] + g.axis_coordinates_mm(1) - 0.0)))  # isocentre depth plane
@@ -73,7 +82,8 @@ def test_field_edge_is_at_half_dose_on_the_projected_aperture(water: Volume, sob
 
 
 def test_uniform_compensator_pulls_the_range_back_by_its_water_equivalent_thickness(
-        water: Volume, sobp: object) -> None:
+    water: Volume, sobp: object
+) -> None:
     ap = shapely.box(-30, -30, 30, 30)
     t_mm, rsp = 10.0, 1.165
     comp = CompensatorMap(np.full((40, 40), t_mm), (-39.0, 39.0), (2.0, 2.0), 150.0, rsp, 340.7)
@@ -96,8 +106,15 @@ def test_uniform_compensator_pulls_the_range_back_by_its_water_equivalent_thickn
 
 def test_dual_source_edges_diverge_from_their_own_source(water: Volume, sobp: object) -> None:
     sad = (1500.0, 3000.0)
-    res = pencil_beam_dose(water, _IMAGE_TO_BEAM, sad, sobp, aperture=shapely.box(-20, -20, 20, 20),
-                           pencil_spacing_mm=1.0, to_grid=False)
+    res = pencil_beam_dose(
+        water,
+        _IMAGE_TO_BEAM,
+        sad,
+        sobp,
+        aperture=shapely.box(-20, -20, 20, 20),
+        pencil_spacing_mm=1.0,
+        to_grid=False,
+    )
     bev = res.bev
     # the lattice is on the isocentre plane; at beam height z its physical spacing scales per axis
     k = int(np.argmin(np.abs(bev.z_mm + 40.0)))
@@ -117,12 +134,21 @@ def test_dual_source_edges_diverge_from_their_own_source(water: Volume, sobp: ob
     ("kwargs", "error", "match"),
     [
         ({}, ParameterError, "give an aperture, a compensator or a pencil lattice"),
-        ({"aperture": shapely.box(-5, -5, 5, 5), "source_size_mm": 3.0}, ParameterError,
-         "aperture_distance_mm is required"),
-        ({"aperture": shapely.box(-5, -5, 5, 5), "pencil_spacing_mm": 0.0}, ParameterError,
-         "pencil_spacing_mm must be > 0"),
-        ({"aperture": shapely.box(-5, -5, 5, 5), "depth_step_mm": -1.0}, ParameterError,
-         "depth_step_mm must be > 0"),
+        (
+            {"aperture": shapely.box(-5, -5, 5, 5), "source_size_mm": 3.0},
+            ParameterError,
+            "aperture_distance_mm is required",
+        ),
+        (
+            {"aperture": shapely.box(-5, -5, 5, 5), "pencil_spacing_mm": 0.0},
+            ParameterError,
+            "pencil_spacing_mm must be > 0",
+        ),
+        (
+            {"aperture": shapely.box(-5, -5, 5, 5), "depth_step_mm": -1.0},
+            ParameterError,
+            "depth_step_mm must be > 0",
+        ),
     ],
 )
 def test_bad_parameters(water: Volume, sobp: object, kwargs: dict, error: type, match: str) -> None:

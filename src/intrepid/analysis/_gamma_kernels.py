@@ -28,13 +28,15 @@ interpolation-free calculation. Med Phys 35(3):879-887, 2008. doi:10.1118/1.2836
 
 from __future__ import annotations
 
+import functools
 import itertools
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["face_table", "gamma_kernel", "search_offsets"]
+__all__ = ["StarTable", "face_table", "gamma_kernel", "search_offsets", "star_table"]
 
 #: Slack (dimensionless, on the simplex coordinates τ) accepted when testing that a minimiser is in its face.
 FEASIBILITY_TOLERANCE = 1e-12
@@ -127,6 +129,141 @@ def search_offsets(
     return offsets[order][keep], bounds[order][keep]
 
 
+@dataclass(frozen=True)
+class StarTable:
+    """The faces of the Kuhn triangulation that contain one grid node ``p`` (its *star*), as lookup tables.
+
+    Used when every reference point is an evaluated grid node. For a face whose vertex chain is
+    ``v_0 … v_m`` with ``p = v_k`` and increments ``e_B1 … e_Bm``, the affine-hull minimum is
+    ``g0² / (1 + S)`` with ``g0 = (D(p) − D_r)/ΔD`` and ``S = Σ_l Δ_l² / P_l`` (``Δ_l`` the dose increment of
+    step l in units of ΔD, ``P_l`` its squared scaled length); its minimiser has chain coordinates
+    ``τ_l = [l ≤ k] − g0 Δ_l / ((1 + S) P_l)`` and lies in the face when ``1 ≥ τ_1 ≥ … ≥ τ_m ≥ 0``.
+
+    Attributes
+    ----------
+    nodes : ndarray of int64, shape (Q, 3)
+        ``(di, dj, dk)`` offsets of the star's vertices from ``p`` (row 0 is ``p`` itself).
+    edge_nodes : ndarray of int64, shape (E, 2)
+        Rows of ``nodes`` at the start and end of each chain step (end = start + e_B).
+    edge_inv_p : ndarray of float64, shape (E,)
+        ``1 / P`` of each step (``P = Σ_{a ∈ B} scale_a²``).
+    face_edges : ndarray of int64, shape (F, 3)
+        Steps of each face in chain order (unused entries 0).
+    face_m : ndarray of int64, shape (F,)
+        Face dimension ``m`` (1 to ``ndim``; the vertex ``p`` itself is not listed).
+    face_k : ndarray of int64, shape (F,)
+        Position ``k`` of ``p`` in the face's chain.
+    rho2 : float
+        Squared scaled distance from ``p`` to the nearest face that does not contain it (less a relative
+        1e-9): when the best γ² found in the star is at most ``rho2`` it is the exact minimum.
+    """
+
+    nodes: NDArray[np.int64]
+    edge_nodes: NDArray[np.int64]
+    edge_inv_p: NDArray[np.float64]
+    face_edges: NDArray[np.int64]
+    face_m: NDArray[np.int64]
+    face_k: NDArray[np.int64]
+    rho2: float
+
+
+def star_table(scale: NDArray[np.float64], ndim: int) -> StarTable:
+    """Star of a grid node for evaluated spacing / DTA ``scale`` (i, j, k) with ``ndim`` axes searched."""
+    return _star_table(tuple(float(x) for x in scale[:3]), ndim)
+
+
+@functools.lru_cache(maxsize=32)
+def _star_table(scale: tuple[float, ...], ndim: int) -> StarTable:
+    blocks, counts = face_table(ndim)
+    s2 = np.asarray(scale) ** 2
+    nodes: dict[tuple[int, ...], int] = {(0, 0, 0): 0}
+    edges: dict[tuple[int, int], int] = {}
+    edge_inv_p: list[float] = []
+    faces: list[tuple[list[int], int]] = []
+    rho2 = np.inf
+
+    def node(offset: NDArray[np.int64]) -> int:
+        key = tuple(int(x) for x in offset)
+        return nodes.setdefault(key, len(nodes))
+
+    for cell in itertools.product(*[range(-2, 2) if a < ndim else (0,) for a in range(3)]):
+        base = np.asarray(cell, dtype=np.int64)
+        for f in range(blocks.shape[0]):
+            m = int(counts[f])
+            chain = [int(b) for b in blocks[f, :m]]
+            cum = [0]
+            for blk in chain:
+                cum.append(cum[-1] | blk)
+            verts = [base + np.array([(c >> a) & 1 for a in range(3)], dtype=np.int64) for c in cum]
+            k = next((i for i, v in enumerate(verts) if not v.any()), -1)
+            if k < 0:  # a face without p: its distance bounds the region where the star suffices
+                rho2 = min(rho2, _face_distance2(-base.astype(float), chain, s2))
+                continue
+            if m == 0 or not all(-1 <= x <= 0 for x in cell):
+                continue
+            steps = []
+            for level, blk in enumerate(chain):
+                key = (node(verts[level]), node(verts[level + 1]))
+                if key not in edges:
+                    edges[key] = len(edges)
+                    edge_inv_p.append(1.0 / sum(s2[a] for a in range(3) if blk & (1 << a)))
+                steps.append(edges[key])
+            faces.append((steps, k))
+    faces.sort(key=lambda face: -len(face[0]))  # full-dimensional simplices first
+    face_edges = np.zeros((len(faces), 3), dtype=np.int64)
+    for f, (steps, _) in enumerate(faces):
+        face_edges[f, : len(steps)] = steps
+    node_array = np.zeros((len(nodes), 3), dtype=np.int64)
+    for key, idx in nodes.items():
+        node_array[idx] = key
+    edge_nodes = np.zeros((len(edges), 2), dtype=np.int64)
+    for key, idx in edges.items():
+        edge_nodes[idx] = key
+    return StarTable(
+        nodes=node_array,
+        edge_nodes=edge_nodes,
+        edge_inv_p=np.asarray(edge_inv_p, dtype=np.float64),
+        face_edges=face_edges,
+        face_m=np.asarray([len(f[0]) for f in faces], dtype=np.int64),
+        face_k=np.asarray([f[1] for f in faces], dtype=np.int64),
+        rho2=float(rho2) * (1.0 - 1e-9),
+    )
+
+
+def _face_distance2(w: NDArray[np.float64], chain: list[int], s2: NDArray[np.float64]) -> float:
+    """Squared scaled distance from ``w`` (index units, relative to the face's first vertex) to a Kuhn face.
+
+    The face is ``{Σ τ_l e_Bl : 1 ≥ τ_1 ≥ … ≥ τ_m ≥ 0}``; along its orthogonal steps the problem is a
+    weighted isotonic regression (pool-adjacent-violators) followed by clipping to [0, 1], which is exact
+    for box-bounded isotonic regression.
+    """
+    used = 0
+    weights, targets = [], []
+    for blk in chain:
+        axes = [a for a in range(3) if blk & (1 << a)]
+        p = float(sum(s2[a] for a in axes))
+        weights.append(p)
+        targets.append(float(sum(s2[a] * w[a] for a in axes)) / p)
+        used |= blk
+    pools: list[list[float]] = []  # [weight, mean, count] of pooled blocks, non-increasing means
+    for p, y in zip(weights, targets, strict=True):
+        pools.append([p, y, 1.0])
+        while len(pools) > 1 and pools[-1][1] > pools[-2][1]:
+            p2, y2, n2 = pools.pop()
+            p1, y1, n1 = pools.pop()
+            pools.append([p1 + p2, (p1 * y1 + p2 * y2) / (p1 + p2), n1 + n2])
+    tau: list[float] = []
+    for p, y, n in pools:
+        tau.extend([min(1.0, max(0.0, y))] * int(n))
+    d2 = sum(p * (t - y) ** 2 for p, t, y in zip(weights, tau, targets, strict=True))
+    # the part of w orthogonal to the face's steps
+    d2 += sum(s2[a] * w[a] ** 2 for a in range(3) if not used & (1 << a))
+    # within a step's axes, the component of w not along e_B
+    for blk, p, y in zip(chain, weights, targets, strict=True):
+        d2 += sum(s2[a] * w[a] ** 2 for a in range(3) if blk & (1 << a)) - p * y * y
+    return float(d2)
+
+
 @numba.njit(cache=True, inline="always")
 def _interpolate(
     ev: NDArray[np.float64],
@@ -207,26 +344,37 @@ def gamma_kernel(
     counts: NDArray[np.int64],
     out: NDArray[np.float64],
     n_threads: int,
-    descent_steps: int,
     ndim: int,
+    on_nodes: bool,
+    star_nodes: NDArray[np.int64],
+    star_edge_nodes: NDArray[np.int64],
+    star_edge_inv_p: NDArray[np.float64],
+    star_face_edges: NDArray[np.int64],
+    star_face_m: NDArray[np.int64],
+    star_face_k: NDArray[np.int64],
+    star_rho2: float,
+    descent_steps: int,
 ) -> None:  # pragma: no cover - compiled
     """Fill ``out`` (reference shape) with γ² capped at ``max_gamma2``; NaN below ``threshold``.
 
     ``ref`` and ``out`` are (nk, nj, ni); ``ev`` is (mk, mj, mi). The evaluated continuous index of reference
     node ``(i, j, k)`` along axis a is ``alpha[a] + beta[a] * index_a``. ``global_dd > 0`` is the dose
     difference criterion (Gy) of global normalisation; otherwise ΔD = ``local_fraction`` × reference dose.
-    ``descent_steps`` steps of projected descent give the first upper bound (0: start from the cap).
-    ``ndim`` (1, 2 or 3) is the number of axes that vary; the others have length 1.
+    ``ndim`` (1, 2 or 3) is the number of axes that vary (the others have length 1). ``on_nodes``: every
+    reference node is an evaluated node (integer ``alpha``, ``beta`` 1), so the star search applies
+    (:class:`StarTable`). Otherwise ``descent_steps`` steps of projected descent give the first bound.
     """
     nk, nj, ni = ref.shape
     mk, mj, mi = ev.shape
     mdim = (mi, mj, mk)
-    n_points = nk * nj * ni
+    n_rows = nk * nj
     n_faces = blocks.shape[0]
     n_off = offsets.shape[0]
-    chunk = 256
-    n_chunks = (n_points + chunk - 1) // chunk
-    n_tasks = min(n_chunks, 64 * max(n_threads, 1))
+    n_star_nodes = star_nodes.shape[0]
+    n_star_edges = star_edge_nodes.shape[0]
+    n_star_faces = star_face_m.shape[0]
+    n_tasks = min(n_rows, 16 * max(n_threads, 1))
+    n_corners = 1 << ndim
     inv_s2 = np.zeros(8)
     for mask in range(1, 8):
         acc = 0.0
@@ -238,7 +386,13 @@ def gamma_kernel(
     for fidx in range(n_faces):
         if counts[fidx] == counts[0]:
             n_full += 1
-    n_corners = 1 << ndim
+    # the star of a node lies in the grid when the node is at least one step from every edge
+    lo_ok = np.zeros(3, dtype=np.int64)
+    hi_ok = np.zeros(3, dtype=np.int64)
+    for a in range(3):
+        if a < ndim:
+            lo_ok[a] = 1
+            hi_ok[a] = mdim[a] - 2
     for task in numba.prange(n_tasks):
         corner = np.empty(8)
         valid = np.empty(8, dtype=np.bool_)
@@ -256,12 +410,13 @@ def gamma_kernel(
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
-        for ch in range(task, n_chunks, n_tasks):  # interleaved chunks balance the load between threads
-            stop = min((ch + 1) * chunk, n_points)
-            for flat in range(ch * chunk, stop):
-                i = flat % ni
-                j = (flat // ni) % nj
-                k = flat // (ni * nj)
+        node_g = np.empty(max(n_star_nodes, 1))
+        edge_d = np.empty(max(n_star_edges, 1))
+        edge_t = np.empty(max(n_star_edges, 1))
+        for row in range(task, n_rows, n_tasks):  # interleaved rows balance the load between threads
+            k = row // nj
+            j = row - k * nj
+            for i in range(ni):
                 dr = ref[k, j, i]
                 if not (dr >= threshold):
                     out[k, j, i] = np.nan
@@ -282,29 +437,68 @@ def gamma_kernel(
                         f = mdim[a] - 1.0
                     c0[a] = np.int64(f)
                 best = max_gamma2
-                # Upper bound: γ² at the point itself, then at the minimiser of the affine extension of the
-                # simplex reached (projected descent). Every value is attained by the interpolant, so it is
-                # a valid bound; the exhaustive search below makes the result exact.
-                for a in range(3):
-                    pos[a] = u[a]
-                for _step in range(descent_steps):
-                    gv = _interpolate(ev, pos, scale, dr, inv, grad)
-                    if not (gv == gv):
-                        break
-                    d2 = 0.0
-                    ext = gv
-                    s_g = 0.0
+                if on_nodes and (
+                    lo_ok[0] <= c0[0] <= hi_ok[0] and lo_ok[1] <= c0[1] <= hi_ok[1] and lo_ok[2] <= c0[2] <= hi_ok[2]
+                ):
+                    # Star search: every face containing the node, in closed form (see StarTable).
+                    for q in range(n_star_nodes):
+                        node_g[q] = (
+                            ev[c0[2] + star_nodes[q, 2], c0[1] + star_nodes[q, 1], c0[0] + star_nodes[q, 0]] - dr
+                        ) * inv
+                    g0 = node_g[0]
+                    g02 = g0 * g0
+                    if g02 < best:
+                        best = g02
+                    for e in range(n_star_edges):
+                        delta = node_g[star_edge_nodes[e, 1]] - node_g[star_edge_nodes[e, 0]]
+                        edge_d[e] = delta * star_edge_inv_p[e]
+                        edge_t[e] = delta * edge_d[e]
+                    for fidx in range(n_star_faces):
+                        m = star_face_m[fidx]
+                        big_s = edge_t[star_face_edges[fidx, 0]]
+                        for l in range(1, m):
+                            big_s += edge_t[star_face_edges[fidx, l]]
+                        # hull minimum g0² / (1 + S) must beat the best to matter
+                        if g02 >= best * (1.0 + big_s):
+                            continue
+                        cc = g0 / (1.0 + big_s)
+                        kpos = star_face_k[fidx]
+                        prev_tau = 1.0 + FEASIBILITY_TOLERANCE
+                        feasible = True
+                        for l in range(m):
+                            tau = (1.0 if l < kpos else 0.0) - cc * edge_d[star_face_edges[fidx, l]]
+                            if tau > prev_tau:
+                                feasible = False
+                            prev_tau = tau + FEASIBILITY_TOLERANCE
+                        if feasible and prev_tau >= 0.0:
+                            best = g0 * cc
+                    if best <= star_rho2:
+                        out[k, j, i] = best
+                        continue
+                elif descent_steps > 0:
+                    # Upper bound: γ² at the point itself, then at the minimiser of the affine extension of
+                    # the simplex reached (projected descent). Every value is attained by the interpolant.
                     for a in range(3):
-                        da = (u[a] - pos[a]) * scale[a]
-                        d2 += da * da
-                        ext += grad[a] * da
-                        s_g += grad[a] * grad[a]
-                    phi = d2 + gv * gv
-                    if phi < best:
-                        best = phi
-                    t = ext / (1.0 + s_g)
-                    for a in range(3):
-                        pos[a] = u[a] - t * grad[a] / scale[a]
+                        pos[a] = u[a]
+                    for _step in range(descent_steps):
+                        gv = _interpolate(ev, pos, scale, dr, inv, grad)
+                        if not (gv == gv):
+                            break
+                        d2 = 0.0
+                        ext = gv
+                        s_g = 0.0
+                        for a in range(3):
+                            da = (u[a] - pos[a]) * scale[a]
+                            d2 += da * da
+                            ext += grad[a] * da
+                            s_g += grad[a] * grad[a]
+                        phi = d2 + gv * gv
+                        if phi < best:
+                            best = phi
+                        t = ext / (1.0 + s_g)
+                        for a in range(3):
+                            pos[a] = u[a] - t * grad[a] / scale[a]
+                # Exhaustive search: cells in order of their distance bound, stopped when it reaches the best.
                 for o in range(n_off):
                     if bounds[o] >= best:
                         break
@@ -382,35 +576,22 @@ def gamma_kernel(
                             if fidx < n_full:
                                 vfull[fidx] = -np.inf
                             continue
-                        tets = blocks[fidx, 4]
                         if fidx >= n_full:
+                            tets = blocks[fidx, 4]
                             bound = -np.inf
                             for t in range(n_full):
                                 if (tets >> t) & 1 and vfull[t] > bound:
                                     bound = vfull[t]
                             if bound >= best:
                                 continue
-                        big_a = 0.0
-                        big_b = 0.0
-                        prev_mask = 0
+                        # the face's bounding box and dose range bound its minimum from below
                         lo = corner[0]
                         hi = corner[0]
+                        cur_mask = 0
                         for l in range(m):
-                            blk = blocks[fidx, l]
-                            cur_mask = prev_mask | blk
-                            vc = corner[cur_mask]
-                            lo = min(lo, vc)
-                            hi = max(hi, vc)
-                            delta = (vc - corner[prev_mask]) * inv
-                            b = sw[blk] + delta * wz
-                            p_inv = inv_s2[blk]
-                            yv[l] = b * p_inv
-                            zv[l] = delta * p_inv
-                            bv[l] = b
-                            big_a += delta * yv[l]
-                            big_b += delta * zv[l]
-                            prev_mask = cur_mask
-                        # the face's bounding box and dose range bound its minimum from below
+                            cur_mask |= blocks[fidx, l]
+                            lo = min(lo, corner[cur_mask])
+                            hi = max(hi, corner[cur_mask])
                         fgap = 0.0
                         if dr < lo:
                             fgap = (lo - dr) * inv
@@ -421,6 +602,21 @@ def gamma_kernel(
                             if fidx < n_full:
                                 vfull[fidx] = fbound
                             continue
+                        big_a = 0.0
+                        big_b = 0.0
+                        prev_mask = 0
+                        for l in range(m):
+                            blk = blocks[fidx, l]
+                            cur_mask = prev_mask | blk
+                            delta = (corner[cur_mask] - corner[prev_mask]) * inv
+                            b = sw[blk] + delta * wz
+                            p_inv = inv_s2[blk]
+                            yv[l] = b * p_inv
+                            zv[l] = delta * p_inv
+                            bv[l] = b
+                            big_a += delta * yv[l]
+                            big_b += delta * zv[l]
+                            prev_mask = cur_mask
                         kk = big_a / (1.0 + big_b)
                         val = ww
                         prev_tau = 1.0 + FEASIBILITY_TOLERANCE

@@ -25,48 +25,113 @@ def register(subparsers: Any) -> None:
             "pencil-beam engine. Units: mm, degrees, MeV; ranges in mm of water."
         ),
     )
-    p.add_argument("--ct", type=Path, required=True,
-                   help="CT series folder (or a matRad .mat phantom such as TG119.mat)")
-    p.add_argument("--struct", type=Path, default=None, help="RT Structure Set (not needed with a .mat phantom)")
+    p.add_argument(
+        "--ct", type=Path, required=True, help="CT series folder (or a matRad .mat phantom such as TG119.mat)"
+    )
+    p.add_argument(
+        "--struct", type=Path, default=None, help="RT Structure Set (not needed with a .mat phantom)"
+    )
     p.add_argument("--target", required=True, help="target ROI name")
     g = p.add_argument_group("beam geometry (a plan beam, or the angles and source distances)")
     g.add_argument("--plan", type=Path, default=None, help="RT Ion Plan giving the beam geometry")
     g.add_argument("--beam", default=None, help="beam number or name in --plan")
-    g.add_argument("--gantry", type=float, default=0.0, metavar="DEG", help="gantry angle, degrees (default 0)")
+    g.add_argument(
+        "--gantry", type=float, default=0.0, metavar="DEG", help="gantry angle, degrees (default 0)"
+    )
     g.add_argument("--couch", type=float, default=0.0, metavar="DEG", help="couch angle, degrees (default 0)")
-    g.add_argument("--collimator", type=float, default=0.0, metavar="DEG",
-                   help="collimator angle, degrees (default 0)")
-    g.add_argument("--sad", type=float, nargs=2, default=(2000.0, 2000.0), metavar=("X", "Y"),
-                   help="virtual source-axis distances x y, mm (default 2000 2000; different = dual source)")
-    g.add_argument("--isocenter", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                   help="isocentre, LPS mm (default: the target's centre)")
+    g.add_argument(
+        "--collimator", type=float, default=0.0, metavar="DEG", help="collimator angle, degrees (default 0)"
+    )
+    g.add_argument(
+        "--sad",
+        type=float,
+        nargs=2,
+        default=(2000.0, 2000.0),
+        metavar=("X", "Y"),
+        help="virtual source-axis distances x y, mm (default 2000 2000; different = dual source)",
+    )
+    g.add_argument(
+        "--isocenter",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("X", "Y", "Z"),
+        help="isocentre, LPS mm (default: the target's centre)",
+    )
     g.add_argument("--patient-position", default="HFS", help="DICOM patient position (default HFS)")
     d = p.add_argument_group("design")
-    d.add_argument("--distal-margin-percent", type=float, default=0.0, metavar="P",
-                   help="distal margin, percent of the distal WEPL (Moyers: 3.5)")
-    d.add_argument("--distal-margin-mm", type=float, default=0.0, metavar="D",
-                   help="distal margin, mm of water (Moyers: 3)")
-    d.add_argument("--smear-mm", type=float, default=0.0, metavar="R",
-                   help="Urie smearing radius at the isocentre plane, mm")
-    d.add_argument("--shift-mm", type=float, default=0.0, metavar="S",
-                   help="lateral setup shift +-S along x and y at the isocentre plane, mm")
+    d.add_argument(
+        "--distal-margin-percent",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="distal margin, percent of the distal WEPL (Moyers: 3.5)",
+    )
+    d.add_argument(
+        "--distal-margin-mm",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="distal margin, mm of water (Moyers: 3)",
+    )
+    d.add_argument(
+        "--smear-mm",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="Urie smearing radius at the isocentre plane, mm",
+    )
+    d.add_argument(
+        "--shift-mm",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="lateral setup shift +-S along x and y at the isocentre plane, mm",
+    )
     d.add_argument("--min-thickness-mm", type=float, default=0.0, help="minimum thickness, mm (default 0)")
     d.add_argument("--max-thickness-mm", type=float, default=None, help="maximum thickness, mm")
     d.add_argument("--material", default="pmma", help="pmma (RSP 1.165), wax (RSP 0.99) or RSP:DENSITY")
-    d.add_argument("--border", choices=("extrapolate", "max_thickness", "min_thickness"), default="extrapolate",
-                   help="thickness of rays without target (default extrapolate)")
+    d.add_argument(
+        "--border",
+        choices=("extrapolate", "max_thickness", "min_thickness"),
+        default="extrapolate",
+        help="thickness of rays without target (default extrapolate)",
+    )
     d.add_argument("--pixel-spacing-mm", type=float, default=2.0, help="grid spacing at the device, mm")
-    d.add_argument("--isocenter-to-compensator-mm", type=float, default=200.0,
-                   help="isocentre to the compensator's downstream face (tray), mm (default 200)")
+    d.add_argument(
+        "--isocenter-to-compensator-mm",
+        type=float,
+        default=200.0,
+        help="isocentre to the compensator's downstream face (tray), mm (default 200)",
+    )
     d.add_argument("--milling-tool-mm", type=float, default=None, help="milling tool diameter, mm (DICOM)")
-    d.add_argument("--patch-dose", type=Path, default=None, metavar="RTDOSE",
-                   help="existing (through-field) dose: design a patch-field compensator")
-    d.add_argument("--patch-percent", type=float, default=50.0, metavar="P",
-                   help="isodose of --patch-dose used as the distal surface, percent of its max (default 50)")
-    d.add_argument("--iterations", type=int, default=0, metavar="N",
-                   help="dose-optimisation iterations (0: geometric design)")
-    d.add_argument("--isodose-percent", type=float, default=90.0,
-                   help="distal isodose placed on the distal surface, percent (default 90)")
+    d.add_argument(
+        "--patch-dose",
+        type=Path,
+        default=None,
+        metavar="RTDOSE",
+        help="existing (through-field) dose: design a patch-field compensator",
+    )
+    d.add_argument(
+        "--patch-percent",
+        type=float,
+        default=50.0,
+        metavar="P",
+        help="isodose of --patch-dose used as the distal surface, percent of its max (default 50)",
+    )
+    d.add_argument(
+        "--iterations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="dose-optimisation iterations (0: geometric design)",
+    )
+    d.add_argument(
+        "--isodose-percent",
+        type=float,
+        default=90.0,
+        help="distal isodose placed on the distal surface, percent (default 90)",
+    )
     d.add_argument("--source-size-mm", type=float, default=0.0, help="effective source size sigma, mm")
     e = p.add_argument_group("beam range (default: deepest required range + minimum thickness)")
     e.add_argument("--energy", type=float, default=None, metavar="MEV", help="pristine peak energy, MeV")
@@ -87,7 +152,9 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
         ph = read_matrad_phantom(args.ct)
         if args.target not in ph.structures:
-            raise ParameterError(f"{args.ct}: no structure {args.target!r}; available: {sorted(ph.structures)}")
+            raise ParameterError(
+                f"{args.ct}: no structure {args.target!r}; available: {sorted(ph.structures)}"
+            )
         return ph.ct, ph.structures[args.target]
     from intrepid.dicom import read_ct_series, read_rtstruct, roi_mask
 
@@ -123,9 +190,14 @@ def _geometry(args: argparse.Namespace, target: Any) -> tuple[Any, Any]:
         iso = target.grid.index_to_world(idx.mean(axis=0))
     else:
         iso = np.asarray(args.isocenter, dtype=float)
-    return BeamGeometry(sad_mm=tuple(args.sad), gantry_deg=args.gantry, couch_deg=args.couch,
-                        collimator_deg=args.collimator, isocenter_mm=tuple(float(v) for v in iso),
-                        patient_position=args.patient_position), None
+    return BeamGeometry(
+        sad_mm=tuple(args.sad),
+        gantry_deg=args.gantry,
+        couch_deg=args.couch,
+        collimator_deg=args.collimator,
+        isocenter_mm=(float(iso[0]), float(iso[1]), float(iso[2])),
+        patient_position=args.patient_position,
+    ), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,8 +226,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     ct, target = _load(args)
     geometry, aperture = _geometry(args, target)
-    depth_dose = None
-    beam_range = None
+    depth_dose: Any = None
+    beam_range: float | None = None
     if args.energy is not None:
         depth_dose = pristine_peak(args.energy)
         beam_range = depth_dose.distal_depth_mm(args.isodose_percent)
@@ -165,26 +237,48 @@ def run(args: argparse.Namespace) -> int:
             depth_dose = spread_out_bragg_peak(args.range_mm, args.modulation_mm)
             beam_range = depth_dose.distal_depth_mm(args.isodose_percent)
     settings = CompensatorSettings(
-        distal_margin_percent=args.distal_margin_percent, distal_margin_mm=args.distal_margin_mm,
-        smearing_radius_mm=args.smear_mm, shift_mm=args.shift_mm, min_thickness_mm=args.min_thickness_mm,
-        max_thickness_mm=args.max_thickness_mm, material=CompensatorMaterial.parse(args.material),
-        border=BorderHandling(args.border), pixel_spacing_mm=args.pixel_spacing_mm,
-        isocenter_to_compensator_mm=args.isocenter_to_compensator_mm, beam_range_mm=beam_range,
-        patch_isodose_percent=args.patch_percent, distal_isodose_percent=args.isodose_percent,
-        iterations=args.iterations, milling_tool_diameter_mm=args.milling_tool_mm,
+        distal_margin_percent=args.distal_margin_percent,
+        distal_margin_mm=args.distal_margin_mm,
+        smearing_radius_mm=args.smear_mm,
+        shift_mm=args.shift_mm,
+        min_thickness_mm=args.min_thickness_mm,
+        max_thickness_mm=args.max_thickness_mm,
+        material=CompensatorMaterial.parse(args.material),
+        border=BorderHandling(args.border),
+        pixel_spacing_mm=args.pixel_spacing_mm,
+        isocenter_to_compensator_mm=args.isocenter_to_compensator_mm,
+        beam_range_mm=beam_range,
+        patch_isodose_percent=args.patch_percent,
+        distal_isodose_percent=args.isodose_percent,
+        iterations=args.iterations,
+        milling_tool_diameter_mm=args.milling_tool_mm,
     )
     patch = None
     if args.patch_dose is not None:
         from intrepid.dicom import read_rtdose
 
         patch = read_rtdose(args.patch_dose).volume
-    result = design_compensator(ct, target, geometry, settings, aperture=aperture, patch_dose=patch,
-                                depth_dose=depth_dose, source_size_mm=args.source_size_mm)
+    result = design_compensator(
+        ct,
+        target,
+        geometry,
+        settings,
+        aperture=aperture,
+        patch_dose=patch,
+        depth_dose=depth_dose,
+        source_size_mm=args.source_size_mm,
+    )
     if suffix == ".dcm":
-        write_ion_plan_devices(args.out, geometry=geometry, compensator=result, aperture=None,
-                               reference_plan=args.plan, beam_number=int(args.beam) if args.plan is not None
-                               and str(args.beam).isdigit() else 1,
-                               nominal_energy_mev=args.energy, frame_of_reference_uid=ct.frame_of_reference_uid)
+        write_ion_plan_devices(
+            args.out,
+            geometry=geometry,
+            compensator=result,
+            aperture=None,
+            reference_plan=args.plan,
+            beam_number=int(args.beam) if args.plan is not None and str(args.beam).isdigit() else 1,
+            nominal_energy_mev=args.energy,
+            frame_of_reference_uid=ct.frame_of_reference_uid,
+        )
     else:
         import json
 
@@ -210,10 +304,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         s = result.statistics()
         sys.stdout.write(
-            f"compensator {result.shape[0]} x {result.shape[1]} px at {result.isocenter_to_compensator_mm:g} mm: "
+            f"compensator {result.shape[0]} x {result.shape[1]} px at "
+            f"{result.isocenter_to_compensator_mm:g} mm: "
             f"thickness {s['thickness_min_mm']:.1f}-{s['thickness_max_mm']:.1f} mm (mean "
-            f"{s['thickness_mean_mm']:.1f}), beam range {result.beam_range_mm:.1f} mm -> {args.out}\n")
+            f"{s['thickness_mean_mm']:.1f}), beam range {result.beam_range_mm:.1f} mm -> {args.out}\n"
+        )
         for c in result.coverage:
-            sys.stdout.write(f"  iteration {c.iteration}: mean |error| {c.mean_abs_error_mm:.2f} mm, max "
-                             f"{c.max_abs_error_mm:.2f} mm, {c.within_1mm_percent:.1f} % of rays within 1 mm\n")
+            sys.stdout.write(
+                f"  iteration {c.iteration}: mean |error| {c.mean_abs_error_mm:.2f} mm, max "
+                f"{c.max_abs_error_mm:.2f} mm, {c.within_1mm_percent:.1f} % of rays within 1 mm\n"
+            )
     return 0

@@ -441,8 +441,9 @@ def design_aperture(
         removed = islands
         steps.append(("islands", float(opening.area)))
         warnings.append(
-            f"{islands} floating island(s) of material removed, reopening {opening.area - before_area:.2f} mm² "
-            "(an organ or band wholly inside the opening cannot be held; keep_islands keeps them)"
+            f"{islands} floating island(s) of material removed, reopening "
+            f"{opening.area - before_area:.2f} mm² (an organ or band wholly inside the opening cannot be "
+            "held; keep_islands keeps them)"
         )
     elif islands:
         warnings.append(f"the opening keeps {islands} floating island(s) of material (keep_islands)")

@@ -1,4 +1,4 @@
-"""Geometric (ray-traced) range-compensator design: distal WEPL, margins, shifts, smearing, borders, materials.
+"""Geometric (ray-traced) range-compensator design: distal WEPL, margins, shifts, smearing, border, material.
 
 Grid and rays
 -------------
@@ -105,7 +105,7 @@ class CompensatorMaterial:
 
     @classmethod
     def parse(cls, text: str) -> CompensatorMaterial:
-        """``"pmma"``, ``"wax"`` or ``"RSP:DENSITY"`` (e.g. ``"1.03:1.05"``; radiation length scaled from water).
+        """``"pmma"``, ``"wax"`` or ``"RSP:DENSITY"`` (e.g. ``"1.03:1.05"``; X0 scaled from water by density).
 
         Raises
         ------
@@ -128,10 +128,12 @@ class CompensatorMaterial:
         raise ParameterError(f"material must be 'pmma', 'wax' or 'RSP:DENSITY' (both > 0), got {text!r}")
 
 
-#: PMMA (Lucite): RSP 1.165, 1.19 g/cm³ (team REFERENCES); radiation length 40.55 g/cm² / 1.19 = 340.7 mm (PDG).
+#: PMMA (Lucite): RSP 1.165, 1.19 g/cm³ (team REFERENCES); radiation length 40.55 g/cm² / 1.19 = 340.7 mm
+#: (PDG).
 PMMA = CompensatorMaterial("PMMA", 1.165, 1.19, 340.7)
-#: Machinable (paraffin-based) wax: 0.93 g/cm³; RSP 0.99 from the Bethe formula with Z/A 0.5706 and I = 55.9 eV
-#: at 150 MeV (:func:`intrepid.physics.relative_stopping_power`); radiation length 44.85 g/cm² / 0.93 (PDG).
+#: Machinable (paraffin-based) wax: 0.93 g/cm³; RSP 0.99 from the Bethe formula with Z/A 0.5706 and
+#: I = 55.9 eV at 150 MeV (:func:`intrepid.physics.relative_stopping_power`); radiation length
+#: 44.85 g/cm² / 0.93 (PDG).
 WAX = CompensatorMaterial("wax", 0.99, 0.93, 482.3)
 
 
@@ -226,8 +228,11 @@ class CompensatorSettings:
             raise ParameterError(f"material must be a CompensatorMaterial, got {self.material!r}")
         if not isinstance(self.border, BorderHandling):
             raise ParameterError(f"border must be a BorderHandling, got {self.border!r}")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, (int, np.integer)) or \
-                self.iterations < 0:
+        if (
+            isinstance(self.iterations, bool)
+            or not isinstance(self.iterations, (int, np.integer))
+            or self.iterations < 0
+        ):
             raise ParameterError(f"iterations must be an integer >= 0, got {self.iterations!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -352,7 +357,7 @@ class CompensatorResult:
         return (self.first_pixel_mm[0] / mx, self.first_pixel_mm[1] / my)
 
     def ray_positions_mm(self, plane: str = "device") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``(x, y)`` arrays, shape (rows, columns), of the pixel centres at ``"device"`` or ``"iso"`` plane."""
+        """``(x, y)`` arrays, shape (rows, columns), of pixel centres at ``"device"`` or ``"iso"`` plane."""
         rows, cols = self.shape
         x = self.first_pixel_mm[0] + np.arange(cols) * self.pixel_spacing_mm[1]
         y = self.first_pixel_mm[1] - np.arange(rows) * self.pixel_spacing_mm[0]
@@ -386,9 +391,14 @@ class CompensatorResult:
         """The compensator as the dose engine's :class:`~intrepid.physics.CompensatorMap`."""
         from intrepid.physics._proton_pencil import CompensatorMap
 
-        return CompensatorMap(self.thickness_mm, self.first_pixel_mm, self.pixel_spacing_mm,
-                              self.isocenter_to_compensator_mm, self.material.relative_stopping_power,
-                              self.material.radiation_length_mm)
+        return CompensatorMap(
+            self.thickness_mm,
+            self.first_pixel_mm,
+            self.pixel_spacing_mm,
+            self.isocenter_to_compensator_mm,
+            self.material.relative_stopping_power,
+            self.material.radiation_length_mm,
+        )
 
     def to_dict(self, include_arrays: bool = False) -> dict[str, Any]:
         """JSON-ready result: statistics, grid, material, beam range, coverage, settings, geometry."""
@@ -424,7 +434,9 @@ def aperture_geometry(aperture: Any) -> Any:
         return None
     geom = getattr(aperture, "opening_iso", aperture)
     if not hasattr(geom, "bounds") or not hasattr(geom, "is_empty"):
-        raise ParameterError(f"aperture must be an ApertureResult or a shapely geometry, got {type(aperture).__name__}")
+        raise ParameterError(
+            f"aperture must be an ApertureResult or a shapely geometry, got {type(aperture).__name__}"
+        )
     if geom.is_empty:
         raise ParameterError("aperture opening is empty")
     return geom
@@ -447,15 +459,22 @@ def _check_mask(mask: Volume, ct: Volume, name: str = "target_mask") -> NDArray[
     if not isinstance(mask, Volume):
         raise ParameterError(f"{name} must be a Volume, got {type(mask).__name__}")
     if not mask.grid.is_close(ct.grid):
-        raise GeometryError(f"{name} must be on the CT grid (shape {ct.grid.shape}), got shape {mask.grid.shape}")
+        raise GeometryError(
+            f"{name} must be on the CT grid (shape {ct.grid.shape}), got shape {mask.grid.shape}"
+        )
     arr = np.asarray(mask.array) != 0
     if not arr.any():
         raise ParameterError(f"{name} is empty: no voxel inside the target")
     return arr
 
 
-def _grid_for(ct: Volume, target: NDArray[np.bool_], geometry: BeamGeometry, settings: CompensatorSettings,
-              aperture: Any) -> tuple[tuple[float, float], int, int]:
+def _grid_for(
+    ct: Volume,
+    target: NDArray[np.bool_],
+    geometry: BeamGeometry,
+    settings: CompensatorSettings,
+    aperture: Any,
+) -> tuple[tuple[float, float], int, int]:
     """First pixel (x, y) and the grid size (rows, cols) at the compensator plane."""
     idx = np.argwhere(target)[:, ::-1].astype(float)  # (i, j, k)
     # the eight corners of every target voxel would be exact; voxel centres plus half a voxel is enough
@@ -473,17 +492,20 @@ def _grid_for(ct: Volume, target: NDArray[np.bool_], geometry: BeamGeometry, set
     u0, v0, u1, v1 = u0 - pad, v0 - pad, u1 + pad, v1 + pad
     mx, my = geometry.magnification(settings.isocenter_to_compensator_mm)
     s = settings.pixel_spacing_mm
-    cols = int(math.ceil((u1 - u0) * mx / s)) + 1
-    rows = int(math.ceil((v1 - v0) * my / s)) + 1
+    cols = math.ceil((u1 - u0) * mx / s) + 1
+    rows = math.ceil((v1 - v0) * my / s) + 1
     if rows * cols > 4_000_000:
-        raise ParameterError(f"compensator grid of {rows} x {cols} pixels is too large: increase pixel_spacing_mm")
+        raise ParameterError(
+            f"compensator grid of {rows} x {cols} pixels is too large: increase pixel_spacing_mm"
+        )
     cx, cy = (u0 + u1) / 2 * mx, (v0 + v1) / 2 * my
     first = (cx - (cols - 1) / 2 * s, cy + (rows - 1) / 2 * s)
     return first, rows, cols
 
 
-def _rays(geometry: BeamGeometry, first: tuple[float, float], rows: int, cols: int, spacing: float,
-          z_c: float) -> tuple[Any, NDArray[np.float64], NDArray[np.float64]]:
+def _rays(
+    geometry: BeamGeometry, first: tuple[float, float], rows: int, cols: int, spacing: float, z_c: float
+) -> tuple[Any, NDArray[np.float64], NDArray[np.float64]]:
     from intrepid.physics import DivergentRays
 
     x = first[0] + np.arange(cols) * spacing
@@ -492,26 +514,36 @@ def _rays(geometry: BeamGeometry, first: tuple[float, float], rows: int, cols: i
     mx, my = geometry.magnification(z_c)
     uu, vv = xx / mx, yy / my
     view = geometry.beam_line_view()
-    rays = DivergentRays.from_isocenter_plane(np.column_stack([uu.ravel(), vv.ravel()]),
-                                              isocenter_mm=view.isocenter_mm, beam_direction=view.beam_axis,
-                                              x_axis=view.x_axis, sad_mm=geometry.sad_mm)
+    rays = DivergentRays.from_isocenter_plane(
+        np.column_stack([uu.ravel(), vv.ravel()]),
+        isocenter_mm=view.isocenter_mm,
+        beam_direction=view.beam_axis,
+        x_axis=view.x_axis,
+        sad_mm=geometry.sad_mm,
+    )
     return rays, uu, vv
 
 
-def _patch_distal(rsp: Volume, rays: Any, info: Any, patch_dose: Volume, percent: float,
-                  target_vol: Volume) -> NDArray[np.float64]:
+def _patch_distal(
+    rsp: Volume, rays: Any, info: Any, patch_dose: Volume, percent: float, target_vol: Volume
+) -> NDArray[np.float64]:
     """WEPL of the patch surface: where the existing dose first reaches ``percent`` inside the target."""
     from intrepid.geometry import sample_points
     from intrepid.physics import cumulative_path
 
     if not isinstance(patch_dose, Volume) or patch_dose.ndim != 3:
         raise ParameterError("patch_dose must be a 3D dose Volume")
-    if (patch_dose.frame_of_reference_uid and rsp.frame_of_reference_uid
-            and patch_dose.frame_of_reference_uid != rsp.frame_of_reference_uid):
+    if (
+        patch_dose.frame_of_reference_uid
+        and rsp.frame_of_reference_uid
+        and patch_dose.frame_of_reference_uid != rsp.frame_of_reference_uid
+    ):
         from intrepid.errors import FrameOfReferenceError
 
-        raise FrameOfReferenceError(f"patch_dose frame of reference {patch_dose.frame_of_reference_uid} differs "
-                                    f"from the CT's {rsp.frame_of_reference_uid}")
+        raise FrameOfReferenceError(
+            f"patch_dose frame of reference {patch_dose.frame_of_reference_uid} differs "
+            f"from the CT's {rsp.frame_of_reference_uid}"
+        )
     ref = float(np.nanmax(patch_dose.array))
     if not ref > 0:
         raise ParameterError("patch_dose has no positive dose")
@@ -536,14 +568,18 @@ def _patch_distal(rsp: Volume, rays: Any, info: Any, patch_dose: Volume, percent
         dist = t[np.nonzero(sel)[0], first[sel]]
         w = cumulative_path(rsp, rays.starts_mm[rows], rays.directions[rows], dist[:, None])[:, 0]
         distal[rows] = np.minimum(distal[rows], w)
-    _log.info("patch field: %d of %d target rays stop at the %.0f %% isodose of the existing dose",
-              int(sel.sum()), idx.size, percent)
+    _log.info(
+        "patch field: %d of %d target rays stop at the %.0f %% isodose of the existing dose",
+        int(sel.sum()),
+        idx.size,
+        percent,
+    )
     return distal
 
 
 def _disc(radius_x_px: float, radius_y_px: float) -> NDArray[np.bool_]:
-    rx, ry = int(math.floor(radius_x_px)), int(math.floor(radius_y_px))
-    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    rx, ry = math.floor(radius_x_px), math.floor(radius_y_px)
+    yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         fx = (xx / radius_x_px) ** 2 if radius_x_px > 0 else np.where(xx == 0, 0.0, np.inf)
         fy = (yy / radius_y_px) ** 2 if radius_y_px > 0 else np.where(yy == 0, 0.0, np.inf)
@@ -567,14 +603,14 @@ def shape_required_range(
     filled = np.where(np.isfinite(required_mm), required_mm, -np.inf)
     mx, my = magnification
     if shift_mm > 0:
-        sx = int(round(shift_mm * mx / pixel_spacing_mm))
-        sy = int(round(shift_mm * my / pixel_spacing_mm))
+        sx = round(shift_mm * mx / pixel_spacing_mm)
+        sy = round(shift_mm * my / pixel_spacing_mm)
         out = filled.copy()
         for dr, dc in ((0, sx), (0, -sx), (sy, 0), (-sy, 0)):
             shifted = np.full_like(filled, -np.inf)
             r0, r1 = max(dr, 0), filled.shape[0] + min(dr, 0)
             c0, c1 = max(dc, 0), filled.shape[1] + min(dc, 0)
-            shifted[r0:r1, c0:c1] = filled[r0 - dr:r1 - dr, c0 - dc:c1 - dc]
+            shifted[r0:r1, c0:c1] = filled[r0 - dr : r1 - dr, c0 - dc : c1 - dc]
             out = np.maximum(out, shifted)
         filled = out
     if smearing_radius_mm > 0:
@@ -603,7 +639,7 @@ def fill_border(required_mm: NDArray[np.float64], border: BorderHandling) -> NDA
 def thickness_from_range(
     required_mm: NDArray[np.float64], beam_range_mm: float, settings: CompensatorSettings
 ) -> tuple[NDArray[np.float64], int, int]:
-    """``t = (R_beam − R) / RSP`` clipped to the settings' limits; also the under-range and clipped-max counts."""
+    """``t = (R_beam − R) / RSP`` clipped to the limits, with the under-range and clipped-max counts."""
     rsp = settings.material.relative_stopping_power
     raw = (beam_range_mm - required_mm) / rsp
     under = int(np.count_nonzero(raw < settings.min_thickness_mm - 1e-6))
@@ -677,11 +713,20 @@ def design_compensator(
     if settings.iterations > 0:
         from intrepid.devices._compensator_opt import optimize_compensator
 
-        return optimize_compensator(ct, target_mask, geometry, settings, aperture=aperture,
-                                    patch_dose=patch_dose, depth_dose=depth_dose, calibration=calibration,
-                                    source_size_mm=source_size_mm)
-    return geometric_design(ct, target_mask, geometry, settings, aperture=aperture, patch_dose=patch_dose,
-                            calibration=calibration)[0]
+        return optimize_compensator(
+            ct,
+            target_mask,
+            geometry,
+            settings,
+            aperture=aperture,
+            patch_dose=patch_dose,
+            depth_dose=depth_dose,
+            calibration=calibration,
+            source_size_mm=source_size_mm,
+        )
+    return geometric_design(
+        ct, target_mask, geometry, settings, aperture=aperture, patch_dose=patch_dose, calibration=calibration
+    )[0]
 
 
 def geometric_design(
@@ -702,8 +747,9 @@ def geometric_design(
     ap = aperture_geometry(aperture)
     z_c = settings.isocenter_to_compensator_mm
     if z_c >= min(geometry.sad_mm):
-        raise ParameterError(f"isocenter_to_compensator_mm = {z_c} must be < the source distance "
-                             f"{min(geometry.sad_mm)} mm")
+        raise ParameterError(
+            f"isocenter_to_compensator_mm = {z_c} must be < the source distance {min(geometry.sad_mm)} mm"
+        )
     first, rows, cols = _grid_for(rsp, target, geometry, settings, ap)
     s = settings.pixel_spacing_mm
     rays, uu, vv = _rays(geometry, first, rows, cols, s, z_c)
@@ -718,8 +764,9 @@ def geometric_design(
         raise ParameterError("no ray of the compensator grid crosses the target")
     required = distal * (1.0 + settings.distal_margin_percent / 100.0) + settings.distal_margin_mm
     mag = geometry.magnification(z_c)
-    intended = shape_required_range(required, s, mag, shift_mm=settings.shift_mm,
-                                     smearing_radius_mm=settings.smearing_radius_mm)
+    intended = shape_required_range(
+        required, s, mag, shift_mm=settings.shift_mm, smearing_radius_mm=settings.smearing_radius_mm
+    )
     full = fill_border(intended, settings.border)
     rsp_c = settings.material.relative_stopping_power
     beam_range = settings.beam_range_mm
@@ -727,8 +774,11 @@ def geometric_design(
         beam_range = float(np.nanmax(intended)) + rsp_c * settings.min_thickness_mm
     thickness, under, over = thickness_from_range(full, beam_range, settings)
     if under:
-        _log.warning("%d rays need more range than the beam's %.1f mm: clipped at the minimum thickness",
-                     under, beam_range)
+        _log.warning(
+            "%d rays need more range than the beam's %.1f mm: clipped at the minimum thickness",
+            under,
+            beam_range,
+        )
     if ap is not None:
         from intrepid.physics._proton_pencil import PencilLattice, _transmission
 
@@ -736,12 +786,31 @@ def geometric_design(
     else:
         trans = np.ones((rows, cols))
     result = CompensatorResult(
-        thickness_mm=thickness, pixel_spacing_mm=(s, s), first_pixel_mm=(float(first[0]), float(first[1])),
-        isocenter_to_compensator_mm=z_c, material=settings.material, beam_range_mm=float(beam_range),
-        required_range_mm=full, intended_range_mm=intended, distal_wepl_mm=distal, aperture_transmission=trans,
-        under_range_rays=under, clipped_max_rays=over, settings=settings, geometry=geometry,
+        thickness_mm=thickness,
+        pixel_spacing_mm=(s, s),
+        first_pixel_mm=(float(first[0]), float(first[1])),
+        isocenter_to_compensator_mm=z_c,
+        material=settings.material,
+        beam_range_mm=float(beam_range),
+        required_range_mm=full,
+        intended_range_mm=intended,
+        distal_wepl_mm=distal,
+        aperture_transmission=trans,
+        under_range_rays=under,
+        clipped_max_rays=over,
+        settings=settings,
+        geometry=geometry,
     )
-    proximal = np.where(np.isfinite(info.mask_entry_mm), info.wepl_to_mask_entry_mm, np.nan).reshape(rows, cols)
-    _log.info("compensator %d x %d at %.0f mm: thickness %.1f–%.1f mm, beam range %.1f mm", rows, cols, z_c,
-              float(thickness.min()), float(thickness.max()), beam_range)
+    proximal = np.where(np.isfinite(info.mask_entry_mm), info.wepl_to_mask_entry_mm, np.nan).reshape(
+        rows, cols
+    )
+    _log.info(
+        "compensator %d x %d at %.0f mm: thickness %.1f–%.1f mm, beam range %.1f mm",
+        rows,
+        cols,
+        z_c,
+        float(thickness.min()),
+        float(thickness.max()),
+        beam_range,
+    )
     return result, {"rsp": rsp, "rays": rays, "proximal_wepl_mm": proximal, "aperture": ap, "u": uu, "v": vv}

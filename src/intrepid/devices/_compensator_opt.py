@@ -10,20 +10,20 @@ Each iteration then
    where the chosen distal isodose (``distal_isodose_percent`` of the plateau; the plateau of a broad field
    at the isocentre distance is 100 %) is crossed for the last time;
 3. moves the ray's effective range by the damped difference, ``R_eff ← R_eff + g (R_goal − R_iso)``
-   (``g = 0.7``, at most 5 mm per iteration), where
-   ``R_goal`` is the geometric design's intended range of that ray (target distal WEPL plus margins, with the
-   shifts and the Urie smearing already in it: the smearing is part of the goal, so it is not applied again
-   to the corrections, which would make them grow at every pass);
+   (``g = 0.7``, at most 5 mm per iteration), where ``R_goal`` is the geometric design's intended range of
+   that ray (target distal WEPL plus margins, with the shifts and the Urie smearing already in it: the
+   smearing is part of the goal, so it is not applied again to the corrections, which would make them grow
+   at every pass);
 4. cuts the new surface ``t = (R_beam − R_eff) / RSP`` and clips it to the thickness limits.
 
 The distal coverage of every design (iterations 0..N) is reported: the geometric distance along each ray
-between the isodose and the intended surface, over the *interior* target rays inside the aperture (rays
-whose eight neighbours also cross the target: a ray that grazes the target's side sees a much shallower
-distal surface than its neighbours, and no surface can put a steep isodose step there). All target rays
-inside the aperture where the isodose is found are corrected in the same way as the interior ones, so that they do not hold their neighbours back. A pencil-beam dose moves the distal isodose of a geometric
-design where the surface is steep (lateral scatter mixes neighbouring rays' ranges) and behind
-heterogeneity edges; the iterations remove most of that.
-"""
+between the isodose and the intended surface, over the *interior* target rays inside the aperture (rays whose
+eight neighbours also cross the target: a ray that grazes the target's side sees a much shallower distal
+surface than its neighbours, and no surface can put a steep isodose step there). All target rays inside the
+aperture where the isodose is found are corrected in the same way as the interior ones, so that they do not
+hold their neighbours back. A pencil-beam dose moves the distal isodose of a geometric design where the
+surface is steep (lateral scatter mixes neighbouring rays' ranges) and behind heterogeneity edges; the
+iterations remove most of that."""
 
 from __future__ import annotations
 
@@ -94,8 +94,9 @@ def distal_isodose(
     return np.where(any_above, w, np.nan), np.where(any_above, g, np.nan)
 
 
-def _goal_distance(goal: NDArray[np.float64], wepl: NDArray[np.float64],
-                   distance: NDArray[np.float64]) -> NDArray[np.float64]:
+def _goal_distance(
+    goal: NDArray[np.float64], wepl: NDArray[np.float64], distance: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Geometric distance along each ray where the WEPL reaches ``goal`` (NaN where it never does)."""
     out = np.full(goal.shape, np.nan)
     for n in np.nonzero(np.isfinite(goal))[0]:
@@ -118,7 +119,7 @@ def optimize_compensator(
     source_size_mm: float = 0.0,
     aperture_distance_mm: float | None = None,
 ) -> CompensatorResult:
-    """Dose-optimised range compensator (module notes); ``settings.iterations`` passes after the geometric one.
+    """Dose-optimised range compensator (module notes): ``settings.iterations`` passes after the geometric.
 
     Parameters are those of :func:`~intrepid.devices.design_compensator`; ``aperture_distance_mm`` places the
     aperture for the source-size term (default: the compensator plane).
@@ -133,13 +134,17 @@ def optimize_compensator(
 
     if settings.iterations < 1:
         raise ParameterError(f"iterations must be >= 1 for a dose optimisation, got {settings.iterations}")
-    base, extra = geometric_design(ct, target_mask, geometry, settings, aperture=aperture,
-                                   patch_dose=patch_dose, calibration=calibration)
+    base, extra = geometric_design(
+        ct, target_mask, geometry, settings, aperture=aperture, patch_dose=patch_dose, calibration=calibration
+    )
     level_pct = settings.distal_isodose_percent
     if depth_dose is None:
         thick = base.distal_wepl_mm - extra["proximal_wepl_mm"]
-        modulation = float(np.nanmax(thick)) + (float(np.nanmax(base.intended_range_mm))
-                                                - float(np.nanmax(base.distal_wepl_mm))) + 5.0
+        modulation = (
+            float(np.nanmax(thick))
+            + (float(np.nanmax(base.intended_range_mm)) - float(np.nanmax(base.distal_wepl_mm)))
+            + 5.0
+        )
         depth_dose = default_depth_dose(base.beam_range_mm, modulation, level_pct)
     elif settings.beam_range_mm is None:
         # the beam's own range fixes the surface: recut the geometric design for it
@@ -164,9 +169,18 @@ def optimize_compensator(
     current = base
     history: list[DistalCoverage] = []
     for it in range(settings.iterations + 1):
-        res = pencil_beam_dose(rsp, geometry.image_to_beam, geometry.sad_mm, depth_dose,
-                               aperture=extra["aperture"], compensator=current.to_map(), lattice=lattice,
-                               source_size_mm=source_size_mm, aperture_distance_mm=z_ap, to_grid=False)
+        res = pencil_beam_dose(
+            rsp,
+            geometry.image_to_beam,
+            geometry.sad_mm,
+            depth_dose,
+            aperture=extra["aperture"],
+            compensator=current.to_map(),
+            lattice=lattice,
+            source_size_mm=source_size_mm,
+            aperture_distance_mm=z_ap,
+            to_grid=False,
+        )
         bev = res.bev
         nz = bev.z_mm.size
         dose = bev.dose.reshape(nz, -1)
@@ -179,7 +193,8 @@ def optimize_compensator(
         not_reached = int(np.count_nonzero(evaluate & ~np.isfinite(w_iso)))
         n_eval = int(np.count_nonzero(evaluate))
         cov = DistalCoverage(
-            iteration=it, rays=int(ok.sum()),
+            iteration=it,
+            rays=int(ok.sum()),
             mean_error_mm=float(err.mean()) if err.size else math.nan,
             mean_abs_error_mm=float(np.abs(err).mean()) if err.size else math.nan,
             max_abs_error_mm=float(np.abs(err).max()) if err.size else math.nan,
@@ -188,8 +203,14 @@ def optimize_compensator(
             isodose_not_reached=not_reached,
         )
         history.append(cov)
-        _log.info("compensator iteration %d: %d rays, mean |error| %.2f mm, max %.2f mm, %.1f %% within 1 mm",
-                  it, cov.rays, cov.mean_abs_error_mm, cov.max_abs_error_mm, cov.within_1mm_percent)
+        _log.info(
+            "compensator iteration %d: %d rays, mean |error| %.2f mm, max %.2f mm, %.1f %% within 1 mm",
+            it,
+            cov.rays,
+            cov.mean_abs_error_mm,
+            cov.max_abs_error_mm,
+            cov.within_1mm_percent,
+        )
         if it == settings.iterations:
             break
         upd = correct & np.isfinite(w_iso)
@@ -198,9 +219,16 @@ def optimize_compensator(
         r_eff = r_eff + delta
         t, under, over = thickness_from_range(r_eff.reshape(base.shape), current.beam_range_mm, settings)
         current = replace(current, thickness_mm=t, under_range_rays=under, clipped_max_rays=over)
-    desc = {"kind": type(depth_dose).__name__, "csda_range_mm": float(depth_dose.csda_range_mm),
-            f"distal_{level_pct:g}_percent_mm": float(depth_dose.distal_depth_mm(level_pct))}
+    desc = {
+        "kind": type(depth_dose).__name__,
+        "csda_range_mm": float(depth_dose.csda_range_mm),
+        f"distal_{level_pct:g}_percent_mm": float(depth_dose.distal_depth_mm(level_pct)),
+    }
     if hasattr(depth_dose, "modulation_mm"):
         desc["modulation_mm"] = float(depth_dose.modulation_mm)
-    return replace(current, coverage=tuple(history), effective_range_mm=r_eff.reshape(base.shape),
-                   depth_dose_description=desc)
+    return replace(
+        current,
+        coverage=tuple(history),
+        effective_range_mm=r_eff.reshape(base.shape),
+        depth_dose_description=desc,
+    )

@@ -239,7 +239,7 @@ def aperture_png(
         ax.set_ylabel(f"y (mm, beam frame, {plane.value} plane)")
         ax.set_title(title or f"Aperture, beam's-eye view at the {plane.value} plane: "
                      f"{_area(result, plane):.0f} mm²")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
         fig.tight_layout()
 
         def write(tmp: Path) -> None:

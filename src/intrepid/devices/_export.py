@@ -40,7 +40,12 @@ from intrepid.devices._beam_geometry import BeamGeometry
 from intrepid.devices._compensator import CompensatorResult
 from intrepid.errors import ParameterError
 
-__all__ = ["compensator_surface_mesh", "write_compensator_csv", "write_compensator_stl", "write_ion_plan_devices"]
+__all__ = [
+    "compensator_surface_mesh",
+    "write_compensator_csv",
+    "write_compensator_stl",
+    "write_ion_plan_devices",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -51,27 +56,32 @@ def _ds(value: float) -> str:
     return str(format_number_as_ds(float(value)))
 
 
-def _block_items(aperture: Any, aperture_distance_mm: float | None, block_thickness_mm: float,
-                 material: str) -> list[Any]:
+def _block_items(
+    aperture: Any, aperture_distance_mm: float | None, block_thickness_mm: float, material: str
+) -> list[Any]:
     from pydicom.dataset import Dataset
     from shapely.geometry import MultiPolygon, Polygon
 
     geom = getattr(aperture, "opening_iso", aperture)
     if not isinstance(geom, (Polygon, MultiPolygon)) or geom.is_empty:
-        raise ParameterError("aperture must be an ApertureResult or a non-empty shapely (Multi)Polygon at the "
-                             "isocentre plane")
+        raise ParameterError(
+            "aperture must be an ApertureResult or a non-empty shapely (Multi)Polygon at the isocentre plane"
+        )
     if aperture_distance_mm is None:
         settings = getattr(aperture, "settings", None)
         aperture_distance_mm = getattr(settings, "downstream_edge_mm", None)
     if aperture_distance_mm is None:
-        raise ParameterError("aperture_distance_mm is required with a shapely aperture (isocentre to the "
-                             "aperture's downstream face, mm)")
+        raise ParameterError(
+            "aperture_distance_mm is required with a shapely aperture (isocentre to the "
+            "aperture's downstream face, mm)"
+        )
     polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
     items = []
     for n, poly in enumerate(polys, start=1):
         if len(poly.interiors):
-            _log.warning("aperture polygon %d has %d holes: Block Data holds only the outline", n,
-                         len(poly.interiors))
+            _log.warning(
+                "aperture polygon %d has %d holes: Block Data holds only the outline", n, len(poly.interiors)
+            )
         pts = np.asarray(poly.exterior.coords)[:-1]
         item = Dataset()
         item.BlockTrayID = "INTREPID"
@@ -108,11 +118,15 @@ def _compensator_item(comp: CompensatorResult, milling_tool_diameter_mm: float |
     item.CompensatorPixelSpacing = [_ds(sr), _ds(sc)]
     item.CompensatorPosition = [_ds(x0 - sc / 2.0), _ds(y0 + sr / 2.0)]
     item.CompensatorThicknessData = [_ds(round(float(v), 3)) for v in comp.thickness_mm.reshape(-1)]
-    item.IsocenterToCompensatorDistances = [float(comp.isocenter_to_compensator_mm + v)
-                                            for v in comp.thickness_mm.reshape(-1)]
+    item.IsocenterToCompensatorDistances = [
+        float(comp.isocenter_to_compensator_mm + v) for v in comp.thickness_mm.reshape(-1)
+    ]
     item.CompensatorRelativeStoppingPowerRatio = float(comp.material.relative_stopping_power)
-    tool = milling_tool_diameter_mm if milling_tool_diameter_mm is not None else \
-        comp.settings.milling_tool_diameter_mm
+    tool = (
+        milling_tool_diameter_mm
+        if milling_tool_diameter_mm is not None
+        else comp.settings.milling_tool_diameter_mm
+    )
     if tool is not None:
         item.CompensatorMillingToolDiameter = float(tool)
     return item
@@ -202,9 +216,15 @@ def write_ion_plan_devices(
                 cps = b.get("IonControlPointSequence", [])
                 if energy is None and len(cps) and cps[0].get("NominalBeamEnergy") is not None:
                     energy = float(cps[0].NominalBeamEnergy)
-    ds = new_instance(RTIonPlanStorage, "RTPLAN", patient_id=patient_id, patient_name=patient_name,
-                      study_instance_uid=study_uid, frame_of_reference_uid=frame_of_reference_uid,
-                      series_description="InTrEPID proton devices")
+    ds = new_instance(
+        RTIonPlanStorage,
+        "RTPLAN",
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_instance_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid,
+        series_description="InTrEPID proton devices",
+    )
     ds.RTPlanLabel = label[:16]
     ds.RTPlanName = label[:64]
     ds.RTPlanDate, ds.RTPlanTime = ds.ContentDate, ds.ContentTime
@@ -240,8 +260,11 @@ def write_ion_plan_devices(
     beam.NumberOfLateralSpreadingDevices = 0
     beam.NumberOfRangeModulators = 0
     beam.PatientSupportType = "TABLE"
-    blocks = [] if aperture is None else _block_items(aperture, aperture_distance_mm, block_thickness_mm,
-                                                      block_material)
+    blocks = (
+        []
+        if aperture is None
+        else _block_items(aperture, aperture_distance_mm, block_thickness_mm, block_material)
+    )
     beam.NumberOfBlocks = len(blocks)
     if blocks:
         beam.IonBlockSequence = DicomSequence(blocks)
@@ -249,8 +272,9 @@ def write_ion_plan_devices(
     if compensator is not None:
         if not isinstance(compensator, CompensatorResult):
             raise ParameterError(f"compensator must be a CompensatorResult, got {type(compensator).__name__}")
-        beam.IonRangeCompensatorSequence = DicomSequence([_compensator_item(compensator,
-                                                                            milling_tool_diameter_mm)])
+        beam.IonRangeCompensatorSequence = DicomSequence(
+            [_compensator_item(compensator, milling_tool_diameter_mm)]
+        )
     beam.FinalCumulativeMetersetWeight = 1.0
     beam.NumberOfControlPoints = 2
     cps = []
@@ -273,8 +297,12 @@ def write_ion_plan_devices(
     ds.IonBeamSequence = DicomSequence([beam])
     ds.ApprovalStatus = "UNAPPROVED"
     out = save_instance(ds, path)
-    _log.info("wrote RT Ion Plan %s: %d aperture block(s), %d compensator(s)", out, len(blocks),
-              beam.NumberOfCompensators)
+    _log.info(
+        "wrote RT Ion Plan %s: %d aperture block(s), %d compensator(s)",
+        out,
+        len(blocks),
+        beam.NumberOfCompensators,
+    )
     return out
 
 
@@ -287,9 +315,11 @@ def write_compensator_csv(path: str | os.PathLike[str], compensator: Compensator
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(f"# InTrEPID range compensator, material {compensator.material.name}, RSP "
-                     f"{compensator.material.relative_stopping_power:g}; x, y at the compensator plane "
-                     f"({compensator.isocenter_to_compensator_mm:g} mm from the isocentre), mm\n")
+            fh.write(
+                f"# InTrEPID range compensator, material {compensator.material.name}, RSP "
+                f"{compensator.material.relative_stopping_power:g}; x, y at the compensator plane "
+                f"({compensator.isocenter_to_compensator_mm:g} mm from the isocentre), mm\n"
+            )
             fh.write("row,column,x_mm,y_mm,thickness_mm\n")
             for r in range(t.shape[0]):
                 for c in range(t.shape[1]):
@@ -325,8 +355,9 @@ def compensator_surface_mesh(compensator: CompensatorResult) -> tuple[NDArray[np
     return verts, faces
 
 
-def write_compensator_stl(path: str | os.PathLike[str], compensator: CompensatorResult, *,
-                          binary: bool = True) -> Path:
+def write_compensator_stl(
+    path: str | os.PathLike[str], compensator: CompensatorResult, *, binary: bool = True
+) -> Path:
     """Write the compensator solid as an STL file (mm, true size, closed; binary or ASCII)."""
     from intrepid.dicom._common import atomic_write
 

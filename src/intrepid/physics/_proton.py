@@ -128,8 +128,11 @@ def relative_stopping_power(
     0.99
     """
     e = _energies("energy_mev", energy_mev, lo=_E_MIN_MEV - 1e-12)
-    for name, value in (("density_g_cm3", density_g_cm3), ("z_over_a", z_over_a),
-                        ("mean_excitation_ev", mean_excitation_ev)):
+    for name, value in (
+        ("density_g_cm3", density_g_cm3),
+        ("z_over_a", z_over_a),
+        ("mean_excitation_ev", mean_excitation_ev),
+    ):
         if not math.isfinite(value) or value <= 0:
             raise ParameterError(f"{name} must be > 0, got {value}")
     mat = _bethe(e, z_over_a, mean_excitation_ev) * density_g_cm3
@@ -174,7 +177,9 @@ def energy_from_range_mev(range_mm: ArrayLike) -> NDArray[np.float64]:
     le, lr = _range_table()
     r_max = float(np.exp(lr[-1]))
     if not np.all(np.isfinite(r)) or np.any(r <= 0) or np.any(r > r_max):
-        raise ParameterError(f"range_mm must be in (0, {r_max:.0f}] mm of water, got {np.min(r):g} to {np.max(r):g}")
+        raise ParameterError(
+            f"range_mm must be in (0, {r_max:.0f}] mm of water, got {np.min(r):g} to {np.max(r):g}"
+        )
     return np.asarray(np.exp(np.interp(np.log(r), lr, le)), dtype=float)
 
 
@@ -285,7 +290,9 @@ class BraggPeak:
         far = zeta >= 10.0
         if np.any(far):
             rz = r0 - z[far]
-            out[far] = pref * (rz ** (1.0 / p - 1.0) + (beta + gamma * beta * p + eps * p / r0) * rz ** (1.0 / p))
+            out[far] = pref * (
+                rz ** (1.0 / p - 1.0) + (beta + gamma * beta * p + eps * p / r0) * rz ** (1.0 / p)
+            )
         near = (~far) & (zeta > -12.0)
         if np.any(near):
             from scipy.special import gamma as gamma_fn
@@ -294,7 +301,7 @@ class BraggPeak:
             zn = zeta[near]
             d1, _ = pbdv(-1.0 / p, -zn)
             d2, _ = pbdv(-1.0 / p - 1.0, -zn)
-            front = np.exp(-zn**2 / 4.0) * sigma ** (1.0 / p) * gamma_fn(1.0 / p) / math.sqrt(2 * math.pi)
+            front = np.exp(-(zn**2) / 4.0) * sigma ** (1.0 / p) * gamma_fn(1.0 / p) / math.sqrt(2 * math.pi)
             out[near] = pref * front * (d1 / sigma + (beta / p + gamma * beta + eps / r0) * d2)
         # MeV/g per (proton/cm2) -> Gy per (proton/mm2)
         return np.asarray(np.maximum(out, 0.0) * _MEV_PER_G_TO_GY * 100.0, dtype=float)
@@ -315,7 +322,9 @@ class BraggPeak:
     def tabulated_dose_per_fluence_gy_mm2(self, depth_mm: ArrayLike) -> NDArray[np.float64]:
         """:meth:`dose_per_fluence_gy_mm2` interpolated linearly in a fine table (0 beyond it)."""
         z, d = self._table
-        return np.asarray(np.interp(np.asarray(depth_mm, dtype=float), z, d, left=d[0], right=0.0), dtype=float)
+        return np.asarray(
+            np.interp(np.asarray(depth_mm, dtype=float), z, d, left=d[0], right=0.0), dtype=float
+        )
 
     @property
     def peak_depth_mm(self) -> float:
@@ -328,8 +337,9 @@ class BraggPeak:
 
     def distal_depth_mm(self, level_percent: float = 80.0) -> float:
         """Depth (mm) beyond the peak where the dose falls to ``level_percent`` of the maximum."""
-        return _distal_crossing(self.relative_dose, self.peak_depth_mm, self.range_mm + 8 * self.sigma_mm,
-                                level_percent / 100.0)
+        return _distal_crossing(
+            self.relative_dose, self.peak_depth_mm, self.range_mm + 8 * self.sigma_mm, level_percent / 100.0
+        )
 
     @property
     def max_depth_mm(self) -> float:
@@ -445,8 +455,9 @@ class SpreadOutBraggPeak:
 
     def distal_depth_mm(self, level_percent: float = 90.0) -> float:
         """Depth beyond the plateau where the dose falls to ``level_percent`` of the plateau, mm."""
-        return _distal_crossing(self.relative_dose, self.plateau_mm[1] - 1.0, self.max_depth_mm + 5.0,
-                                level_percent / 100.0)
+        return _distal_crossing(
+            self.relative_dose, self.plateau_mm[1] - 1.0, self.max_depth_mm + 5.0, level_percent / 100.0
+        )
 
     def proximal_depth_mm(self, level_percent: float = 90.0) -> float:
         """Depth before the plateau where the dose rises to ``level_percent``, mm."""
@@ -526,9 +537,10 @@ def spread_out_bragg_peak(
     for _ in range(3):
         step = float(peak_spacing_mm) if peak_spacing_mm is not None else max(deepest.sigma_mm, 0.5)
         lo = r - m
-        n = max(int(math.ceil((deepest.range_mm - lo) / step)) + 1, 2)
-        peaks = [deepest] + [make(deepest.range_mm - i * step) for i in range(1, n)
-                             if deepest.range_mm - i * step > 2.0]
+        n = max(math.ceil((deepest.range_mm - lo) / step) + 1, 2)
+        peaks = [deepest] + [
+            make(deepest.range_mm - i * step) for i in range(1, n) if deepest.range_mm - i * step > 2.0
+        ]
         hi = deepest.peak_depth_mm
         w = _fit_weights(peaks, lo, hi)
         sobp = SpreadOutBraggPeak(tuple(peaks), w, r, m, (lo, hi))
@@ -537,6 +549,11 @@ def spread_out_bragg_peak(
             break
         deepest = make(deepest.range_mm + err)
     assert sobp is not None
-    _log.debug("SOBP range %.1f mm, modulation %.1f mm: %d peaks, flatness %.2f %%", r, m, len(sobp.peaks),
-               sobp.flatness_percent())
+    _log.debug(
+        "SOBP range %.1f mm, modulation %.1f mm: %d peaks, flatness %.2f %%",
+        r,
+        m,
+        len(sobp.peaks),
+        sobp.flatness_percent(),
+    )
     return sobp

@@ -52,8 +52,15 @@ from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Quantity, Volume
 from intrepid.physics._proton import energy_from_range_mev, highland_sigma_mm
 
-__all__ = ["BeamDoseBEV", "CompensatorMap", "DepthDose", "PencilLattice", "ProtonDose", "pencil_beam_dose",
-           "patient_sigma_mm"]
+__all__ = [
+    "BeamDoseBEV",
+    "CompensatorMap",
+    "DepthDose",
+    "PencilLattice",
+    "ProtonDose",
+    "patient_sigma_mm",
+    "pencil_beam_dose",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ class DepthDose(Protocol):
 
 
 def patient_sigma_mm(depth_mm: ArrayLike, range_mm: ArrayLike) -> NDArray[np.float64]:
-    """Hong's lateral spread in the patient (mm) at water depth ``depth_mm`` for protons of CSDA range ``range_mm``.
+    """Hong's lateral spread in the patient (mm) at water depth ``depth_mm`` for CSDA range ``range_mm``.
 
     Examples
     --------
@@ -123,7 +130,7 @@ class CompensatorMap:
         object.__setattr__(self, "thickness_mm", t)
 
     def thickness_at(self, x_mm: ArrayLike, y_mm: ArrayLike) -> NDArray[np.float64]:
-        """Thickness (mm) at beam-frame points of the compensator plane, bilinear, edge values held outside."""
+        """Thickness (mm) at beam-frame points of the compensator plane (bilinear, edges held outside)."""
         from scipy.ndimage import map_coordinates
 
         x = np.asarray(x_mm, dtype=float)
@@ -160,12 +167,12 @@ class PencilLattice:
         if not spacing_mm > 0:
             raise ParameterError(f"pencil_spacing_mm must be > 0, got {spacing_mm}")
         u0, v0, u1, v1 = bounds_mm
-        nu = max(int(math.ceil((u1 - u0) / spacing_mm)) + 1, 2)
-        nv = max(int(math.ceil((v1 - v0) / spacing_mm)) + 1, 2)
+        nu = max(math.ceil((u1 - u0) / spacing_mm) + 1, 2)
+        nv = max(math.ceil((v1 - v0) / spacing_mm) + 1, 2)
         cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
         u = cu + (np.arange(nu) - (nu - 1) / 2) * spacing_mm
         v = cv - (np.arange(nv) - (nv - 1) / 2) * spacing_mm
-        return cls(u, v)
+        return cls(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))
 
     @property
     def spacing_mm(self) -> tuple[float, float]:
@@ -175,7 +182,7 @@ class PencilLattice:
 
 @dataclass(frozen=True, eq=False)
 class BeamDoseBEV:
-    """Dose on the divergent beam's-eye-view lattice: planes of constant beam height by pencil rows and columns.
+    """Dose on the divergent beam's-eye-view lattice: planes of constant beam height × pencil rows × columns.
 
     Attributes
     ----------
@@ -216,8 +223,9 @@ class ProtonDose:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _accumulate_py(source: Any, sig_x: Any, sig_y: Any, hx: Any, hy: Any, cutoff: float,
-                   out: Any) -> None:  # pragma: no cover - compiled by numba
+def _accumulate_py(
+    source: Any, sig_x: Any, sig_y: Any, hx: Any, hy: Any, cutoff: float, out: Any
+) -> None:  # pragma: no cover - compiled by numba
     """Sum the pencils' cell-integrated Gaussians plane by plane (compiled lazily by numba)."""
     nz, nv, nu = source.shape
     inv_sqrt2 = 1.0 / math.sqrt(2.0)
@@ -229,8 +237,8 @@ def _accumulate_py(source: Any, sig_x: Any, sig_y: Any, hx: Any, hy: Any, cutoff
                     continue
                 sx = sig_x[k, j, i]
                 sy = sig_y[k, j, i]
-                rx = int(math.ceil(cutoff * sx / hx[k])) if sx > 0 else 0
-                ry = int(math.ceil(cutoff * sy / hy[k])) if sy > 0 else 0
+                rx = math.ceil(cutoff * sx / hx[k]) if sx > 0 else 0
+                ry = math.ceil(cutoff * sy / hy[k]) if sy > 0 else 0
                 wx = np.empty(2 * rx + 1)
                 wy = np.empty(2 * ry + 1)
                 for a in range(-rx, rx + 1):
@@ -394,7 +402,9 @@ def pencil_beam_dose(
             u0, u1 = x0 * fx, (x0 + (cols - 1) * sx) * fx
             v1, v0 = y0 * fy, (y0 - (rows - 1) * sy) * fy
         else:
-            raise ParameterError("give an aperture, a compensator or a pencil lattice: the field is undefined")
+            raise ParameterError(
+                "give an aperture, a compensator or a pencil lattice: the field is undefined"
+            )
         lattice = PencilLattice.regular((u0 - 15, v0 - 15, u1 + 15, v1 + 15), pencil_spacing_mm)
     nu, nv = lattice.u_mm.size, lattice.v_mm.size
     uu, vv = np.meshgrid(lattice.u_mm, lattice.v_mm)
@@ -405,9 +415,11 @@ def pencil_beam_dose(
     zc_all = corners @ m[2, :3] + m[2, 3]
     z_top, z_bottom = float(zc_all.max()), float(zc_all.min())
     if z_top >= 0.95 * float(sad.min()):
-        raise GeometryError(f"the volume reaches beam z = {z_top:.0f} mm, too close to the virtual source "
-                            f"({float(sad.min()):.0f} mm)")
-    z_planes = z_top - np.arange(int(math.ceil((z_top - z_bottom) / step)) + 1) * step
+        raise GeometryError(
+            f"the volume reaches beam z = {z_top:.0f} mm, too close to the virtual source "
+            f"({float(sad.min()):.0f} mm)"
+        )
+    z_planes = z_top - np.arange(math.ceil((z_top - z_bottom) / step) + 1) * step
     nz = z_planes.size
 
     # ---- rays, WEPL along them
@@ -416,9 +428,14 @@ def pencil_beam_dose(
     iso = -beam_to_image_r @ m[:3, 3]
     x_axis, z_axis = beam_to_image_r[:, 0], beam_to_image_r[:, 2]
     z_start = z_top + 1.0
-    rays = DivergentRays.from_isocenter_plane(np.column_stack([uu.ravel(), vv.ravel()]), isocenter_mm=iso,
-                                              beam_direction=-z_axis, x_axis=x_axis, sad_mm=(sad[0], sad[1]),
-                                              start_distance_mm=z_start)
+    rays = DivergentRays.from_isocenter_plane(
+        np.column_stack([uu.ravel(), vv.ravel()]),
+        isocenter_mm=iso,
+        beam_direction=-z_axis,
+        x_axis=x_axis,
+        sad_mm=(sad[0], sad[1]),
+        start_distance_mm=z_start,
+    )
     norm = np.sqrt((uu.ravel() / sad[0]) ** 2 + (vv.ravel() / sad[1]) ** 2 + 1.0)  # 1 / cos(angle to axis)
     dist = (z_start - z_planes)[None, :] * norm[:, None]  # (N, nz)
     wepl = cumulative_path(rsp, rays.starts_mm, rays.directions, dist).reshape(nv, nu, nz)
@@ -435,9 +452,13 @@ def pencil_beam_dose(
         tx = compensator.thickness_at(uu * (1 - zc / sad[0]), vv * (1 - zc / sad[1]))
         wet = tx * compensator.relative_stopping_power
         drift = np.maximum(zc - z_planes[None, :], 0.0) * norm[:, None]
-        sig_c = highland_sigma_mm(tx.ravel(), drift, e_beam,
-                                  relative_stopping_power=compensator.relative_stopping_power,
-                                  radiation_length_mm=compensator.radiation_length_mm)
+        sig_c = highland_sigma_mm(
+            tx.ravel(),
+            drift,
+            e_beam,
+            relative_stopping_power=compensator.relative_stopping_power,
+            radiation_length_mm=compensator.radiation_length_mm,
+        )
         sig_c = np.moveaxis(sig_c.reshape(nv, nu, nz), 2, 0)
     else:
         tx = np.zeros((nv, nu))
@@ -464,20 +485,45 @@ def pencil_beam_dose(
     hx = du * (1 - z_planes / sad[0])
     hy = dv * (1 - z_planes / sad[1])
     bev_dose = np.zeros((nz, nv, nu))
-    _accumulate(source, np.ascontiguousarray(np.sqrt(sig2x)), np.ascontiguousarray(np.sqrt(sig2y)),
-                np.ascontiguousarray(hx), np.ascontiguousarray(hy), float(cutoff_sigma), bev_dose)
-    bev = BeamDoseBEV(lattice, z_planes, bev_dose, wepl, np.moveaxis(dist.reshape(nv, nu, nz), 2, 0),
-                      wet, trans, rays.starts_mm.reshape(nv, nu, 3), rays.directions.reshape(nv, nu, 3))
-    settings = {"sad_mm": sad.tolist(), "pencil_spacing_mm": list(lattice.spacing_mm), "depth_step_mm": step,
-                "source_size_mm": source_size_mm, "cutoff_sigma": cutoff_sigma, "beam_csda_range_mm": r_beam,
-                "beam_energy_mev": e_beam, "pencils": int(nu * nv), "planes": int(nz)}
+    _accumulate(
+        source,
+        np.ascontiguousarray(np.sqrt(sig2x)),
+        np.ascontiguousarray(np.sqrt(sig2y)),
+        np.ascontiguousarray(hx),
+        np.ascontiguousarray(hy),
+        float(cutoff_sigma),
+        bev_dose,
+    )
+    bev = BeamDoseBEV(
+        lattice,
+        np.asarray(z_planes, dtype=np.float64),
+        bev_dose,
+        wepl,
+        np.moveaxis(dist.reshape(nv, nu, nz), 2, 0),
+        wet,
+        trans,
+        rays.starts_mm.reshape(nv, nu, 3),
+        rays.directions.reshape(nv, nu, 3),
+    )
+    settings = {
+        "sad_mm": sad.tolist(),
+        "pencil_spacing_mm": list(lattice.spacing_mm),
+        "depth_step_mm": step,
+        "source_size_mm": source_size_mm,
+        "cutoff_sigma": cutoff_sigma,
+        "beam_csda_range_mm": r_beam,
+        "beam_energy_mev": e_beam,
+        "pencils": int(nu * nv),
+        "planes": int(nz),
+    }
     _log.debug("pencil_beam_dose: %d x %d pencils, %d planes", nv, nu, nz)
     dose_vol = _to_grid(rsp, m, sad, bev, air_threshold_rsp) if to_grid else None
     return ProtonDose(dose_vol, bev, settings)
 
 
-def _to_grid(rsp: Volume, m: NDArray[np.float64], sad: NDArray[np.float64], bev: BeamDoseBEV,
-             air_threshold: float) -> Volume:
+def _to_grid(
+    rsp: Volume, m: NDArray[np.float64], sad: NDArray[np.float64], bev: BeamDoseBEV, air_threshold: float
+) -> Volume:
     from scipy.ndimage import map_coordinates
 
     g = rsp.grid
@@ -500,5 +546,11 @@ def _to_grid(rsp: Volume, m: NDArray[np.float64], sad: NDArray[np.float64], bev:
         vals = map_coordinates(bev.dose, [plane, row, col], order=1, mode="constant", cval=0.0)
         out[k] = vals.reshape(nj, ni).astype(np.float32)
     out[np.asarray(rsp.array) < air_threshold] = 0.0
-    return Volume(out, g, Quantity.DOSE, "relative", rsp.frame_of_reference_uid,
-                  {"model": "Hong 1996 pencil beam", "normalisation": "1 = broad-field plateau at isocentre"})
+    return Volume(
+        out,
+        g,
+        Quantity.DOSE,
+        "relative",
+        rsp.frame_of_reference_uid,
+        {"model": "Hong 1996 pencil beam", "normalisation": "1 = broad-field plateau at isocentre"},
+    )
