@@ -1,6 +1,6 @@
 """Make docs/images/compensator_tg119.png: a range compensator for the TG-119 C-shape and its proton dose.
 
-Run: ``python3 tools/make_compensator_figure.py [path/to/TG119.mat]`` (default ../shared/data/tg119/TG119.mat).
+Run: ``python3 tools/make_compensator_figure.py [TG119.mat]`` (default ../shared/data/tg119/TG119.mat).
 Left: the compensator thickness (mm) at the device plane; right: an axial CT slice with the pencil-beam dose
 (Hong 1996) of the field through the compensator, and the target outline.
 """

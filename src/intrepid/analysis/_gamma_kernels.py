@@ -405,6 +405,8 @@ def gamma_kernel(
         yv = np.empty(3)
         zv = np.empty(3)
         bv = np.empty(3)
+        dv = np.empty(3)
+        res = np.empty(3)
         pos = np.empty(3)
         grad = np.zeros(3)
         c = np.empty(3, dtype=np.int64)
@@ -614,6 +616,7 @@ def gamma_kernel(
                             yv[l] = b * p_inv
                             zv[l] = delta * p_inv
                             bv[l] = b
+                            dv[l] = delta
                             big_a += delta * yv[l]
                             big_b += delta * zv[l]
                             prev_mask = cur_mask
@@ -629,10 +632,24 @@ def gamma_kernel(
                             val -= tau * bv[l]
                         if fidx < n_full:
                             vfull[fidx] = max(val, fbound)
-                        if not feasible or prev_tau < 0.0:
+                        if not feasible or prev_tau < 0.0 or not (val < best + 1e-9 * (1.0 + ww)):
                             continue
-                        if val < 0.0:
-                            val = 0.0
+                        # the candidate's value again, directly from its residuals: ww − Σ τ b cancels badly
+                        # when γ ≪ the point's offsets, this does not
+                        for a in range(ndim):
+                            res[a] = w[a]
+                        rz = wz
+                        for l in range(m):
+                            tau = yv[l] - zv[l] * kk
+                            blk = blocks[fidx, l]
+                            rz -= tau * dv[l]
+                            for a in range(ndim):
+                                if blk & (1 << a):
+                                    res[a] -= tau * scale[a]
+                        val = 0.0
+                        for a in range(ndim):
+                            val += res[a] * res[a]
+                        val += rz * rz
                         if val < best:
                             best = val
                 out[k, j, i] = best

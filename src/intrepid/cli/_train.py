@@ -70,6 +70,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dta-mm", type=float, default=3.0, help="gamma distance to agreement, mm (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and the runs (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of PyTorch (default: PyTorch's choice, one per core)")
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -102,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"--out {out} is not empty; pass --overwrite to write into it")
     if args.working_size < 1:
         raise ParameterError(f"--working-size must be >= 1, got {args.working_size}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ParameterError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.split is None:
         full = load_dataset(args.data)
         has_train = any(r.split == "train" for r in full.records)
