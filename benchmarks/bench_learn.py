@@ -38,8 +38,11 @@ def main() -> None:
 
     unet = UNetConfig(initial_filters=8)
     pre = PreprocessConfig(
-        working_shape=(args.working_size, args.working_size), input_offset=500.0, input_scale=30000.0,
-        target_scale=0.5, fitted=True,
+        working_shape=(args.working_size, args.working_size),
+        input_offset=500.0,
+        input_scale=30000.0,
+        target_scale=0.5,
+        fitted=True,
     )
     states = []
     for m in range(args.members):
@@ -96,23 +99,37 @@ def main() -> None:
     x = (rng.random((n_train, *pre.working_shape)) * 30000 + 500).astype(np.float32)
     arrays = WorkingArrays(x, (x - 500) / 60000, None, None)
     t = time.perf_counter()
-    train_model(arrays, (), TrainConfig(epochs=1, batch_size=8, device="cpu"), unet=unet, preprocess=pre,
-                progress=False)
+    train_model(
+        arrays,
+        (),
+        TrainConfig(epochs=1, batch_size=8, device="cpu"),
+        unet=unet,
+        preprocess=pre,
+        progress=False,
+    )
     epoch_s = time.perf_counter() - t
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-          f"torch threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+        f"torch threads {torch.get_num_threads()}, torch {torch.__version__}"
+    )
     print()
     print("| what | s per 1024 x 1024 image | ratio to target 0.2 s |")
     print("|---|---:|---:|")
-    print(f"| intrepid Ensemble, {args.members} members, batches of {args.batch_size} (min of {args.repeats}) "
-          f"| {ours:.3f} | {ours / 0.2:.2f} |")
-    print(f"| intrepid Ensemble, one image per call (median) | {statistics.median(single):.3f} | "
-          f"{statistics.median(single) / 0.2:.2f} |")
+    print(
+        f"| intrepid Ensemble, {args.members} members, batches of {args.batch_size} (min of {args.repeats}) "
+        f"| {ours:.3f} | {ours / 0.2:.2f} |"
+    )
+    print(
+        f"| intrepid Ensemble, one image per call (median) | {statistics.median(single):.3f} | "
+        f"{statistics.median(single) / 0.2:.2f} |"
+    )
     print(f"| plain PyTorch modules, one image per call (median) | {base_s:.3f} | {base_s / 0.2:.2f} |")
     print()
-    print(f"model construction (5 members, not counted): {load_s:.2f} s; one training epoch of {n_train} pairs "
-          f"at {args.working_size}^2, batch 8: {epoch_s:.2f} s")
+    print(
+        f"model construction (5 members, not counted): {load_s:.2f} s; one training epoch of {n_train} pairs "
+        f"at {args.working_size}^2, batch 8: {epoch_s:.2f} s"
+    )
 
 
 if __name__ == "__main__":

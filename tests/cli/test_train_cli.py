@@ -11,13 +11,32 @@ import pytest
 from intrepid.cli._main import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "learn"))
-from learn_factories import make_dicom_dataset  # noqa: E402
+from learn_factories import make_dicom_dataset
 
 pytest.importorskip("torch")
 
 # one configuration, 2 x 2 folds of one epoch on a 16 x 16 working grid: a few seconds
-FAST = ["--epochs", "1", "--repeats", "2", "--folds", "2", "--filters", "8", "--lr", "1e-3", "--batch-size", "4",
-        "--working-size", "16", "--device", "cpu", "--threads", "1", "--no-progress"]
+FAST = [
+    "--epochs",
+    "1",
+    "--repeats",
+    "2",
+    "--folds",
+    "2",
+    "--filters",
+    "8",
+    "--lr",
+    "1e-3",
+    "--batch-size",
+    "4",
+    "--working-size",
+    "16",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +61,19 @@ def test_train_json(data, tmp_path, capsys):
 
 def test_train_text_and_overwrite(data, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", str(data), "--out", str(out), "--split", "all", "--augment", "none", "--loss", "mse", *FAST]
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--split",
+        "all",
+        "--augment",
+        "none",
+        "--loss",
+        "mse",
+        *FAST,
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert text.startswith("4 runs (1 configurations x 2 x 2 folds) on 9 pairs (all)")

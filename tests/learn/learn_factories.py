@@ -34,11 +34,20 @@ def _rows(n: int) -> list[dict[str, str]]:
     for k in range(n):
         family = ("OMG", "CIRS")[k % 2]
         group = ("5x5", "10x10")[(k // 2) % 2]
-        rows.append({
-            "name": f"pair{k}", "phantom": f"{family}_{k // 4}", "family": family, "field": group,
-            "field_group": group, "rotation_deg": "0", "mu": "100", "seed": str(k),
-            "split": "test" if k == n - 1 else "train", "vendor": "elekta",
-        })
+        rows.append(
+            {
+                "name": f"pair{k}",
+                "phantom": f"{family}_{k // 4}",
+                "family": family,
+                "field": group,
+                "field_group": group,
+                "rotation_deg": "0",
+                "mu": "100",
+                "seed": str(k),
+                "split": "test" if k == n - 1 else "train",
+                "vendor": "elekta",
+            }
+        )
     return rows
 
 
@@ -59,10 +68,20 @@ def make_dicom_dataset(folder: Path, n: int = 9) -> Path:
     rows = _rows(n)
     for k, row in enumerate(rows):
         epid, dose = synthetic_pair(k)
-        write_rtimage(folder / "epid" / f"{k}.dcm", epid, pixel_spacing_mm=SPACING_MM, vendor=Vendor.ELEKTA,
-                      quantity=Quantity.EPID_SIGNAL, frame_of_reference_uid="1.2.3")
-        write_rtimage(folder / "portal_dose" / f"{k}.dcm", dose, pixel_spacing_mm=SPACING_MM,
-                      frame_of_reference_uid="1.2.3")
+        write_rtimage(
+            folder / "epid" / f"{k}.dcm",
+            epid,
+            pixel_spacing_mm=SPACING_MM,
+            vendor=Vendor.ELEKTA,
+            quantity=Quantity.EPID_SIGNAL,
+            frame_of_reference_uid="1.2.3",
+        )
+        write_rtimage(
+            folder / "portal_dose" / f"{k}.dcm",
+            dose,
+            pixel_spacing_mm=SPACING_MM,
+            frame_of_reference_uid="1.2.3",
+        )
         row.update(epid_file=f"epid/{k}.dcm", portal_dose_file=f"portal_dose/{k}.dcm")
     _write_manifest(folder, rows)
     return folder

@@ -85,7 +85,9 @@ def test_npy_dataset_uses_the_spacing_column(tmp_path, caplog):
     pair = load_dataset(folder)[0]
     assert pair.epid.grid.spacing_mm[:2] == (SPACING_MM, SPACING_MM)
     # the image is centred on the beam axis
-    np.testing.assert_allclose(pair.epid.grid.index_to_world([(SIZE - 1) / 2, (SIZE - 1) / 2]), 0.0, atol=1e-9)
+    np.testing.assert_allclose(
+        pair.epid.grid.index_to_world([(SIZE - 1) / 2, (SIZE - 1) / 2]), 0.0, atol=1e-9
+    )
     _rewrite(folder, lambda rows: [{k: v for k, v in r.items() if k != "pixel_spacing_mm"} for r in rows])
     with caplog.at_level(logging.WARNING):
         pair = load_dataset(folder)[0]
@@ -116,7 +118,7 @@ def test_manifest_errors(tmp_path, dicom_dataset):
     folder = tmp_path / "copy"
     shutil.copytree(dicom_dataset, folder)
     _rewrite(folder, lambda rows: [{k: v for k, v in r.items() if k != "portal_dose_file"} for r in rows])
-    with pytest.raises(ParameterError, match="manifest lacks the column.s. portal_dose_file"):
+    with pytest.raises(ParameterError, match=r"manifest lacks the column.s. portal_dose_file"):
         load_dataset(folder)
 
     folder = tmp_path / "copy2"
@@ -141,11 +143,11 @@ def test_manifest_errors(tmp_path, dicom_dataset):
 def test_pair_errors(tmp_path):
     folder = make_numpy_dataset(tmp_path / "bad", n=2, fmt="npy")
     np.save(folder / "d0.npy", np.zeros((SIZE, SIZE + 1)))
-    with pytest.raises(ParameterError, match="has shape .64, 64. but portal dose .* has .64, 65."):
+    with pytest.raises(ParameterError, match=r"has shape .64, 64. but portal dose .* has .64, 65."):
         load_dataset(folder)[0]
     with (folder / "d1.npy").open("wb") as fh:
         pickle.dump({"evil": 1}, fh)
-    with pytest.raises(ParameterError, match="not a readable .npy array without pickles"):
+    with pytest.raises(ParameterError, match=r"not a readable \.npy array without pickles"):
         load_dataset(folder)[1]
     np.save(folder / "d1.npy", np.full((SIZE, SIZE), np.nan))
     with pytest.raises(ParameterError, match="contains 4096 NaN or infinite values"):

@@ -1,4 +1,4 @@
-"""Tests of the safe model files (``intrepid.learn._model_io``): safetensors + JSON, everything else refused."""
+"""Tests of the safe model files (``intrepid.learn._model_io``): safetensors + JSON, nothing else."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from intrepid.learn import (
 torch = pytest.importorskip("torch")
 
 UNET = UNetConfig(depth=3, initial_filters=4, batch_norm_from_level=1)
-PRE = PreprocessConfig(working_shape=(16, 16), input_offset=10.0, input_scale=100.0, target_scale=0.5, fitted=True)
+PRE = PreprocessConfig(
+    working_shape=(16, 16), input_offset=10.0, input_scale=100.0, target_scale=0.5, fitted=True
+)
 
 
 def _states(n: int) -> list[dict[str, np.ndarray]]:
@@ -121,10 +123,16 @@ def _edit_json(folder, edit):
         (lambda d: d.pop("architecture"), "lacks the key 'architecture'"),
         (lambda d: d.update(members=[]), "'members' must be a non-empty list"),
         (lambda d: d["members"][0].pop("prefix"), "member 0 lacks its tensor 'prefix'"),
-        (lambda d: d.update(weights_file="../other.safetensors"), "'weights_file' must be a .safetensors file"),
+        (
+            lambda d: d.update(weights_file="../other.safetensors"),
+            "'weights_file' must be a .safetensors file",
+        ),
         (lambda d: d["members"].pop(), "tensors of no member"),
         (lambda d: d["members"][1].update(prefix="nobody."), "member 1: no tensors with prefix 'nobody.'"),
-        (lambda d: d["architecture"].update(initial_filters=8), "member 0: weights do not fit the architecture"),
+        (
+            lambda d: d["architecture"].update(initial_filters=8),
+            "member 0: weights do not fit the architecture",
+        ),
     ],
 )
 def test_inconsistent_descriptions_are_refused(saved, edit, match):

@@ -1,4 +1,4 @@
-"""Tests of the preprocessing chain (``intrepid.learn._preprocess``): signal, resampling, scaling, augmentation."""
+"""Tests of the preprocessing (``intrepid.learn._preprocess``): signal, resampling, scaling, augmentation."""
 
 from __future__ import annotations
 
@@ -74,13 +74,19 @@ def test_resampling_rejects_bad_input():
 
 
 def test_working_grid_covers_the_same_detector_area():
-    det = Grid((1024, 768), origin_mm=(-155.0, 207.0, 0.0), spacing_mm=(0.405, 0.405, 1.0),
-               direction=(1, 0, 0, 0, -1, 0, 0, 0, -1))
+    det = Grid(
+        (1024, 768),
+        origin_mm=(-155.0, 207.0, 0.0),
+        spacing_mm=(0.405, 0.405, 1.0),
+        direction=(1, 0, 0, 0, -1, 0, 0, 0, -1),
+    )
     w = working_grid(det, (256, 256))
     assert w.shape == (256, 256)
     np.testing.assert_allclose(w.spacing_mm[:2], (0.405 * 3, 0.405 * 4))
     # the centre of the image is the same world point (to 1e-9 mm)
-    np.testing.assert_allclose(det.index_to_world([383.5, 511.5]), w.index_to_world([127.5, 127.5]), atol=1e-9)
+    np.testing.assert_allclose(
+        det.index_to_world([383.5, 511.5]), w.index_to_world([127.5, 127.5]), atol=1e-9
+    )
     with pytest.raises(ParameterError, match="detector grid must be 2D"):
         working_grid(Grid((2, 2, 2), (0, 0, 0), (1, 1, 1)), (2, 2))
 
@@ -103,7 +109,9 @@ def test_epid_signal_rejects_bad_calibrations():
         epid_signal(np.ones((4, 4)), np.ones((3, 4)))
     with pytest.raises(ParameterError, match="flood field shape"):
         epid_signal(np.ones((4, 4)), None, np.ones((4, 3)))
-    with pytest.raises(ParameterError, match="flood field minus dark field must be > 0 everywhere, 16 pixels"):
+    with pytest.raises(
+        ParameterError, match="flood field minus dark field must be > 0 everywhere, 16 pixels"
+    ):
         epid_signal(np.ones((4, 4)), np.ones((4, 4)), np.ones((4, 4)))
 
 
@@ -128,7 +136,9 @@ def test_fit_preprocess_closed_form():
     epids[1][:4] = 100.0
     epids[1][4:] = 1100.0
     doses = [np.full((8, 8), 0.2), np.full((8, 8), 0.6)]
-    pre = fit_preprocess(epids, doses, PreprocessConfig(working_shape=(16, 16)), detector_spacing_mm=(1.0, 1.0))
+    pre = fit_preprocess(
+        epids, doses, PreprocessConfig(working_shape=(16, 16)), detector_spacing_mm=(1.0, 1.0)
+    )
     assert pre.fitted and pre.working_shape == (16, 16)
     assert pre.input_offset == pytest.approx(100.0)
     # 99.9th percentiles of signal - offset: 500 and 1000, mean 750
@@ -149,14 +159,22 @@ def test_fit_preprocess_rejects_empty_or_blank_data():
 
 
 def test_preprocess_config_round_trip_and_errors():
-    pre = PreprocessConfig(working_shape=(128, 64), scaling=Scaling.LOG, input_offset=3.0, input_scale=2.0,
-                           target_scale=0.1, fitted=True, detector_spacing_mm=(0.4, 0.4), detector_shape=(1024, 1024))
+    pre = PreprocessConfig(
+        working_shape=(128, 64),
+        scaling=Scaling.LOG,
+        input_offset=3.0,
+        input_scale=2.0,
+        target_scale=0.1,
+        fitted=True,
+        detector_spacing_mm=(0.4, 0.4),
+        detector_shape=(1024, 1024),
+    )
     assert PreprocessConfig.from_dict(pre.to_dict()) == pre
     with pytest.raises(ModelError, match="unknown preprocessing key"):
         PreprocessConfig.from_dict({"mean": 1.0})
     with pytest.raises(ModelError, match="invalid preprocessing"):
         PreprocessConfig.from_dict({"scaling": "sqrt"})
-    with pytest.raises(ParameterError, match="input_scale must be > 0, got 0.0"):
+    with pytest.raises(ParameterError, match=r"input_scale must be > 0, got 0\.0"):
         PreprocessConfig(input_scale=0.0)
     with pytest.raises(ParameterError, match="working_shape must be two integers >= 1"):
         PreprocessConfig(working_shape=(0, 4))

@@ -1,4 +1,4 @@
-"""Tests of model selection (``intrepid.learn._selection``): CV splits, the protocol, run manifests, ensemble."""
+"""Tests of model selection (``intrepid.learn._selection``): CV splits, protocol, run manifests, ensemble."""
 
 from __future__ import annotations
 
@@ -29,8 +29,16 @@ from intrepid.learn import (
 def _records(spec: list[tuple[int, int, int]]) -> list[PairRecord]:
     """Records from (family, phantom, field group) codes."""
     return [
-        PairRecord(index=n, name=f"p{n}", epid_file=Path("e"), portal_dose_file=Path("d"),
-                   phantom=f"ph{fam}_{ph}", family=f"F{fam}", field=f"G{grp}", field_group=f"G{grp}")
+        PairRecord(
+            index=n,
+            name=f"p{n}",
+            epid_file=Path("e"),
+            portal_dose_file=Path("d"),
+            phantom=f"ph{fam}_{ph}",
+            family=f"F{fam}",
+            field=f"G{grp}",
+            field_group=f"G{grp}",
+        )
         for n, (fam, ph, grp) in enumerate(spec)
     ]
 
@@ -81,7 +89,7 @@ def test_splits_are_seeded_and_repeats_differ():
 
 def test_split_errors():
     records = _records([(0, 0, 0), (0, 0, 0), (0, 1, 0)])
-    with pytest.raises(ParameterError, match="3-fold cross-validation needs at least 3 groups .* has 2"):
+    with pytest.raises(ParameterError, match=r"3-fold cross-validation needs at least 3 groups .* has 2"):
         cv_splits(records, 3)
     with pytest.raises(ParameterError, match="folds must be an integer >= 2, got 1"):
         cv_splits(records, 1)
@@ -107,7 +115,10 @@ def test_protocol_defaults_are_the_published_ones():
         ({"batch_sizes": (0,)}, "batch_sizes must be a non-empty list of integers >= 1"),
         ({"filters": (256,)}, "filters value 256 exceeds the U-Net's max_filters 128"),
         ({"dta_mm": 0.0}, "dta_mm must be > 0"),
-        ({"preprocess": PreprocessConfig(working_shape=(40, 40))}, r"working shape \(40, 40\) must be multiples of 16"),
+        (
+            {"preprocess": PreprocessConfig(working_shape=(40, 40))},
+            r"working shape \(40, 40\) must be multiples of 16",
+        ),
     ],
 )
 def test_protocol_config_errors(kwargs, match):
@@ -118,8 +129,16 @@ def test_protocol_config_errors(kwargs, match):
 def test_run_protocol_writes_manifests_summary_and_ensemble(dicom_dataset, tmp_path):
     ds = load_dataset(dicom_dataset, split="train")
     cfg = ProtocolConfig(
-        filters=(4,), learning_rates=(1e-3, 1e-2), batch_sizes=(4,), repeats=2, folds=2, epochs=1, seed=5,
-        device="cpu", unet=UNetConfig(depth=3, initial_filters=4), preprocess=PreprocessConfig(working_shape=(16, 16)),
+        filters=(4,),
+        learning_rates=(1e-3, 1e-2),
+        batch_sizes=(4,),
+        repeats=2,
+        folds=2,
+        epochs=1,
+        seed=5,
+        device="cpu",
+        unet=UNetConfig(depth=3, initial_filters=4),
+        preprocess=PreprocessConfig(working_shape=(16, 16)),
     )
     out = tmp_path / "run"
     result = run_protocol(ds, cfg, out, progress=False)
@@ -131,7 +150,16 @@ def test_run_protocol_writes_manifests_summary_and_ensemble(dicom_dataset, tmp_p
     manifests = sorted((out / "runs").glob("*/r*_f*.json"))
     assert len(manifests) == 8
     m = json.loads(manifests[0].read_text())
-    assert set(m) >= {"configuration", "repeat", "fold", "seeds", "fold_membership", "history", "metrics", "seconds"}
+    assert set(m) >= {
+        "configuration",
+        "repeat",
+        "fold",
+        "seeds",
+        "fold_membership",
+        "history",
+        "metrics",
+        "seconds",
+    }
     assert len(m["history"]["train_losses"]) == 1 and len(m["history"]["val_losses"]) == 1
     per_image = m["metrics"]["per_image"]
     assert len(per_image) == len(m["fold_membership"]["val"])
@@ -157,7 +185,10 @@ def test_run_protocol_writes_manifests_summary_and_ensemble(dicom_dataset, tmp_p
     assert len(doc["members"]) == 2 and {mem["repeat"] for mem in doc["members"]} == {0, 1}
     assert all(mem["configuration"] == result.best.configuration.name for mem in doc["members"])
     for mem in doc["members"]:
-        runs = [json.loads(p.read_text()) for p in (out / "runs" / mem["configuration"]).glob(f"r{mem['repeat']:02d}_f*.json")]
+        runs = [
+            json.loads(p.read_text())
+            for p in (out / "runs" / mem["configuration"]).glob(f"r{mem['repeat']:02d}_f*.json")
+        ]
         best = max(r["metrics"]["gamma_pass_rate_mean_percent"] for r in runs)
         assert mem["val_gamma_pass_rate_mean_percent"] == pytest.approx(best)
     ens = load_model(result.ensemble_path)

@@ -1,4 +1,4 @@
-"""Tests of training (``intrepid.learn._training``) and of the ensemble predictor (``intrepid.learn._ensemble``)."""
+"""Tests of training (``intrepid.learn._training``) and of the predictor (``intrepid.learn._ensemble``)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def test_training_is_deterministic_for_a_seed():
     assert a.train_losses == b.train_losses and a.val_losses == b.val_losses
     for k in a.state:
         np.testing.assert_array_equal(a.state[k], b.state[k])
-    c = train_model(_arrays(), _arrays(2, 1), replace(cfg, seed=4), unet=SMALL, preprocess=PRE16, progress=False)
+    c = train_model(
+        _arrays(), _arrays(2, 1), replace(cfg, seed=4), unet=SMALL, preprocess=PRE16, progress=False
+    )
     assert c.train_losses != a.train_losses
 
 
@@ -53,7 +55,9 @@ def test_global_torch_generator_is_left_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train_model(_arrays(), (), TrainConfig(epochs=1, device="cpu"), unet=SMALL, preprocess=PRE16, progress=False)
+    train_model(
+        _arrays(), (), TrainConfig(epochs=1, device="cpu"), unet=SMALL, preprocess=PRE16, progress=False
+    )
     np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
 
 
@@ -68,14 +72,21 @@ def test_best_checkpoint_is_the_lowest_validation_loss():
     val = _arrays(3, 1)
     ens = m.ensemble()
     pred = ens.predict_working(val.epid)
-    mse = float(np.mean((m.preprocess.normalise_target(pred) - m.preprocess.normalise_target(val.dose_gy)) ** 2))
+    mse = float(
+        np.mean((m.preprocess.normalise_target(pred) - m.preprocess.normalise_target(val.dose_gy)) ** 2)
+    )
     assert mse == pytest.approx(m.best_val_loss, rel=1e-4)  # float32 sums in another order
 
 
 def test_learning_reduces_the_loss_on_a_learnable_mapping():
     # dose proportional to signal: a U-Net with a linear path learns it quickly
-    cfg = TrainConfig(epochs=12, batch_size=2, learning_rate=1e-2, device="cpu",
-                      augmentation=AugmentConfig(flip_columns=False))
+    cfg = TrainConfig(
+        epochs=12,
+        batch_size=2,
+        learning_rate=1e-2,
+        device="cpu",
+        augmentation=AugmentConfig(flip_columns=False),
+    )
     m = train_model(_arrays(8), (), cfg, unet=SMALL, preprocess=PRE16, progress=False)
     assert min(m.train_losses[-3:]) < 0.5 * m.train_losses[0]
     assert math.isnan(m.best_val_loss) and m.val_losses == ()
@@ -86,8 +97,14 @@ def test_learning_reduces_the_loss_on_a_learnable_mapping():
 def test_preprocessing_is_fitted_on_the_training_pairs(dicom_dataset):
     ds = load_dataset(dicom_dataset, split="train")
     pre = PreprocessConfig(working_shape=(16, 16))
-    m = train_model(ds.subset(range(6)), ds.subset([6, 7]), TrainConfig(epochs=1, device="cpu"),
-                    unet=SMALL, preprocess=pre, progress=False)
+    m = train_model(
+        ds.subset(range(6)),
+        ds.subset([6, 7]),
+        TrainConfig(epochs=1, device="cpu"),
+        unet=SMALL,
+        preprocess=pre,
+        progress=False,
+    )
     assert m.preprocess.fitted and m.preprocess.detector_shape == (64, 64)
     assert m.preprocess.detector_spacing_mm == (6.48, 6.48)
     # dark level of the synthetic EPID: 500 counts (the 0.1th percentile of blurred fields is the background)
@@ -98,7 +115,7 @@ def test_preprocessing_is_fitted_on_the_training_pairs(dicom_dataset):
 
 
 def test_training_rejects_bad_settings():
-    with pytest.raises(ParameterError, match="learning_rate must be > 0, got -0.1"):
+    with pytest.raises(ParameterError, match=r"learning_rate must be > 0, got -0\.1"):
         TrainConfig(learning_rate=-0.1)
     with pytest.raises(ParameterError, match="batch_size must be an integer >= 1, got 0"):
         TrainConfig(batch_size=0)
@@ -111,11 +128,23 @@ def test_training_rejects_bad_settings():
     with pytest.raises(ParameterError, match="train_pairs must hold at least one pair"):
         train_model([], [], TrainConfig(device="cpu"), unet=SMALL, preprocess=PRE16, progress=False)
     with pytest.raises(ParameterError, match=r"working_shape \(18, 18\) must be multiples of 4"):
-        train_model(_arrays(), (), TrainConfig(device="cpu"), unet=SMALL,
-                    preprocess=PreprocessConfig(working_shape=(18, 18)), progress=False)
+        train_model(
+            _arrays(),
+            (),
+            TrainConfig(device="cpu"),
+            unet=SMALL,
+            preprocess=PreprocessConfig(working_shape=(18, 18)),
+            progress=False,
+        )
     with pytest.raises(ParameterError, match="not the working grid"):
-        train_model(_arrays(), (), TrainConfig(device="cpu"), unet=SMALL,
-                    preprocess=PreprocessConfig(working_shape=(32, 32)), progress=False)
+        train_model(
+            _arrays(),
+            (),
+            TrainConfig(device="cpu"),
+            unet=SMALL,
+            preprocess=PreprocessConfig(working_shape=(32, 32)),
+            progress=False,
+        )
 
 
 def test_device_selection():
@@ -130,8 +159,14 @@ def test_device_selection():
 
 @pytest.mark.gpu
 def test_training_on_the_gpu():
-    m = train_model(_arrays(), _arrays(2, 1), TrainConfig(epochs=2, device="cuda"), unet=SMALL, preprocess=PRE16,
-                    progress=False)
+    m = train_model(
+        _arrays(),
+        _arrays(2, 1),
+        TrainConfig(epochs=2, device="cuda"),
+        unet=SMALL,
+        preprocess=PRE16,
+        progress=False,
+    )
     assert m.config.device == "cuda" and all(np.isfinite(m.val_losses))
     ens = m.ensemble(device="cuda")
     assert ens.predict_array(np.full((32, 32), 500.0)).shape == (32, 32)
@@ -152,8 +187,14 @@ def _random_states(n: int, cfg: UNetConfig = SMALL) -> list[dict[str, np.ndarray
     return out
 
 
-PRE = PreprocessConfig(working_shape=(16, 16), input_offset=100.0, input_scale=1000.0, target_scale=0.5,
-                       fitted=True, clip_negative=False)
+PRE = PreprocessConfig(
+    working_shape=(16, 16),
+    input_offset=100.0,
+    input_scale=1000.0,
+    target_scale=0.5,
+    fitted=True,
+    clip_negative=False,
+)
 
 
 def test_batch_norm_folding_is_exact():
@@ -187,17 +228,30 @@ def test_members_may_have_their_own_normalisation():
     b = Ensemble(SMALL, other, [state]).predict_working(signal)
     mixed = Ensemble(SMALL, PRE, [state, state], member_preprocess=[PRE, other]).predict_working(signal)
     np.testing.assert_allclose(mixed, (a + b) / 2, rtol=1e-5, atol=1e-7)
-    with pytest.raises(ParameterError, match="working shape .* differ from the ensemble's"):
+    with pytest.raises(ParameterError, match=r"working shape .* differ from the ensemble's"):
         Ensemble(SMALL, PRE, [state], member_preprocess=[replace(PRE, working_shape=(32, 32))])
 
 
 def test_predict_volumes_keeps_the_grid_and_batches():
     ens = Ensemble(SMALL, replace(PRE, clip_negative=True), _random_states(2), batch_size=2)
-    grid = Grid((48, 40), origin_mm=(-100, 100, 0), spacing_mm=(5, 5, 1), direction=(1, 0, 0, 0, -1, 0, 0, 0, -1))
+    grid = Grid(
+        (48, 40), origin_mm=(-100, 100, 0), spacing_mm=(5, 5, 1), direction=(1, 0, 0, 0, -1, 0, 0, 0, -1)
+    )
     rng = np.random.default_rng(3)
-    vols = [Volume(rng.random((48, 40)) * 1000 + 100, grid, Quantity.EPID_SIGNAL, "raw", "1.2.3",
-                   {"source": f"img{n}"}) for n in range(3)]
-    vols.append(Volume(rng.random((16, 16)) * 1000, Grid((16, 16), (0, 0, 0), (1, 1, 1)), Quantity.EPID_SIGNAL))
+    vols = [
+        Volume(
+            rng.random((48, 40)) * 1000 + 100,
+            grid,
+            Quantity.EPID_SIGNAL,
+            "raw",
+            "1.2.3",
+            {"source": f"img{n}"},
+        )
+        for n in range(3)
+    ]
+    vols.append(
+        Volume(rng.random((16, 16)) * 1000, Grid((16, 16), (0, 0, 0), (1, 1, 1)), Quantity.EPID_SIGNAL)
+    )
     out = ens.predict_volumes(vols)
     assert [o.shape for o in out] == [(48, 40)] * 3 + [(16, 16)]
     first = out[0]
@@ -217,9 +271,21 @@ def test_ensemble_rejects_bad_input():
     ens = Ensemble(SMALL, PRE, states)
     with pytest.raises(ParameterError, match="signal contains NaN"):
         ens.predict_array(np.full((8, 8), np.nan))
-    with pytest.raises(ParameterError, match="signal must be .rows, columns. or .N, rows, columns."):
+    with pytest.raises(ParameterError, match=r"signal must be .rows, columns. or .N, rows, columns."):
         ens.predict_array(np.ones(8))
     with pytest.raises(ParameterError, match=r"epids\[0\] must be a 2D Volume"):
         ens.predict_volumes([np.ones((8, 8))])  # type: ignore[list-item]
     with pytest.raises(ParameterError, match="member_info has 2 entries for 1 members"):
         Ensemble(SMALL, PRE, states, member_info=[{}, {}])
+
+
+def test_a_last_batch_of_one_joins_the_previous_one():
+    from intrepid.learn._training import _batches
+
+    sizes = [len(b) for b in _batches(np.arange(9), 4)]
+    assert sizes == [4, 5]
+    assert sorted(np.concatenate(_batches(np.arange(9)[::-1], 4)).tolist()) == list(range(9))
+    assert [len(b) for b in _batches(np.arange(1), 4)] == [1]
+    # a 16 x 16 grid and depth 5: a 1 x 1 bottleneck with batch normalisation
+    with pytest.raises(ParameterError, match="one training image with a 1 x 1 bottleneck"):
+        train_model(_arrays(1), (), TrainConfig(device="cpu"), preprocess=PRE16, progress=False)

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 
 def _expected_parameters(cfg: UNetConfig) -> int:
-    """Closed-form parameter count of the published layout (3 x 3 convs, 2 x 2 transposed convs, 1 x 1 head)."""
+    """Closed-form parameter count of the layout (3 x 3 convs, 2 x 2 transposed convs, 1 x 1 head)."""
     f = cfg.filters_per_level
     k2 = cfg.kernel_size**2
     total = 0
@@ -96,8 +96,13 @@ def test_output_activation():
 
 
 def test_config_round_trip():
-    cfg = UNetConfig(depth=4, initial_filters=16, up_mode=UpMode.BILINEAR, batch_norm_from_level=None,
-                     output_activation=OutputActivation.SOFTPLUS)
+    cfg = UNetConfig(
+        depth=4,
+        initial_filters=16,
+        up_mode=UpMode.BILINEAR,
+        batch_norm_from_level=None,
+        output_activation=OutputActivation.SOFTPLUS,
+    )
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -135,7 +140,8 @@ def test_import_intrepid_and_help_do_not_import_torch():
     code = (
         "import sys, contextlib, io\n"
         "import intrepid, intrepid.learn\n"
-        "from intrepid.learn import UNetConfig, PreprocessConfig, ProtocolConfig, load_dataset, describe_model\n"
+        "from intrepid.learn import UNetConfig, PreprocessConfig, ProtocolConfig, load_dataset\n"
+        "from intrepid.learn import describe_model\n"
         "from intrepid.cli._main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"

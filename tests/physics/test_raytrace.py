@@ -272,7 +272,8 @@ def test_divergent_rays_point_source_meet_at_the_source() -> None:
     rays = DivergentRays.from_isocenter_plane(
         uv, isocenter_mm=iso, beam_direction=(0, 1, 0), x_axis=(1, 0, 0), sad_mm=1000.0
     )
-    np.testing.assert_allclose(rays.starts_mm, np.tile(iso + np.array([0.0, -1000.0, 0.0]), (4, 1)), atol=1e-9)
+    expected_start = iso + np.array([0.0, -1000.0, 0.0])
+    np.testing.assert_allclose(rays.starts_mm, np.tile(expected_start, (4, 1)), atol=1e-9)
     # each ray reaches (u, v) on the isocentre plane after SAD / cos(angle)
     t = 1000.0 / rays.directions[:, 1]
     at_iso = rays.starts_mm + t[:, None] * rays.directions

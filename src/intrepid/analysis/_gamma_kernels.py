@@ -477,7 +477,7 @@ def gamma_kernel(
                     if best <= star_rho2:
                         out[k, j, i] = best
                         continue
-                elif descent_steps > 0:
+                if descent_steps > 0:
                     # Upper bound: γ² at the point itself, then at the minimiser of the affine extension of
                     # the simplex reached (projected descent). Every value is attained by the interpolant.
                     for a in range(3):

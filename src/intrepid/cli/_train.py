@@ -16,7 +16,9 @@ def _list(kind: type, name: str) -> Any:
         try:
             values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{name} must be comma-separated {kind.__name__}s, got {text!r}") from exc
+            raise argparse.ArgumentTypeError(
+                f"{name} must be comma-separated {kind.__name__}s, got {text!r}"
+            ) from exc
         if not values:
             raise argparse.ArgumentTypeError(f"{name} must list at least one value, got {text!r}")
         return values
@@ -31,7 +33,8 @@ def register(subparsers: Any) -> None:
         help="train the 2D U-Net (EPID -> portal dose): grid search, repeated k-fold CV, ensemble",
         description=(
             "Train the 2D U-Net that maps EPID images to portal dose (Gy) on a folder of pairs (manifest.csv "
-            "with DICOM RT Image or NumPy files, as written by 'intrepid simulate pairs'). Runs the published "
+            "with DICOM RT Image or NumPy files, as written by 'intrepid simulate pairs'). Runs the "
+            "published "
             "protocol: grid search over initial filters x learning rate x batch size, repeated k-fold "
             "cross-validation grouped by phantom and field group and stratified by phantom family and field "
             "group, validation gamma pass rate (global 3%%/3mm, 10%% cut-off) and loss per run, and an "
@@ -47,31 +50,65 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=150, help="epochs per run (default 150)")
     p.add_argument("--repeats", type=int, default=10, help="repetitions of the k-fold CV (default 10)")
     p.add_argument("--folds", type=int, default=5, help="k of the k-fold CV (>= 2, default 5)")
-    p.add_argument("--filters", type=_list(int, "--filters"), default=(8, 16),
-                   help="initial U-Net filters to try, comma-separated (default 8,16)")
-    p.add_argument("--lr", type=_list(float, "--lr"), default=(1e-2, 1e-3, 1e-4),
-                   help="Adam learning rates to try, comma-separated (default 1e-2,1e-3,1e-4)")
-    p.add_argument("--batch-size", type=_list(int, "--batch-size"), default=(4, 8, 16, 32),
-                   help="batch sizes to try, comma-separated (default 4,8,16,32)")
+    p.add_argument(
+        "--filters",
+        type=_list(int, "--filters"),
+        default=(8, 16),
+        help="initial U-Net filters to try, comma-separated (default 8,16)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_list(float, "--lr"),
+        default=(1e-2, 1e-3, 1e-4),
+        help="Adam learning rates to try, comma-separated (default 1e-2,1e-3,1e-4)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_list(int, "--batch-size"),
+        default=(4, 8, 16, 32),
+        help="batch sizes to try, comma-separated (default 4,8,16,32)",
+    )
     p.add_argument("--loss", choices=("mae", "mse"), default="mae", help="training loss (default mae)")
-    p.add_argument("--working-size", type=int, default=256,
-                   help="working grid of the network in pixels per side, a multiple of 16 (default 256)")
-    p.add_argument("--scaling", choices=("linear", "log"), default="linear",
-                   help="normalisation of signal and dose (default linear)")
-    p.add_argument("--split", default=None,
-                   help="manifest split to train on (default: 'train' when the manifest has such rows, else "
-                        "every row; 'all' for every row)")
-    p.add_argument("--augment", default="flip-columns",
-                   help="comma-separated augmentations: flip-columns (left-right, valid with the EPID arm "
-                        "backscatter), flip-rows, rotate-90, none (default flip-columns)")
-    p.add_argument("--noise-percent", type=float, default=0.0,
-                   help="Gaussian noise on the EPID input, percent of the image maximum (default 0)")
+    p.add_argument(
+        "--working-size",
+        type=int,
+        default=256,
+        help="working grid of the network in pixels per side, a multiple of 16 (default 256)",
+    )
+    p.add_argument(
+        "--scaling",
+        choices=("linear", "log"),
+        default="linear",
+        help="normalisation of signal and dose (default linear)",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="manifest split to train on (default: 'train' when the manifest has such rows, else "
+        "every row; 'all' for every row)",
+    )
+    p.add_argument(
+        "--augment",
+        default="flip-columns",
+        help="comma-separated augmentations: flip-columns (left-right, valid with the EPID arm "
+        "backscatter), flip-rows, rotate-90, none (default flip-columns)",
+    )
+    p.add_argument(
+        "--noise-percent",
+        type=float,
+        default=0.0,
+        help="Gaussian noise on the EPID input, percent of the image maximum (default 0)",
+    )
     p.add_argument("--dd-percent", type=float, default=3.0, help="gamma dose difference, %% (default 3)")
     p.add_argument("--dta-mm", type=float, default=3.0, help="gamma distance to agreement, mm (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and the runs (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of PyTorch (default: PyTorch's choice, one per core)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of PyTorch (default: PyTorch's choice, one per core)",
+    )
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -87,7 +124,9 @@ def _augmentation(text: str, noise_percent: float) -> Any:
     if unknown:
         raise ParameterError(f"--augment must list {', '.join(sorted(known))}, got {', '.join(unknown)}")
     return AugmentConfig(
-        flip_columns="flip-columns" in names, flip_rows="flip-rows" in names, rotate_90="rotate-90" in names,
+        flip_columns="flip-columns" in names,
+        flip_rows="flip-rows" in names,
+        rotate_90="rotate-90" in names,
         noise_percent=noise_percent,
     )
 
@@ -129,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
         loss=Loss(args.loss),
         seed=args.seed,
         device=args.device,
-        preprocess=PreprocessConfig(working_shape=(args.working_size, args.working_size),
-                                    scaling=Scaling(args.scaling)),
+        preprocess=PreprocessConfig(
+            working_shape=(args.working_size, args.working_size), scaling=Scaling(args.scaling)
+        ),
         augmentation=_augmentation(args.augment, args.noise_percent),
         dd_percent=args.dd_percent,
         dta_mm=args.dta_mm,
@@ -144,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     best = result.best
     print(
-        f"{result.runs} runs ({len(result.summaries)} configurations x {args.repeats} x {args.folds} folds) on "
+        f"{result.runs} runs ({len(result.summaries)} configurations x {args.repeats} x {args.folds} folds) "
+        f"on "
         f"{len(dataset)} pairs ({split}) in {result.seconds:.1f} s on {result.device}"
     )
     print(

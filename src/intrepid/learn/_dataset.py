@@ -47,8 +47,21 @@ _log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.csv"
 _REQUIRED = ("epid_file", "portal_dose_file")
 _KNOWN = (
-    "name", "epid_file", "portal_dose_file", "phantom", "family", "field", "field_group", "rotation_deg",
-    "mu", "seed", "split", "vendor", "pixel_spacing_mm", "dark_file", "flood_file",
+    "name",
+    "epid_file",
+    "portal_dose_file",
+    "phantom",
+    "family",
+    "field",
+    "field_group",
+    "rotation_deg",
+    "mu",
+    "seed",
+    "split",
+    "vendor",
+    "pixel_spacing_mm",
+    "dark_file",
+    "flood_file",
 )
 
 
@@ -256,8 +269,12 @@ def read_image(
             )
         meta = {"source": str(p), "vendor": img.vendor.value, "sid_mm": img.sid_mm, "sad_mm": img.sad_mm}
         volume = Volume(
-            np.asarray(img.image.array, dtype=np.float64), img.image.grid, quantity, img.pixel_units,
-            img.frame_of_reference_uid, meta,
+            np.asarray(img.image.array, dtype=np.float64),
+            img.image.grid,
+            quantity,
+            img.pixel_units,
+            img.frame_of_reference_uid,
+            meta,
         )
     volume.check_finite(str(p))
     return volume
@@ -320,9 +337,15 @@ class PairDataset(Sequence[Pair]):
                 f"{rec.portal_dose_file} has {dose.shape}; both must be on the same detector grid"
             )
         if rec.dark_file is not None or rec.flood_file is not None:
-            dark = read_image(rec.dark_file, Quantity.EPID_SIGNAL, rec.pixel_spacing_mm) if rec.dark_file else None
+            dark = (
+                read_image(rec.dark_file, Quantity.EPID_SIGNAL, rec.pixel_spacing_mm)
+                if rec.dark_file
+                else None
+            )
             flood = (
-                read_image(rec.flood_file, Quantity.EPID_SIGNAL, rec.pixel_spacing_mm) if rec.flood_file else None
+                read_image(rec.flood_file, Quantity.EPID_SIGNAL, rec.pixel_spacing_mm)
+                if rec.flood_file
+                else None
             )
             epid = epid.with_array(
                 epid_signal(
@@ -370,7 +393,9 @@ def _path(root: Path, text: str, column: str, where: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def load_dataset(path: str | os.PathLike[str], *, split: str | None = None, cache: bool = True) -> PairDataset:
+def load_dataset(
+    path: str | os.PathLike[str], *, split: str | None = None, cache: bool = True
+) -> PairDataset:
     """Open a data set of EPID / portal-dose pairs.
 
     Parameters
@@ -426,7 +451,9 @@ def load_dataset(path: str | os.PathLike[str], *, split: str | None = None, cach
             if not f.is_file():
                 raise ParameterError(f"{where}: {col} {f} does not exist")
         dark = _path(root, row["dark_file"], "dark_file", where) if row.get("dark_file", "").strip() else None
-        flood = _path(root, row["flood_file"], "flood_file", where) if row.get("flood_file", "").strip() else None
+        flood = (
+            _path(root, row["flood_file"], "flood_file", where) if row.get("flood_file", "").strip() else None
+        )
         seed_text = row.get("seed", "").strip()
         try:
             seed = int(seed_text) if seed_text else None

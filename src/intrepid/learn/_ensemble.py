@@ -70,8 +70,12 @@ def _fold_batch_norm(module: torch.nn.Module) -> None:
             assert bn.running_var is not None and bn.running_mean is not None
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             fused = nn.Conv2d(
-                conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
-                stride=conv.stride, padding=conv.padding, bias=True,  # type: ignore[arg-type]
+                conv.in_channels,
+                conv.out_channels,
+                conv.kernel_size,  # type: ignore[arg-type]
+                stride=conv.stride,  # type: ignore[arg-type]
+                padding=conv.padding,  # type: ignore[arg-type]
+                bias=True,
             )
             with torch.no_grad():
                 fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
@@ -136,20 +140,26 @@ class Ensemble:
         m = unet.size_multiple
         if any(s % m for s in preprocess.working_shape):
             raise ParameterError(
-                f"working_shape {preprocess.working_shape} must be multiples of {m} for a depth-{unet.depth} U-Net"
+                f"working_shape {preprocess.working_shape} must be multiples of {m} for a "
+                f"depth-{unet.depth} U-Net"
             )
         info = list(member_info) if member_info is not None else [{} for _ in member_states]
         if len(info) != len(member_states):
             raise ParameterError(f"member_info has {len(info)} entries for {len(member_states)} members")
         pres = list(member_preprocess) if member_preprocess is not None else [preprocess] * len(member_states)
         if len(pres) != len(member_states):
-            raise ParameterError(f"member_preprocess has {len(pres)} entries for {len(member_states)} members")
+            raise ParameterError(
+                f"member_preprocess has {len(pres)} entries for {len(member_states)} members"
+            )
         for n, p in enumerate(pres):
             if not isinstance(p, PreprocessConfig):
-                raise ParameterError(f"member_preprocess[{n}] must be a PreprocessConfig, got {type(p).__name__}")
+                raise ParameterError(
+                    f"member_preprocess[{n}] must be a PreprocessConfig, got {type(p).__name__}"
+                )
             if (p.working_shape, p.scaling) != (preprocess.working_shape, preprocess.scaling):
                 raise ParameterError(
-                    f"member {n}: working shape {p.working_shape} / scaling {p.scaling.value} differ from the "
+                    f"member {n}: working shape {p.working_shape} / scaling {p.scaling.value} differ from "
+                    f"the "
                     f"ensemble's {preprocess.working_shape} / {preprocess.scaling.value}"
                 )
         self.unet = unet
@@ -166,14 +176,16 @@ class Ensemble:
             try:
                 net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
             except RuntimeError as exc:
-                raise ModelError(f"member {n}: weights do not fit the architecture {unet.to_dict()}: {exc}") from exc
+                raise ModelError(
+                    f"member {n}: weights do not fit the architecture {unet.to_dict()}: {exc}"
+                ) from exc
             net.eval()
             _fold_batch_norm(net)
             net.to(self.device)
             if self.device == "cpu":
                 net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            for p in net.parameters():
-                p.requires_grad_(False)
+            for param in net.parameters():
+                param.requires_grad_(False)
             self._nets.append(net)
 
     # ------------------------------------------------------------------------------------ properties
@@ -207,7 +219,8 @@ class Ensemble:
         arr = np.asarray(signal, dtype=np.float32)
         if arr.ndim != 3 or arr.shape[-2:] != self.preprocess.working_shape:
             raise ParameterError(
-                f"signal must be (N, {self.preprocess.working_shape[0]}, {self.preprocess.working_shape[1]}), "
+                f"signal must be (N, {self.preprocess.working_shape[0]}, "
+                f"{self.preprocess.working_shape[1]}), "
                 f"got shape {arr.shape}"
             )
         with torch.inference_mode():
@@ -269,12 +282,12 @@ class Ensemble:
         out = np.empty(s.shape, dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, s.shape[0], self.batch_size):
-                chunk = torch.from_numpy(np.ascontiguousarray(s[start:start + self.batch_size])).to(dev)
+                chunk = torch.from_numpy(np.ascontiguousarray(s[start : start + self.batch_size])).to(dev)
                 dose = self._forward_mean(down_y @ chunk @ down_x)
                 dose = up_y @ dose @ up_x
                 if pre.clip_negative:
                     dose = torch.clamp(dose, min=0.0)
-                out[start:start + self.batch_size] = dose.cpu().numpy()
+                out[start : start + self.batch_size] = dose.cpu().numpy()
         return out[0] if single else out
 
     def predict(self, epid: Volume) -> Volume:
@@ -357,7 +370,7 @@ class Ensemble:
         used: set[str] = set()
         for n, member in enumerate(doc["members"]):
             prefix = member["prefix"]
-            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             if not state:
                 raise ModelError(f"member {n}: no tensors with prefix {prefix!r} in the weights file")
             used.update(prefix + k for k in state)
@@ -369,6 +382,11 @@ class Ensemble:
         if extra:
             raise ModelError(f"weights file holds {len(extra)} tensors of no member, e.g. {extra[0]!r}")
         return cls(
-            unet, pre, states, member_info=info, member_preprocess=pres, training=doc.get("training") or {},
+            unet,
+            pre,
+            states,
+            member_info=info,
+            member_preprocess=pres,
+            training=doc.get("training") or {},
             device=device,
         )

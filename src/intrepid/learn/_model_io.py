@@ -138,7 +138,9 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if p.is_dir():
         json_path = p / JSON_NAME
         if not json_path.is_file():
-            raise ModelError(f"{p}: not a model folder (no {JSON_NAME}; a model is {JSON_NAME} + {WEIGHTS_NAME})")
+            raise ModelError(
+                f"{p}: not a model folder (no {JSON_NAME}; a model is {JSON_NAME} + {WEIGHTS_NAME})"
+            )
         return json_path, p / WEIGHTS_NAME
     if not p.exists():
         raise ModelError(f"{p}: no such model file or folder")
@@ -152,7 +154,9 @@ def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
         return p, p.parent / WEIGHTS_NAME
     if suffix == ".safetensors":
         return p.parent / JSON_NAME, p
-    raise ModelError(f"{p}: not a model ({suffix or 'no suffix'}); expected a folder with {JSON_NAME} + {WEIGHTS_NAME}")
+    raise ModelError(
+        f"{p}: not a model ({suffix or 'no suffix'}); expected a folder with {JSON_NAME} + {WEIGHTS_NAME}"
+    )
 
 
 def _check_safetensors_header(path: Path) -> None:
@@ -160,10 +164,13 @@ def _check_safetensors_header(path: Path) -> None:
     with path.open("rb") as fh:
         head = fh.read(9)
     if head[:1] == b"\x80":
-        raise ModelError(f"{path}: is a pickle, not safetensors; refusing to load it (pickles can execute code)")
+        raise ModelError(
+            f"{path}: is a pickle, not safetensors; refusing to load it (pickles can execute code)"
+        )
     if head[:2] == b"PK":
         raise ModelError(
-            f"{path}: is a zip archive (torch.save format, pickle inside), not safetensors; refusing to load it"
+            f"{path}: is a zip archive (torch.save format, pickle inside), not safetensors; refusing to "
+            "load it"
         )
     if len(head) < 9:
         raise ModelError(f"{path}: truncated safetensors file ({len(head)} bytes)")
@@ -242,7 +249,9 @@ def read_model_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
     _check_safetensors_header(weights)
     expected = doc.get("weights_sha256")
     if expected is not None and expected != _sha256(weights):
-        raise ModelError(f"{weights}: SHA-256 differs from weights_sha256 in {json_path}; the file was changed")
+        raise ModelError(
+            f"{weights}: SHA-256 differs from weights_sha256 in {json_path}; the file was changed"
+        )
     from safetensors.numpy import load_file
 
     try:

@@ -167,7 +167,9 @@ class PreprocessConfig:
     # -------------------------------------------------------------------------------- normalisation
     def normalise_input(self, signal: NDArray[Any]) -> NDArray[np.float32]:
         """EPID signal (signal units) → network input (float32)."""
-        x = (np.asarray(signal, dtype=np.float32) - np.float32(self.input_offset)) / np.float32(self.input_scale)
+        x = (np.asarray(signal, dtype=np.float32) - np.float32(self.input_offset)) / np.float32(
+            self.input_scale
+        )
         if self.scaling is Scaling.LOG:
             x = np.log1p(np.maximum(x, 0.0))
         return np.asarray(x, dtype=np.float32)
@@ -193,7 +195,9 @@ class PreprocessConfig:
         """Warnings (empty when fine) for an image unlike the training images (other matrix or spacing)."""
         notes = []
         if self.detector_shape is not None and tuple(shape) != self.detector_shape:
-            notes.append(f"image shape {tuple(shape)} differs from the training detector {self.detector_shape}")
+            notes.append(
+                f"image shape {tuple(shape)} differs from the training detector {self.detector_shape}"
+            )
         if self.detector_spacing_mm is not None and spacing_mm is not None:
             ratio = [a / b for a, b in zip(spacing_mm, self.detector_spacing_mm, strict=True)]
             if any(abs(r - 1) > 0.05 for r in ratio):
@@ -285,7 +289,7 @@ def _matrix(n_in: int, n_out: int) -> NDArray[np.float32]:
         f = n_in / n_out
         for o in range(n_out):
             lo, hi = o * f, (o + 1) * f
-            for i in range(int(math.floor(lo)), min(int(math.ceil(hi)), n_in)):
+            for i in range(math.floor(lo), min(math.ceil(hi), n_in)):
                 m[o, i] = (min(hi, i + 1) - max(lo, i)) / f
     elif n_out > n_in:  # linear between input pixel centres, edges clamped
         c = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
@@ -404,7 +408,9 @@ def fit_preprocess(
         )
     lows = [float(np.percentile(s, OFFSET_PERCENTILE)) for s in epid_signals]
     offset = float(np.median(lows))
-    highs = [float(np.percentile(np.asarray(s, dtype=np.float64) - offset, SCALE_PERCENTILE)) for s in epid_signals]
+    highs = [
+        float(np.percentile(np.asarray(s, dtype=np.float64) - offset, SCALE_PERCENTILE)) for s in epid_signals
+    ]
     input_scale = float(np.mean(highs))
     target_scale = float(np.mean([float(np.percentile(d, SCALE_PERCENTILE)) for d in portal_doses_gy]))
     if not input_scale > 0:

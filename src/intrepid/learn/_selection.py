@@ -52,9 +52,9 @@ from intrepid.learn._training import Loss, TrainConfig, TrainedModel, prepare_wo
 from intrepid.learn._unet import UNetConfig
 
 __all__ = [
+    "CVSplit",
     "Configuration",
     "ConfigurationSummary",
-    "CVSplit",
     "ProtocolConfig",
     "ProtocolResult",
     "cv_splits",
@@ -79,8 +79,12 @@ class Configuration:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
-        return {"initial_filters": self.initial_filters, "learning_rate": self.learning_rate,
-                "batch_size": self.batch_size, "name": self.name}
+        return {
+            "initial_filters": self.initial_filters,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,9 @@ class ProtocolConfig:
             raise ParameterError(f"cutoff_percent must be in [0, 100), got {self.cutoff_percent}")
         for f in self.filters:
             if f > self.unet.max_filters:
-                raise ParameterError(f"filters value {f} exceeds the U-Net's max_filters {self.unet.max_filters}")
+                raise ParameterError(
+                    f"filters value {f} exceeds the U-Net's max_filters {self.unet.max_filters}"
+                )
         m = self.unet.size_multiple
         if any(s % m for s in self.preprocess.working_shape):
             raise ParameterError(
@@ -208,8 +214,12 @@ class ProtocolConfig:
             "unet": self.unet.to_dict(),
             "preprocess": self.preprocess.to_dict(),
             "augmentation": self.augmentation.to_dict(),
-            "gamma": {"dd_percent": self.dd_percent, "dta_mm": self.dta_mm, "cutoff_percent": self.cutoff_percent,
-                      "normalisation": "global"},
+            "gamma": {
+                "dd_percent": self.dd_percent,
+                "dta_mm": self.dta_mm,
+                "cutoff_percent": self.cutoff_percent,
+                "normalisation": "global",
+            },
             "keep_all_models": self.keep_all_models,
         }
 
@@ -393,15 +403,20 @@ def _validate(
         pred = ens.predict(pair.epid)
         ref = pair.portal_dose
         res = gamma(
-            ref, pred.with_array(pred.array, frame_of_reference_uid=ref.frame_of_reference_uid),
-            dd_percent=cfg.dd_percent, dta_mm=cfg.dta_mm, cutoff_percent=cfg.cutoff_percent,
+            ref,
+            pred.with_array(pred.array, frame_of_reference_uid=ref.frame_of_reference_uid),
+            dd_percent=cfg.dd_percent,
+            dta_mm=cfg.dta_mm,
+            cutoff_percent=cfg.cutoff_percent,
         )
-        rows.append({
-            "index": int(i),
-            "name": pair.record.name,
-            "gamma_pass_rate_percent": float(res.pass_rate_percent),
-            "mae_gy": float(np.mean(np.abs(np.asarray(pred.array) - np.asarray(ref.array)))),
-        })
+        rows.append(
+            {
+                "index": int(i),
+                "name": pair.record.name,
+                "gamma_pass_rate_percent": float(res.pass_rate_percent),
+                "mae_gy": float(np.mean(np.abs(np.asarray(pred.array) - np.asarray(ref.array)))),
+            }
+        )
     return rows
 
 
@@ -496,15 +511,18 @@ def run_protocol(
     start = time.perf_counter()
     _log.info("resampling %d pairs to the %s working grid", len(dataset), cfg.preprocess.working_shape)
     arrays = prepare_working_arrays(list(dataset), cfg.preprocess.working_shape)
-    _write_json(out / "protocol.json", {
-        "protocol": cfg.to_dict(),
-        "device": device,
-        "dataset": dataset.summary(),
-        "pairs": [r.describe() for r in dataset.records],
-        "splits": [
-            {"repeat": s.repeat, "fold": s.fold, "val_indices": list(s.val_indices)} for s in splits
-        ],
-    })
+    _write_json(
+        out / "protocol.json",
+        {
+            "protocol": cfg.to_dict(),
+            "device": device,
+            "dataset": dataset.summary(),
+            "pairs": [r.describe() for r in dataset.records],
+            "splits": [
+                {"repeat": s.repeat, "fold": s.fold, "val_indices": list(s.val_indices)} for s in splits
+            ],
+        },
+    )
     configs = cfg.configurations
     summaries: list[ConfigurationSummary] = []
     best_summary: ConfigurationSummary | None = None
@@ -522,13 +540,22 @@ def run_protocol(
             bar.set_postfix(config=conf.name, repeat=split.repeat, fold=split.fold)
             seed = _run_seed(cfg.seed, split.repeat, split.fold)
             tcfg = TrainConfig(
-                loss=cfg.loss, learning_rate=conf.learning_rate, batch_size=conf.batch_size, epochs=cfg.epochs,
-                seed=seed, device=device, augmentation=cfg.augmentation,
+                loss=cfg.loss,
+                learning_rate=conf.learning_rate,
+                batch_size=conf.batch_size,
+                epochs=cfg.epochs,
+                seed=seed,
+                device=device,
+                augmentation=cfg.augmentation,
             )
             t_run = time.perf_counter()
             model = train_model(
-                arrays.take(split.train_indices), arrays.take(split.val_indices), tcfg, unet=unet,
-                preprocess=cfg.preprocess, progress=False,
+                arrays.take(split.train_indices),
+                arrays.take(split.val_indices),
+                tcfg,
+                unet=unet,
+                preprocess=cfg.preprocess,
+                progress=False,
             )
             per_image = _validate(model, dataset, split.val_indices, cfg)
             g_mean = float(np.mean([r["gamma_pass_rate_percent"] for r in per_image]))
@@ -564,9 +591,14 @@ def run_protocol(
             epochs_best.append(model.best_epoch)
             key = (-g_mean, model.best_val_loss)
             info = {
-                "configuration": conf.name, "repeat": split.repeat, "fold": split.fold, "seed": seed,
-                "best_epoch": model.best_epoch, "val_loss": model.best_val_loss,
-                "val_gamma_pass_rate_mean_percent": g_mean, "val_mae_mean_gy": mae,
+                "configuration": conf.name,
+                "repeat": split.repeat,
+                "fold": split.fold,
+                "seed": seed,
+                "best_epoch": model.best_epoch,
+                "val_loss": model.best_val_loss,
+                "val_gamma_pass_rate_mean_percent": g_mean,
+                "val_mae_mean_gy": mae,
             }
             if split.repeat not in per_repeat or key < per_repeat[split.repeat][0]:
                 per_repeat[split.repeat] = (key, model, info)
@@ -575,9 +607,14 @@ def run_protocol(
         g_mean, g_std = _mean_std(gammas)
         l_mean, l_std = _mean_std(losses)
         summary = ConfigurationSummary(
-            configuration=conf, runs=len(splits), gamma_pass_rate_mean_percent=g_mean,
-            gamma_pass_rate_std_percent=g_std, val_loss_mean=l_mean, val_loss_std=l_std,
-            mae_mean_gy=_mean_std(maes)[0], best_epoch_mean=float(np.mean(epochs_best)),
+            configuration=conf,
+            runs=len(splits),
+            gamma_pass_rate_mean_percent=g_mean,
+            gamma_pass_rate_std_percent=g_std,
+            val_loss_mean=l_mean,
+            val_loss_std=l_std,
+            mae_mean_gy=_mean_std(maes)[0],
+            best_epoch_mean=float(np.mean(epochs_best)),
             seconds=time.perf_counter() - t_conf,
         )
         summaries.append(summary)
@@ -600,8 +637,13 @@ def run_protocol(
         shutil.rmtree(ens_dir)
     _save_ensemble(best_members, ens_dir, dataset, cfg, best_summary.configuration, device)
     result = ProtocolResult(
-        out_dir=out, summaries=tuple(ranked), ensemble_path=ens_dir, members=len(best_members), runs=n_runs,
-        device=device, seconds=time.perf_counter() - start,
+        out_dir=out,
+        summaries=tuple(ranked),
+        ensemble_path=ens_dir,
+        members=len(best_members),
+        runs=n_runs,
+        device=device,
+        seconds=time.perf_counter() - start,
     )
     _write_json(out / "result.json", result.to_dict())
     return result
@@ -625,11 +667,15 @@ def _save_ensemble(
         "configuration": conf.to_dict(),
         "device": device,
         "member_selection": "per repeat, the fold model with the highest validation gamma pass rate "
-                            "(ties: lower validation loss)",
+        "(ties: lower validation loss)",
     }
     ens = Ensemble(
-        members[0][0].unet, members[0][0].preprocess, [m.state for m, _ in members],
-        member_info=[i for _, i in members], member_preprocess=[m.preprocess for m, _ in members],
-        training=training, device="cpu",
+        members[0][0].unet,
+        members[0][0].preprocess,
+        [m.state for m, _ in members],
+        member_info=[i for _, i in members],
+        member_preprocess=[m.preprocess for m, _ in members],
+        training=training,
+        device="cpu",
     )
     return ens.save(folder)

@@ -24,7 +24,13 @@ from numpy.typing import NDArray
 
 from intrepid.errors import ParameterError
 from intrepid.learn._dataset import Pair
-from intrepid.learn._preprocess import AugmentConfig, PreprocessConfig, augment_batch, fit_preprocess, to_working_grid
+from intrepid.learn._preprocess import (
+    AugmentConfig,
+    PreprocessConfig,
+    augment_batch,
+    fit_preprocess,
+    to_working_grid,
+)
 from intrepid.learn._unet import UNetConfig, build_unet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -212,9 +218,7 @@ def prepare_working_arrays(pairs: Sequence[Pair], working_shape: tuple[int, int]
     spacings = {(round(p.epid.grid.spacing_mm[1], 6), round(p.epid.grid.spacing_mm[0], 6)) for p in pairs}
     shape = next(iter(shapes)) if len(shapes) == 1 else None
     spacing = next(iter(spacings)) if len(spacings) == 1 else None
-    return WorkingArrays(
-        epid, dose, None if shape is None else (int(shape[0]), int(shape[1])), spacing
-    )
+    return WorkingArrays(epid, dose, None if shape is None else (int(shape[0]), int(shape[1])), spacing)
 
 
 def _loss_fn(loss: Loss) -> Any:
@@ -287,11 +291,15 @@ def train_model(
         raise ParameterError(
             f"working_shape {pre.working_shape} must be multiples of {m} for a depth-{net_cfg.depth} U-Net"
         )
-    train = train_pairs if isinstance(train_pairs, WorkingArrays) else prepare_working_arrays(
-        list(train_pairs), pre.working_shape
+    train = (
+        train_pairs
+        if isinstance(train_pairs, WorkingArrays)
+        else prepare_working_arrays(list(train_pairs), pre.working_shape)
     )
-    val = val_pairs if isinstance(val_pairs, WorkingArrays) else prepare_working_arrays(
-        list(val_pairs), pre.working_shape
+    val = (
+        val_pairs
+        if isinstance(val_pairs, WorkingArrays)
+        else prepare_working_arrays(list(val_pairs), pre.working_shape)
     )
     if len(train) == 0:
         raise ParameterError("train_pairs must hold at least one pair, got 0")
@@ -301,8 +309,16 @@ def train_model(
                 f"{name} are on a {arrays.epid.shape[-2:]} grid, not the working grid {pre.working_shape}"
             )
     if not pre.fitted:
-        pre = fit_preprocess(list(train.epid), list(train.dose_gy), pre, detector_spacing_mm=train.detector_spacing_mm)
+        pre = fit_preprocess(
+            list(train.epid), list(train.dose_gy), pre, detector_spacing_mm=train.detector_spacing_mm
+        )
         pre = replace(pre, detector_shape=train.detector_shape)
+    bottleneck = (pre.working_shape[0] // m) * (pre.working_shape[1] // m)
+    if len(train) == 1 and bottleneck == 1 and net_cfg.uses_batch_norm(net_cfg.depth - 1):
+        raise ParameterError(
+            f"one training image with a 1 x 1 bottleneck (working_shape {pre.working_shape}, depth "
+            f"{net_cfg.depth}) leaves batch normalisation a single value; use more images or a larger grid"
+        )
     device = select_device(cfg.device)
     cfg = replace(cfg, device=device)
 
@@ -338,8 +354,7 @@ def train_model(
         net.train()
         order = order_rng.permutation(n)
         total = 0.0
-        for b in range(0, n, cfg.batch_size):
-            idx = np.sort(order[b:b + cfg.batch_size])
+        for idx in _batches(order, cfg.batch_size):
             xb, yb = x_train[idx], y_train[idx]
             if cfg.augmentation.enabled:
                 xb, yb, c = augment_batch(xb, yb, cfg.augmentation, aug_rng)
@@ -364,7 +379,9 @@ def train_model(
             best_loss, best_epoch = score, epoch + 1
             best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
         if progress:
-            bar.set_postfix(train=f"{train_losses[-1]:.4g}", val=f"{val_losses[-1]:.4g}" if val_losses else "-")
+            bar.set_postfix(
+                train=f"{train_losses[-1]:.4g}", val=f"{val_losses[-1]:.4g}" if val_losses else "-"
+            )
     seconds = time.perf_counter() - start
     if not best_state:
         raise ParameterError(
@@ -372,8 +389,12 @@ def train_model(
             f"lower the learning_rate ({cfg.learning_rate})"
         )
     _log.info(
-        "trained %d epochs in %.1f s on %s; best epoch %d, loss %.4g", len(train_losses), seconds, device,
-        best_epoch, best_loss,
+        "trained %d epochs in %.1f s on %s; best epoch %d, loss %.4g",
+        len(train_losses),
+        seconds,
+        device,
+        best_epoch,
+        best_loss,
     )
     return TrainedModel(
         unet=net_cfg,
@@ -391,6 +412,16 @@ def train_model(
     )
 
 
+def _batches(order: NDArray[np.int64], batch_size: int) -> list[NDArray[np.int64]]:
+    """Mini-batches of ``order`` (each sorted); a last batch of a single image joins the one before it, since
+    batch normalisation in training mode needs more than one value per channel."""
+    out = [np.sort(order[b : b + batch_size]) for b in range(0, len(order), batch_size)]
+    if len(out) > 1 and len(out[-1]) == 1:
+        last = out.pop()
+        out[-1] = np.sort(np.concatenate([out[-1], last]))
+    return out
+
+
 def _evaluate(
     net: Any, x: NDArray[np.float32], y: NDArray[np.float32], loss_fn: Any, device: str, batch_size: int
 ) -> float:
@@ -401,7 +432,7 @@ def _evaluate(
     total = 0.0
     with torch.inference_mode():
         for b in range(0, x.shape[0], batch_size):
-            xt = torch.from_numpy(np.ascontiguousarray(x[b:b + batch_size])).to(device)
-            yt = torch.from_numpy(np.ascontiguousarray(y[b:b + batch_size])).to(device)
+            xt = torch.from_numpy(np.ascontiguousarray(x[b : b + batch_size])).to(device)
+            yt = torch.from_numpy(np.ascontiguousarray(y[b : b + batch_size])).to(device)
             total += float(loss_fn(net(xt), yt)) * xt.shape[0]
     return total / x.shape[0]

@@ -1,6 +1,6 @@
 """The 2D U-Net of the published InTrEPID system, every part configurable.
 
-Architecture (Ronneberger et al. 2015, doi:10.1007/978-3-319-24574-4_28; as described by the seed's 2D system):
+Architecture (Ronneberger et al. 2015, doi:10.1007/978-3-319-24574-4_28), as the seed's 2D system has it:
 ``depth`` levels, each of ``convs_per_level`` 3 × 3 convolutions (same padding) followed by an optional batch
 normalisation (Ioffe and Szegedy 2015, arXiv:1502.03167) and the activation; max-pooling between encoder
 levels; transposed 2 × 2 convolutions (or bilinear upsampling + 1 × 1 convolution) back up; skip connections
@@ -99,7 +99,14 @@ class UNetConfig:
     out_channels: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("depth", "initial_filters", "max_filters", "convs_per_level", "in_channels", "out_channels"):
+        for name in (
+            "depth",
+            "initial_filters",
+            "max_filters",
+            "convs_per_level",
+            "in_channels",
+            "out_channels",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
@@ -116,7 +123,9 @@ class UNetConfig:
         if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
             raise ParameterError(f"batch_norm_from_level must be an integer >= 0 or None, got {b!r}")
         for name, kind in (
-            ("activation", Activation), ("output_activation", OutputActivation), ("up_mode", UpMode)
+            ("activation", Activation),
+            ("output_activation", OutputActivation),
+            ("up_mode", UpMode),
         ):
             if not isinstance(getattr(self, name), kind):
                 raise ParameterError(f"{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
@@ -152,7 +161,9 @@ class UNetConfig:
         values = dict(data)
         try:
             for name, kind in (
-                ("activation", Activation), ("output_activation", OutputActivation), ("up_mode", UpMode)
+                ("activation", Activation),
+                ("output_activation", OutputActivation),
+                ("up_mode", UpMode),
             ):
                 if name in values:
                     values[name] = kind(values[name])
@@ -179,8 +190,13 @@ def _unet_class() -> type:
         bn = cfg.uses_batch_norm(level)
         for n in range(cfg.convs_per_level):
             layers.append(
-                nn.Conv2d(c_in if n == 0 else c_out, c_out, cfg.kernel_size, padding=cfg.kernel_size // 2,
-                          bias=not bn)
+                nn.Conv2d(
+                    c_in if n == 0 else c_out,
+                    c_out,
+                    cfg.kernel_size,
+                    padding=cfg.kernel_size // 2,
+                    bias=not bn,
+                )
             )
             if bn:
                 layers.append(nn.BatchNorm2d(c_out))
@@ -215,9 +231,12 @@ def _unet_class() -> type:
             self.head = nn.Conv2d(f[0], config.out_channels, kernel_size=1)
             out = config.output_activation
             self.out_act: nn.Module = (
-                nn.Identity() if out is OutputActivation.IDENTITY
-                else nn.ReLU() if out is OutputActivation.RELU
-                else nn.Softplus() if out is OutputActivation.SOFTPLUS
+                nn.Identity()
+                if out is OutputActivation.IDENTITY
+                else nn.ReLU()
+                if out is OutputActivation.RELU
+                else nn.Softplus()
+                if out is OutputActivation.SOFTPLUS
                 else nn.Sigmoid()
             )
 

@@ -34,14 +34,17 @@ __all__ = [
 ]
 
 _INF = np.inf
+#: Direction components (index units per unit alpha) below this are treated as parallel to the planes: the ray
+#: moves less than 1e-12 voxel along that axis, and a ray lying in a boundary plane is not lost to rounding.
+_PARALLEL = 1e-12
 
 
 @numba.njit(cache=True, inline="always")
 def _axis_limits(a: float, d: float, n: int) -> tuple[float, float, bool]:
     """Interval ``[lo, hi]`` of alpha where ``a + alpha d`` lies between the edges -0.5 and n - 0.5."""
-    if d > 0.0:
+    if d > _PARALLEL:
         return (-0.5 - a) / d, (n - 0.5 - a) / d, True
-    if d < 0.0:
+    if d < -_PARALLEL:
         return (n - 0.5 - a) / d, (-0.5 - a) / d, True
     inside = a >= -0.5 and a < n - 0.5
     return -_INF, _INF, inside
@@ -51,11 +54,11 @@ def _axis_limits(a: float, d: float, n: int) -> tuple[float, float, bool]:
 def _axis_start(a: float, d: float, n: int, alpha: float) -> tuple[int, int, float, float]:
     """Voxel index, step, next crossing parameter and its increment along one axis at entry ``alpha``."""
     c = a + alpha * d
-    if d > 0.0:
+    if d > _PARALLEL:
         i = math.floor(c + 0.5)
         i = min(max(i, 0), n - 1)
         return i, 1, (i + 0.5 - a) / d, 1.0 / d
-    if d < 0.0:
+    if d < -_PARALLEL:
         i = math.ceil(c + 0.5) - 1
         i = min(max(i, 0), n - 1)
         return i, -1, (i - 0.5 - a) / d, -1.0 / d
