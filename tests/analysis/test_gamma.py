@@ -390,3 +390,139 @@ def test_gamma_1d_refuses_bad_profiles() -> None:
             dd_percent=3,
             dta_mm=3,
         )
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+def _general_search_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the kernel treat every grid as off-node: no star search, generic offsets."""
+    from intrepid.analysis import _gamma
+
+    snap = _gamma._snap_to_nodes
+
+    def off_nodes(alpha: np.ndarray, beta: np.ndarray, ndim: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        a, b, _ = snap(alpha, beta, ndim)
+        return a, b, False
+
+    monkeypatch.setattr(_gamma, "_snap_to_nodes", off_nodes)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+@pytest.mark.parametrize("normalisation", [Normalisation.GLOBAL, Normalisation.LOCAL])
+def test_node_star_search_matches_the_general_search(
+    ndim: int, normalisation: Normalisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When reference nodes are evaluated nodes the kernel minimises over the star of the node in closed form
+    # and stops there when the best γ² is below the distance to the nearest face outside the star. Both
+    # paths are exact for the same interpolant, so they agree up to rounding: 1e-10 on γ² is far above the
+    # rounding of the O(1-100) offsets squared here and far below any dosimetric difference. Data are
+    # rough (little smoothing, ±5 % noise) so that many points fall back to the general search as well.
+    from scipy.ndimage import gaussian_filter
+
+    from intrepid.analysis._gamma_kernels import star_table
+
+    rng = np.random.default_rng(100 + ndim)
+    shape = {1: (60,), 2: (24, 27), 3: (9, 10, 11)}[ndim]
+    for spacing in [(1.0, 1.0, 1.0), (0.7, 1.2, 0.5), (0.4, 0.9, 0.6)]:
+        ref = 1.0 + 3.0 * gaussian_filter(rng.random(shape), 1.0)
+        ev = ref * 1.02 + gaussian_filter(rng.normal(0.0, 0.08, shape), 0.5)
+        kwargs = dict(
+            dd_percent=2.0, dta_mm=1.5, cutoff_percent=5.0, max_gamma=2.5, normalisation=normalisation
+        )
+        if ndim == 1:
+            x = np.arange(shape[0]) * spacing[0]
+            a = gamma_1d(ref, ev, reference_positions_mm=x, evaluated_positions_mm=x, **kwargs)
+        else:
+            grid = Grid(shape, (1.0, -2.0, 3.0), spacing if ndim == 3 else (spacing[0], spacing[1], 1.0))
+            a = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+        with monkeypatch.context() as patch:
+            _general_search_only(patch)
+            if ndim == 1:
+                b = gamma_1d(ref, ev, reference_positions_mm=x, evaluated_positions_mm=x, **kwargs)
+            else:
+                b = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+        ga, gb = a.gamma_map.array, b.gamma_map.array
+        assert np.array_equal(np.isnan(ga), np.isnan(gb))
+        assert np.nanmax(np.abs(ga**2 - gb**2)) <= 1e-10
+        assert np.array_equal(a.passed, b.passed)
+        assert 0.0 < a.pass_rate_percent < 100.0  # both decisions occur
+        # and points lie beyond the star, where the kernel falls back to the general search
+        scale = np.asarray(spacing) / 1.5
+        scale[ndim:] = 1.0
+        assert np.count_nonzero(ga[np.isfinite(ga)] ** 2 > star_table(scale, ndim).rho2) >= 3
+
+
+def _brute_force_3d(
+    ref: np.ndarray, ev: np.ndarray, h: float, dta: float, delta_d: float, point: tuple
+) -> float:
+    """γ at reference node ``point``: a convex QP (NNLS on barycentric weights) per Kuhn tetrahedron."""
+    import itertools
+
+    from scipy.optimize import nnls
+
+    k0, j0, i0 = point
+    target = np.array([i0 * h / dta, j0 * h / dta, k0 * h / dta, ref[point] / delta_d])
+    best = np.inf
+    mk, mj, mi = ev.shape
+    for ck, cj, ci in itertools.product(range(mk - 1), range(mj - 1), range(mi - 1)):
+        for perm in itertools.permutations(range(3)):
+            vertex = [ci, cj, ck]
+            rows = [vertex.copy()]
+            for axis in perm:
+                vertex[axis] += 1
+                rows.append(vertex.copy())
+            v = np.array([[x * h / dta, y * h / dta, z * h / dta, ev[z, y, x] / delta_d] for x, y, z in rows])
+            weight = 1e4  # enforces Σλ = 1; λ is renormalised, so the point is in the tetrahedron
+            lam, _ = nnls(np.vstack([v.T, weight * np.ones(4)]), np.concatenate([target, [weight]]))
+            best = min(best, float(np.sum((lam / lam.sum() @ v - target) ** 2)))
+    return math.sqrt(best)
+
+
+def test_exact_minimum_agrees_with_convex_programming_3d() -> None:
+    # Every tetrahedron minimised independently by NNLS (an attained point, so ≥ the exact minimum, and within
+    # ~1e-8 of it); ours must be ≤ it (up to rounding) and not below it by more than the QP's accuracy.
+    h, dta, dd = 1.0, 1.5, 3.0
+    ref = _smooth_random((6, 6, 6), 41)
+    ev = ref * 1.03 + 0.3 * (_smooth_random((6, 6, 6), 42) - 2.0)
+    grid = Grid((6, 6, 6), (0, 0, 0), (h, h, h))
+    res = gamma(
+        Volume(ref, grid), Volume(ev, grid), dd_percent=dd, dta_mm=dta, cutoff_percent=0.0, max_gamma=20.0
+    )
+    delta_d = dd / 100 * ref.max()
+    for point in [(2, 2, 3), (3, 1, 2), (0, 0, 0), (5, 4, 5), (2, 3, 3), (1, 4, 2)]:
+        brute = _brute_force_3d(ref, ev, h, dta, delta_d, point)
+        ours = res.gamma_map.array[point]
+        assert ours <= brute + 1e-9
+        assert ours >= brute - 1e-6
+
+
+def test_star_table_radius_has_closed_form() -> None:
+    from intrepid.analysis._gamma_kernels import star_table
+
+    # The star of a node is {|x_a| ≤ 1, |x_a − x_b| ≤ 1} (index units); the nearest face outside it lies on
+    # x_a − x_b = ±1 at 1 / sqrt(1/s_a² + 1/s_b²) or on x_a = ±1 at s_a (1e-9 relative margin taken off).
+    for scale, ndim, rho2 in [
+        ((1.0, 1.0, 1.0), 3, 0.5),
+        ((0.5, 0.5, 0.5), 3, 0.125),
+        ((1.0, 2.0, 3.0), 3, 0.8),
+        ((0.2, 0.2, 1.0), 2, 0.02),
+        ((0.7, 1.0, 1.0), 1, 0.49),
+    ]:
+        table = star_table(np.asarray(scale), ndim)
+        assert table.rho2 == pytest.approx(rho2 * (1 - 1e-9), rel=1e-12)
+        n_faces = {1: 2, 2: 12, 3: 74}[ndim]  # edges, triangles and tetrahedra around a node
+        assert table.face_m.size == n_faces
+
+
+def test_node_offsets_bound_the_distance_to_their_cells() -> None:
+    from intrepid.analysis._gamma_kernels import search_offsets
+
+    scale = np.array([0.5, 0.8, 1.1])
+    offsets, bounds = search_offsets(scale, 2.0, 3, on_nodes=True)
+    assert np.all(np.diff(bounds) >= 0)
+    # the distance from the node (origin) to the cell [d, d + 1], sampled densely, is never below the bound
+    t = np.linspace(0.0, 1.0, 11)
+    for (di, dj, dk), bound in zip(offsets[:200], bounds[:200], strict=True):
+        x, y, z = np.meshgrid(di + t, dj + t, dk + t, indexing="ij")
+        d2 = (x * scale[0]) ** 2 + (y * scale[1]) ** 2 + (z * scale[2]) ** 2
+        assert bound <= d2.min() + 1e-12
+        assert bound == pytest.approx(d2.min(), abs=1e-12)  # a corner of the cell attains it

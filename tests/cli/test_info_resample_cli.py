@@ -157,7 +157,7 @@ def test_resample_refuses_other_frame_of_reference_unless_transform(
 
 def test_demo_writes_summary_with_correct_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    summary = _run_json(capsys, "demo", "--out", str(out))
+    summary = _run_json(capsys, "demo", "--foundation", "--out", str(out))
     assert isinstance(summary, dict)
     for name in ("summary.json", "summary.md", "dose_on_ct.nii.gz", "ct.nii.gz"):
         assert (out / name).is_file()
@@ -169,5 +169,5 @@ def test_demo_writes_summary_with_correct_numbers(tmp_path: Path, capsys: pytest
     # Linear interpolation of a Gaussian fall-off (σ 10 mm) sampled every 3 mm errs by at most ~2 % of max.
     assert summary["dose_on_ct"]["max_abs_error_vs_analytic_gy"] < 0.05
     # A second run into the same folder needs --overwrite.
-    assert main(["demo", "--out", str(out)]) == 1
+    assert main(["demo", "--foundation", "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from intrepid.learn import (
     PreprocessConfig,
     ProtocolConfig,
     UNetConfig,
+    ValidationGrid,
     cv_splits,
     describe_model,
     load_dataset,
@@ -202,3 +203,25 @@ def test_run_protocol_writes_manifests_summary_and_ensemble(dicom_dataset, tmp_p
 def test_run_protocol_needs_a_dataset(tmp_path):
     with pytest.raises(ParameterError, match="dataset must be a PairDataset"):
         run_protocol([], ProtocolConfig(device="cpu"), tmp_path)  # type: ignore[arg-type]
+
+
+def test_validation_on_the_detector_grid(dicom_dataset, tmp_path):
+    ds = load_dataset(dicom_dataset, split="train")
+    cfg = ProtocolConfig(
+        filters=(4,),
+        learning_rates=(1e-3,),
+        batch_sizes=(4,),
+        repeats=1,
+        folds=2,
+        epochs=1,
+        device="cpu",
+        unet=UNetConfig(depth=3, initial_filters=4),
+        preprocess=PreprocessConfig(working_shape=(16, 16)),
+        validation_grid=ValidationGrid.DETECTOR,
+    )
+    result = run_protocol(ds, cfg, tmp_path / "run", progress=False)
+    m = json.loads(next((tmp_path / "run" / "runs").glob("*/r00_f0.json")).read_text())
+    assert m["metrics"]["validation_grid"] == "detector" and result.members == 1
+    assert all(0.0 <= r["gamma_pass_rate_percent"] <= 100.0 for r in m["metrics"]["per_image"])
+    with pytest.raises(ParameterError, match="validation_grid must be a ValidationGrid"):
+        ProtocolConfig(validation_grid="working")  # type: ignore[arg-type]

@@ -11,7 +11,9 @@ Hussein et al. 2017 recommend):
 - **Exact minimum.** γ(r) = min over x of sqrt(|x − r|²/DTA² + (D_e(x) − D_r)²/ΔD²) is found exactly for that
   interpolant: the minimum distance from the reference point to the simplices in the scaled space, computed in
   closed form per simplex face, with the cells searched in order of distance and the search stopped when the
-  distance bound reaches the best γ — no sampling step.
+  distance bound reaches the best γ — no sampling step. Where reference nodes are evaluated nodes, the faces
+  around the node are minimised first and the search ends there when the best γ is provably within them
+  (see :mod:`intrepid.analysis._gamma_kernels`).
 - **Normalisation.** Global: ΔD = dd % of the normalisation dose (the reference maximum unless given). Local:
   ΔD = dd % of the reference dose at the point.
 - **Cut-off.** Reference points below ``cutoff_percent`` of the normalisation dose (reference maximum unless
@@ -503,7 +505,9 @@ def _run(
     )
     local_fraction = settings.dd_percent / 100.0
     blocks, counts = face_table(ndim)
-    offsets, bounds = search_offsets(scale, settings.max_gamma, ndim)
+    alpha, beta, on_nodes = _snap_to_nodes(alpha, beta, ndim)
+    on_nodes = on_nodes and settings.backend is GammaBackend.NUMBA
+    offsets, bounds = search_offsets(scale, settings.max_gamma, ndim, on_nodes)
     if settings.backend is GammaBackend.NUMBA:
         _prepare_kernel()
     start = time.perf_counter()
@@ -532,7 +536,6 @@ def _run(
         from intrepid.analysis._gamma_kernels import gamma_kernel, star_table
 
         out = np.empty_like(ref)
-        alpha, beta, on_nodes = _snap_to_nodes(alpha, beta, ndim)
         star = star_table(scale, ndim)
         gamma_kernel(
             ref,
@@ -569,7 +572,7 @@ def _run(
 def _snap_to_nodes(
     alpha: NDArray[np.float64], beta: NDArray[np.float64], ndim: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], bool]:
-    """Whether every reference node is an evaluated node (same spacing, origins a whole number of steps apart).
+    """Whether every reference node is an evaluated node (same spacing, origins whole steps apart).
 
     Within 1e-9 of a step (far below any dosimetric length) the maps are snapped to exact integers, so that
     the kernel can use the node values directly (its star search).

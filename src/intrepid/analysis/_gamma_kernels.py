@@ -18,7 +18,20 @@ formula in ``O(m)`` operations, with the simplex constraints ``1 ≥ τ_1 ≥ �
 
 Cells are visited in order of a lower bound on their distance from the reference point and the search stops
 as soon as that bound reaches the current best γ² (each cell is also skipped when the sum of its spatial
-and dose-range bounds cannot beat the best): the result is the exact minimum, not a sampled one.
+and dose-range bounds cannot beat the best): the result is the exact minimum, not a sampled one. Within a
+cell, each full simplex is first bounded by its hull minimum in closed form, ``g_T(r)² / (1 + |∇g_T|²)``
+(``g_T`` its affine dose extended to the point), which also bounds its faces; each face is then bounded by
+its bounding box plus its dose range before its exact minimum is computed. The winning value is recomputed
+from its residuals, which keeps small γ accurate.
+
+When every reference point is an evaluated grid node (same spacing, origins whole steps apart: the common
+case), the kernel first minimises over the *star* of the node (the 74 faces of the 3D triangulation that
+contain it; 12 in 2D, 2 in 1D) in closed form (:class:`StarTable`): each costs a few additions. If the best
+γ² found there is at most ``ρ²``, the squared distance from the node to the nearest face that does not
+contain it, the minimiser lies within ``ρ`` of the node, hence in the open star, and the star's minimum is
+exact; otherwise the cell search above runs from that bound, over cells ordered by their exact distance.
+Elsewhere a few steps of projected descent on the interpolant give the first bound. Bounds only prune; every
+value kept is attained by the interpolant, so none of this changes the result beyond rounding.
 
 References
 ----------
@@ -96,7 +109,7 @@ def _vertex_masks(chain: tuple[int, ...]) -> set[int]:
 
 
 def search_offsets(
-    scale: NDArray[np.float64], max_gamma: float, ndim: int
+    scale: NDArray[np.float64], max_gamma: float, ndim: int, on_nodes: bool = False
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Cell offsets around the cell holding the reference point, sorted by a lower bound of γ².
 
@@ -108,6 +121,8 @@ def search_offsets(
         Search limit: offsets whose bound reaches ``max_gamma**2`` are dropped.
     ndim : int
         Number of axes searched (the others get offset 0).
+    on_nodes : bool
+        The reference point is a grid node (not anywhere in its cell): the bounds are then exact distances.
 
     Returns
     -------
@@ -115,13 +130,26 @@ def search_offsets(
         ``(di, dj, dk)`` cell offsets.
     bounds : ndarray of float64, shape (O,)
         ``Σ_a (max(0, |d_a| - 1) · scale_a)²``, a lower bound of the squared scaled distance between any
-        point of the central cell and any point of the offset cell.
+        point of the central cell and any point of the offset cell (``on_nodes``: ``max(0, d_a, -d_a - 1)``,
+        the distance from the cell's first corner).
     """
+    offsets, bounds = _search_offsets(tuple(float(x) for x in scale[:3]), float(max_gamma), ndim, on_nodes)
+    return offsets.copy(), bounds.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _search_offsets(
+    scale_t: tuple[float, ...], max_gamma: float, ndim: int, on_nodes: bool
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    scale = np.asarray(scale_t)
     reach = [int(np.ceil(max_gamma / scale[a])) + 1 if a < ndim else 0 for a in range(3)]
     ranges = [np.arange(-r, r + 1) for r in reach]
     di, dj, dk = np.meshgrid(ranges[0], ranges[1], ranges[2], indexing="ij")
     offsets = np.stack([di.ravel(), dj.ravel(), dk.ravel()], axis=1).astype(np.int64)
-    gaps = np.maximum(np.abs(offsets) - 1, 0) * scale[None, :]
+    if on_nodes:  # the point is the cell-grid node at offset 0: cell [d, d + 1] is max(0, d, -d - 1) away
+        gaps = np.maximum(np.maximum(offsets, -offsets - 1), 0) * scale[None, :]
+    else:
+        gaps = np.maximum(np.abs(offsets) - 1, 0) * scale[None, :]
     bounds = np.sum(gaps**2, axis=1)
     # Ties broken by the full distance, so that the cells around the point come first.
     order = np.lexsort((np.sum((np.abs(offsets) * scale[None, :]) ** 2, axis=1), bounds))
@@ -214,11 +242,11 @@ def _star_table(scale: tuple[float, ...], ndim: int) -> StarTable:
     for f, (steps, _) in enumerate(faces):
         face_edges[f, : len(steps)] = steps
     node_array = np.zeros((len(nodes), 3), dtype=np.int64)
-    for key, idx in nodes.items():
-        node_array[idx] = key
+    for offset, idx in nodes.items():
+        node_array[idx] = offset
     edge_nodes = np.zeros((len(edges), 2), dtype=np.int64)
-    for key, idx in edges.items():
-        edge_nodes[idx] = key
+    for pair, idx in edges.items():
+        edge_nodes[idx] = pair
     return StarTable(
         nodes=node_array,
         edge_nodes=edge_nodes,
@@ -253,7 +281,7 @@ def _face_distance2(w: NDArray[np.float64], chain: list[int], s2: NDArray[np.flo
             p1, y1, n1 = pools.pop()
             pools.append([p1 + p2, (p1 * y1 + p2 * y2) / (p1 + p2), n1 + n2])
     tau: list[float] = []
-    for p, y, n in pools:
+    for _p, y, n in pools:
         tau.extend([min(1.0, max(0.0, y))] * int(n))
     d2 = sum(p * (t - y) ** 2 for p, t, y in zip(weights, tau, targets, strict=True))
     # the part of w orthogonal to the face's steps
@@ -393,11 +421,16 @@ def gamma_kernel(
         if a < ndim:
             lo_ok[a] = 1
             hi_ok[a] = mdim[a] - 2
+    ev_flat = ev.reshape(-1)
+    node_off = np.empty(max(n_star_nodes, 1), dtype=np.int64)
+    for q in range(n_star_nodes):
+        node_off[q] = (star_nodes[q, 2] * mj + star_nodes[q, 1]) * mi + star_nodes[q, 0]
     for task in numba.prange(n_tasks):
         corner = np.empty(8)
         valid = np.empty(8, dtype=np.bool_)
         sw = np.empty(8)
         box_u = np.empty(8)
+        wu = np.zeros(8)
         d_in = np.zeros(3)
         d_out = np.zeros(3)
         u = np.empty(3)
@@ -440,13 +473,14 @@ def gamma_kernel(
                     c0[a] = np.int64(f)
                 best = max_gamma2
                 if on_nodes and (
-                    lo_ok[0] <= c0[0] <= hi_ok[0] and lo_ok[1] <= c0[1] <= hi_ok[1] and lo_ok[2] <= c0[2] <= hi_ok[2]
+                    lo_ok[0] <= c0[0] <= hi_ok[0]
+                    and lo_ok[1] <= c0[1] <= hi_ok[1]
+                    and lo_ok[2] <= c0[2] <= hi_ok[2]
                 ):
                     # Star search: every face containing the node, in closed form (see StarTable).
+                    base = (c0[2] * mj + c0[1]) * mi + c0[0]
                     for q in range(n_star_nodes):
-                        node_g[q] = (
-                            ev[c0[2] + star_nodes[q, 2], c0[1] + star_nodes[q, 1], c0[0] + star_nodes[q, 0]] - dr
-                        ) * inv
+                        node_g[q] = (ev_flat[base + node_off[q]] - dr) * inv
                     g0 = node_g[0]
                     g02 = g0 * g0
                     if g02 < best:
@@ -559,6 +593,7 @@ def gamma_kernel(
                     wz = (dr - corner[0]) * inv
                     ww = wz * wz
                     for a in range(ndim):
+                        wu[1 << a] = w[a]
                         w[a] *= scale[a]
                         ww += w[a] * w[a]
                     for mask in range(n_corners):
@@ -578,7 +613,23 @@ def gamma_kernel(
                             if fidx < n_full:
                                 vfull[fidx] = -np.inf
                             continue
-                        if fidx >= n_full:
+                        if fidx < n_full:
+                            # A full simplex: its hull minimum g_T(r)² / (1 + |∇g_T|²) in closed form first
+                            # (g_T: its affine dose extended to the point); most are pruned by it.
+                            g_t = -wz
+                            big_s = 0.0
+                            prev_mask = 0
+                            for l in range(m):
+                                blk = blocks[fidx, l]
+                                cur_mask = prev_mask | blk
+                                delta = (corner[cur_mask] - corner[prev_mask]) * inv
+                                g_t += delta * wu[blk]
+                                big_s += delta * delta * inv_s2[blk]
+                                prev_mask = cur_mask
+                            if g_t * g_t >= best * (1.0 + big_s):
+                                vfull[fidx] = best  # a lower bound of the hull minimum, and of its faces'
+                                continue
+                        else:
                             tets = blocks[fidx, 4]
                             bound = -np.inf
                             for t in range(n_full):

@@ -102,6 +102,14 @@ def describe_path(path: Path) -> dict[str, Any]:
     return {**base, "note": f"modality {modality!r} is not described in detail"}
 
 
+def _num(value: Any) -> str:
+    """A number for people: 3 decimals at most, no trailing zeros, no '-0'."""
+    if value is None:
+        return "n/a"
+    text = f"{round(float(value), 3):g}"
+    return "0" if text == "-0" else text
+
+
 def _print_human(entry: dict[str, Any]) -> None:
     print(f"{entry['path']}: {entry['modality']} ({entry['format']})")
     if "shape" in entry:
@@ -122,11 +130,14 @@ def _print_human(entry: dict[str, Any]) -> None:
             f"vendor {entry['vendor']}, units {entry['pixel_units']}"
         )
     for beam in entry.get("beams", []):
+        iso = ", ".join(_num(v) for v in beam["isocenter_mm"])
+        sad = ", ".join(_num(v) for v in beam["sad_mm"])
+        devices = ", ".join(d["type"] for d in beam["devices"])
         print(
-            f"  beam {beam['number']} {beam['name']!r}: gantry {beam['gantry_deg']}°, collimator "
-            f"{beam['collimator_deg']}°, couch {beam['couch_deg']}°, isocentre {beam['isocenter_mm']} mm, "
-            f"SAD {beam['sad_mm']} mm, MU {beam.get('mu')}, {beam['control_points']} control points, "
-            f"devices {[d['type'] for d in beam['devices']]}"
+            f"  beam {beam['number']} {beam['name']!r}: gantry {_num(beam['gantry_deg'])}°, "
+            f"collimator {_num(beam['collimator_deg'])}°, couch {_num(beam['couch_deg'])}°, "
+            f"isocentre ({iso}) mm, SAD ({sad}) mm, MU {_num(beam.get('mu'))}, "
+            f"{beam['control_points']} control points, devices {devices}"
         )
     for roi in entry.get("rois", []):
         print(

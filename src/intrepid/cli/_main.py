@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._profile",
     "intrepid.cli._simulate",
     "intrepid.cli._train",
+    "intrepid.cli._predict",
+    "intrepid.cli._evaluate",
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
 )
@@ -92,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status = args.func(args)
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        sys.stderr.close()
+        return 0
     except (IntrepidError, OSError, ValueError) as exc:
         if args.verbose:
             _log.exception("command failed")

@@ -101,6 +101,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--dd-percent", type=float, default=3.0, help="gamma dose difference, %% (default 3)")
     p.add_argument("--dta-mm", type=float, default=3.0, help="gamma distance to agreement, mm (default 3)")
+    p.add_argument(
+        "--validation-grid",
+        choices=("working", "detector"),
+        default="working",
+        help="grid of the validation gamma and MAE: the network's working grid (fast, default) or the "
+        "detector grid (prediction resampled back)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the splits and the runs (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     p.add_argument(
@@ -134,7 +141,15 @@ def _augmentation(text: str, noise_percent: float) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run ``intrepid train``."""
     from intrepid.cli._common import write_json
-    from intrepid.learn import Loss, PreprocessConfig, ProtocolConfig, Scaling, load_dataset, run_protocol
+    from intrepid.learn import (
+        Loss,
+        PreprocessConfig,
+        ProtocolConfig,
+        Scaling,
+        ValidationGrid,
+        load_dataset,
+        run_protocol,
+    )
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -174,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         augmentation=_augmentation(args.augment, args.noise_percent),
         dd_percent=args.dd_percent,
         dta_mm=args.dta_mm,
+        validation_grid=ValidationGrid(args.validation_grid),
     )
     result = run_protocol(dataset, config, out, progress=not args.no_progress)
     summary = result.to_dict()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
         CVSplit,
         ProtocolConfig,
         ProtocolResult,
+        ValidationGrid,
         cv_splits,
         run_protocol,
     )
@@ -80,6 +81,7 @@ _WHERE = {
         "ConfigurationSummary",
         "ProtocolConfig",
         "ProtocolResult",
+        "ValidationGrid",
         "cv_splits",
         "run_protocol",
     ),
@@ -116,6 +118,7 @@ __all__ = [
     "TrainedModel",
     "UNetConfig",
     "UpMode",
+    "ValidationGrid",
     "WorkingArrays",
     "augment_batch",
     "build_unet",

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from intrepid.errors import ParameterError
+from intrepid.geometry import Grid
 from intrepid.learn._dataset import Pair
 from intrepid.learn._preprocess import (
     AugmentConfig,
@@ -30,6 +31,7 @@ from intrepid.learn._preprocess import (
     augment_batch,
     fit_preprocess,
     to_working_grid,
+    working_grid,
 )
 from intrepid.learn._unet import UNetConfig, build_unet
 
@@ -190,12 +192,16 @@ class WorkingArrays:
         Detector matrix shared by the pairs.
     detector_spacing_mm : (row, column) or None
         Detector spacing shared by the pairs (mm).
+    grids : tuple of Grid
+        Working grid of each pair in the detector plane (:func:`intrepid.learn.working_grid`; empty when the
+        arrays were made without geometry).
     """
 
     epid: NDArray[np.float32]
     dose_gy: NDArray[np.float32]
     detector_shape: tuple[int, int] | None
     detector_spacing_mm: tuple[float, float] | None
+    grids: tuple[Grid, ...] = ()
 
     def __len__(self) -> int:
         return int(self.epid.shape[0])
@@ -203,22 +209,36 @@ class WorkingArrays:
     def take(self, indices: Sequence[int]) -> WorkingArrays:
         """The arrays of some pairs."""
         idx = np.asarray(indices, dtype=int)
-        return replace(self, epid=self.epid[idx], dose_gy=self.dose_gy[idx])
+        grids = tuple(self.grids[i] for i in idx) if self.grids else ()
+        return replace(self, epid=self.epid[idx], dose_gy=self.dose_gy[idx], grids=grids)
 
 
-def prepare_working_arrays(pairs: Sequence[Pair], working_shape: tuple[int, int]) -> WorkingArrays:
-    """Resample pairs to the working grid (area averaging down, linear up) as float32 stacks."""
-    if len(pairs) == 0:
-        return WorkingArrays(
-            np.zeros((0, *working_shape), np.float32), np.zeros((0, *working_shape), np.float32), None, None
-        )
-    epid = np.stack([to_working_grid(p.epid.array, working_shape) for p in pairs])
-    dose = np.stack([to_working_grid(p.portal_dose.array, working_shape) for p in pairs])
-    shapes = {p.epid.shape for p in pairs}
-    spacings = {(round(p.epid.grid.spacing_mm[1], 6), round(p.epid.grid.spacing_mm[0], 6)) for p in pairs}
+def prepare_working_arrays(pairs: Iterable[Pair], working_shape: tuple[int, int]) -> WorkingArrays:
+    """Resample pairs to the working grid (area averaging down, linear up) as float32 stacks.
+
+    The pairs are read one at a time (an uncached :class:`~intrepid.learn.PairDataset` never holds more than
+    one detector image in memory).
+    """
+    epids, doses, grids = [], [], []
+    shapes, spacings = set(), set()
+    for p in pairs:
+        epids.append(to_working_grid(p.epid.array, working_shape))
+        doses.append(to_working_grid(p.portal_dose.array, working_shape))
+        grids.append(working_grid(p.epid.grid, working_shape))
+        shapes.add(p.epid.shape)
+        spacings.add((round(p.epid.grid.spacing_mm[1], 6), round(p.epid.grid.spacing_mm[0], 6)))
+    if not epids:
+        empty = np.zeros((0, *working_shape), np.float32)
+        return WorkingArrays(empty, empty.copy(), None, None)
     shape = next(iter(shapes)) if len(shapes) == 1 else None
     spacing = next(iter(spacings)) if len(spacings) == 1 else None
-    return WorkingArrays(epid, dose, None if shape is None else (int(shape[0]), int(shape[1])), spacing)
+    return WorkingArrays(
+        np.stack(epids),
+        np.stack(doses),
+        None if shape is None else (int(shape[0]), int(shape[1])),
+        spacing,
+        tuple(grids),
+    )
 
 
 def _loss_fn(loss: Loss) -> Any:

@@ -1,1 +1,10 @@
-"""intrepid.report"""
+"""intrepid.report: figures and self-contained HTML reports from typed results.
+
+>>> from intrepid.report import write_report  # doctest: +SKIP
+>>> write_report(evaluation, "report.html")  # doctest: +SKIP
+"""
+
+from intrepid.report._figures import distribution_figure, image_figure
+from intrepid.report._html import render_html, write_report
+
+__all__ = ["distribution_figure", "image_figure", "render_html", "write_report"]
