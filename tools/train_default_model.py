@@ -7,10 +7,11 @@ The command::
 1. simulates the seed's paper composition (213 pairs, Elekta iView GT 1024 x 1024, ``--seed 0``) into
    ``benchmarks/_data/default_model_paper_seed0`` (reused when its ``manifest.csv`` exists);
 2. trains, on the 190 training pairs only (the 23 test images are never seen), a **reduced protocol** that
-   fits in CPU time: 1 repeat x ``--folds`` (4) grouped / stratified folds (:func:`intrepid.learn.cv_splits`) of
-   one configuration (8 initial filters, depth 5, Adam learning rate ``--lr``, batch ``--batch-size``),
-   ``--epochs`` (20) epochs on a ``--working-size`` (128 x 128) working grid, MAE loss, default augmentation; each fold keeps
-   its epoch with the lowest validation loss;
+   fits in CPU time: 1 repeat x ``--folds`` (4) grouped / stratified folds (:func:`intrepid.learn.cv_splits`)
+   of one configuration (8 initial filters, depth 5, Adam learning rate ``--lr`` 1e-3, batch
+   ``--batch-size`` 4), ``--epochs`` (20) epochs on a ``--working-size`` (128 x 128) working grid, MAE loss,
+   default augmentation; each fold keeps its epoch with the lowest validation loss (``--members N`` trains
+   only the first N folds);
 3. fits the physics baseline (:func:`intrepid.transit.fit_baseline`) on the same training pairs and writes
    ``baseline.json``;
 4. writes the ensemble of the fold models (``model.json`` + ``model.safetensors``) and
@@ -45,6 +46,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="data-set folder (simulated here when it has no manifest.csv)")
     p.add_argument("--seed", type=int, default=0, help="simulation and training seed (default 0)")
     p.add_argument("--folds", type=int, default=4, help="k of the k-fold CV = ensemble members (default 4)")
+    p.add_argument("--members", type=int, default=None,
+                   help="train only the first N folds of the k-fold split (default: all k)")
     p.add_argument("--epochs", type=int, default=20, help="epochs per fold (default 20)")
     p.add_argument("--working-size", type=int, default=128, help="working grid N x N (default 128)")
     p.add_argument("--filters", type=int, default=8, help="initial U-Net filters (default 8)")
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     states, infos, pres = [], [], []
     folds_doc: list[dict[str, Any]] = []
+    if args.members is not None:
+        splits = splits[:args.members]
     for split in splits:
         ckpt = args.work / f"fold{split.fold}"
         seed = int(np.random.SeedSequence([args.seed, 0, split.fold]).generate_state(1)[0] % (2**31))
@@ -146,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python3 tools/train_default_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     training = {
         "command": command.strip(),
-        "protocol": f"reduced: 1 repeat x {args.folds} folds of one configuration, ensemble of the fold "
-                    "models",
+        "protocol": f"reduced: 1 repeat x {args.folds}-fold CV of one configuration, ensemble of "
+                    f"{len(splits)} fold models",
         "data": {"composition": "paper", "simulation_seed": args.seed, "vendor": "elekta",
                  "training_pairs": len(ds), "summary": ds.summary()},
         "configuration": {"initial_filters": args.filters, "learning_rate": args.lr,

@@ -39,6 +39,16 @@ FAST = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """``--threads`` sets PyTorch's thread count for the process; give the other tests theirs back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return make_dicom_dataset(tmp_path_factory.mktemp("train_cli"), n=9)

@@ -159,3 +159,13 @@ def test_missing_or_foreign_files(tmp_path, saved):
     (folder / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="unreadable model description"):
         describe_model(folder)
+
+
+def test_member_states_are_the_saved_weights(saved):
+    ens, folder = saved
+    loaded = load_model(folder)
+    assert len(loaded.member_states) == 2
+    for a, b in zip(loaded.member_states, ens.member_states, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])

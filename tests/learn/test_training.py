@@ -289,3 +289,17 @@ def test_a_last_batch_of_one_joins_the_previous_one():
     # a 16 x 16 grid and depth 5: a 1 x 1 bottleneck with batch normalisation
     with pytest.raises(ParameterError, match="one training image with a 1 x 1 bottleneck"):
         train_model(_arrays(1), (), TrainConfig(device="cpu"), preprocess=PRE16, progress=False)
+
+
+def test_prediction_on_a_real_varian_epid_image(external_data, caplog):
+    from intrepid.dicom import read_rtimage
+
+    image = read_rtimage(external_data / "varian-epid" / "RI_test_linearity.dcm").image
+    pre = replace(PRE, detector_shape=(1024, 1024), detector_spacing_mm=(0.405, 0.405), clip_negative=True)
+    ens = Ensemble(SMALL, pre, _random_states(1))
+    with caplog.at_level("WARNING"):
+        dose = ens.predict(image)
+    # a 768 x 1024 aS1000 image at 0.392 mm: predicted on its own grid, with a warning about the panel
+    assert dose.shape == (768, 1024) and dose.grid == image.grid
+    assert np.all(np.isfinite(dose.array)) and float(dose.array.min()) >= 0.0
+    assert "differs from the training detector" in caplog.text

@@ -70,8 +70,6 @@ INTERPOLATION = "linear"
 INTERPOLANT = "piecewise linear on the Kuhn (Freudenthal) simplices of the evaluated grid (Ju et al. 2008)"
 #: Tolerance (mm) on the plane offset between two 2D images and on 1D position regularity.
 _PLANE_TOLERANCE_MM = 1e-3
-#: Projected-descent steps that give the exact search its first upper bound (a speed setting only).
-_DESCENT_STEPS = 3
 
 
 class Normalisation(enum.Enum):
@@ -562,7 +560,6 @@ def _run(
             star.face_m,
             star.face_k,
             star.rho2,
-            _DESCENT_STEPS,
         )
     seconds = time.perf_counter() - start
     _log.info("gamma: %d reference points searched in %.3f s", ref.size, seconds)
@@ -623,7 +620,6 @@ def _prepare_kernel() -> float:
         star.face_m,
         star.face_k,
         star.rho2,
-        _DESCENT_STEPS,
     )
     seconds = time.perf_counter() - start
     _log.info("gamma: numba kernel loaded or compiled in %.2f s", seconds)

@@ -30,8 +30,8 @@ contain it; 12 in 2D, 2 in 1D) in closed form (:class:`StarTable`): each costs a
 γ² found there is at most ``ρ²``, the squared distance from the node to the nearest face that does not
 contain it, the minimiser lies within ``ρ`` of the node, hence in the open star, and the star's minimum is
 exact; otherwise the cell search above runs from that bound, over cells ordered by their exact distance.
-Elsewhere a few steps of projected descent on the interpolant give the first bound. Bounds only prune; every
-value kept is attained by the interpolant, so none of this changes the result beyond rounding.
+Bounds only prune and every value kept is attained by the interpolant, so none of this changes the result
+beyond rounding.
 
 References
 ----------
@@ -292,69 +292,6 @@ def _face_distance2(w: NDArray[np.float64], chain: list[int], s2: NDArray[np.flo
     return float(d2)
 
 
-@numba.njit(cache=True, inline="always")
-def _interpolate(
-    ev: NDArray[np.float64],
-    pos: NDArray[np.float64],
-    scale: NDArray[np.float64],
-    dr: float,
-    inv: float,
-    grad: NDArray[np.float64],
-) -> float:  # pragma: no cover - compiled
-    """(D(pos) − dr) / ΔD on the Kuhn interpolant at evaluated index ``pos`` (i, j, k); NaN outside the grid.
-
-    ``grad`` receives the gradient of the simplex holding ``pos`` in the scaled space (per unit of x / DTA).
-    Axes of length 1 contribute nothing (their position must be 0).
-    """
-    mk, mj, mi = ev.shape
-    ci, wi = _cell_of(pos[0], mi)
-    cj, wj = _cell_of(pos[1], mj)
-    ck, wk = _cell_of(pos[2], mk)
-    if not (wi == wi and wj == wj and wk == wk):
-        return np.nan
-    # axes by decreasing fractional coordinate: the Kuhn simplex w_p0 >= w_p1 >= w_p2
-    p0, p1, p2 = 0, 1, 2
-    w0, w1, w2 = wi, wj, wk
-    if w1 > w0:
-        p0, p1, w0, w1 = p1, p0, w1, w0
-    if w2 > w1:
-        p1, p2, w1, w2 = p2, p1, w2, w1
-    if w1 > w0:
-        p0, p1, w0, w1 = p1, p0, w1, w0
-    value = ev[ck, cj, ci]
-    v_prev = value
-    for level in range(3):
-        a = p0 if level == 0 else (p1 if level == 1 else p2)
-        wa = w0 if level == 0 else (w1 if level == 1 else w2)
-        if a == 0:
-            ci = min(ci + 1, mi - 1)
-        elif a == 1:
-            cj = min(cj + 1, mj - 1)
-        else:
-            ck = min(ck + 1, mk - 1)
-        v = ev[ck, cj, ci]
-        step = v - v_prev
-        value += step * wa
-        grad[a] = step * inv / scale[a]
-        v_prev = v
-    return (value - dr) * inv
-
-
-@numba.njit(cache=True, inline="always")
-def _cell_of(x: float, n: int) -> tuple[int, float]:  # pragma: no cover - compiled
-    """Cell index (clamped to the grid's cells) and fractional coordinate of index position x; NaN outside."""
-    top = max(n - 2, 0)
-    f = np.floor(x)
-    if f > top:
-        f = float(top)
-    if f < 0.0:
-        f = 0.0
-    w = x - f
-    if not (w >= -1e-12 and w <= (1.0 if n > 1 else 0.0) + 1e-12):
-        return 0, np.nan
-    return int(f), w
-
-
 @numba.njit(cache=True, parallel=True, fastmath=False)
 def gamma_kernel(
     ref: NDArray[np.float64],
@@ -381,7 +318,6 @@ def gamma_kernel(
     star_face_m: NDArray[np.int64],
     star_face_k: NDArray[np.int64],
     star_rho2: float,
-    descent_steps: int,
 ) -> None:  # pragma: no cover - compiled
     """Fill ``out`` (reference shape) with γ² capped at ``max_gamma2``; NaN below ``threshold``.
 
@@ -390,7 +326,7 @@ def gamma_kernel(
     difference criterion (Gy) of global normalisation; otherwise ΔD = ``local_fraction`` × reference dose.
     ``ndim`` (1, 2 or 3) is the number of axes that vary (the others have length 1). ``on_nodes``: every
     reference node is an evaluated node (integer ``alpha``, ``beta`` 1), so the star search applies
-    (:class:`StarTable`). Otherwise ``descent_steps`` steps of projected descent give the first bound.
+    (:class:`StarTable`).
     """
     nk, nj, ni = ref.shape
     mk, mj, mi = ev.shape
@@ -440,8 +376,6 @@ def gamma_kernel(
         bv = np.empty(3)
         dv = np.empty(3)
         res = np.empty(3)
-        pos = np.empty(3)
-        grad = np.zeros(3)
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
@@ -511,29 +445,6 @@ def gamma_kernel(
                     if best <= star_rho2:
                         out[k, j, i] = best
                         continue
-                if descent_steps > 0:
-                    # Upper bound: γ² at the point itself, then at the minimiser of the affine extension of
-                    # the simplex reached (projected descent). Every value is attained by the interpolant.
-                    for a in range(3):
-                        pos[a] = u[a]
-                    for _step in range(descent_steps):
-                        gv = _interpolate(ev, pos, scale, dr, inv, grad)
-                        if not (gv == gv):
-                            break
-                        d2 = 0.0
-                        ext = gv
-                        s_g = 0.0
-                        for a in range(3):
-                            da = (u[a] - pos[a]) * scale[a]
-                            d2 += da * da
-                            ext += grad[a] * da
-                            s_g += grad[a] * grad[a]
-                        phi = d2 + gv * gv
-                        if phi < best:
-                            best = phi
-                        t = ext / (1.0 + s_g)
-                        for a in range(3):
-                            pos[a] = u[a] - t * grad[a] / scale[a]
                 # Exhaustive search: cells in order of their distance bound, stopped when it reaches the best.
                 for o in range(n_off):
                     if bounds[o] >= best:

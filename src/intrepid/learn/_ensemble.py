@@ -194,6 +194,11 @@ class Ensemble:
         """Number of member networks."""
         return len(self._nets)
 
+    @property
+    def member_states(self) -> tuple[dict[str, NDArray[Any]], ...]:
+        """Each member's weights (``state_dict`` as NumPy arrays, before batch-norm folding)."""
+        return tuple(self._states)
+
     def __repr__(self) -> str:
         return (
             f"Ensemble(members={self.members}, filters={self.unet.filters_per_level}, "

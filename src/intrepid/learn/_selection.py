@@ -413,10 +413,27 @@ class ProtocolResult:
         }
 
 
-def _write_json(path: Path, data: Any) -> None:
-    from intrepid.cli._common import to_jsonable  # plain conversion helper (no CLI state)
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: NumPy scalars and arrays converted, tuples as lists, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
-    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+
+def _write_json(path: Path, data: Any) -> None:
+    text = json.dumps(_jsonable(data), indent=2, allow_nan=False)
     atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
@@ -616,7 +633,7 @@ def run_protocol(
                 tcfg,
                 unet=unet,
                 preprocess=cfg.preprocess,
-                progress=False,
+                progress=progress,
             )
             per_image = _validate(model, dataset, arrays, split.val_indices, cfg)
             g_mean = float(np.mean([r["gamma_pass_rate_percent"] for r in per_image]))

@@ -270,7 +270,8 @@ def train_model(
     unet : UNetConfig, optional
         Architecture (default: the published 8-filter network).
     preprocess : PreprocessConfig, optional
-        Working grid and scaling; when not ``fitted`` its constants are fitted on ``train_pairs``.
+        Working grid and scaling; when not ``fitted`` its constants are fitted on ``train_pairs`` (their
+        working-grid images, :func:`~intrepid.learn.fit_preprocess`).
     progress : bool
         Show a progress bar over the epochs (tqdm, on stderr).
 

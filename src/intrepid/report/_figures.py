@@ -123,7 +123,6 @@ def distribution_figure(evaluation: Evaluation, *, dpi: int = 90) -> bytes:
     fig, axes = plt.subplots(1, len(crit), figsize=(3.6 * len(crit), 3.4), squeeze=False)
     rng = np.random.default_rng(0)  # jitter of the points only
     for ax, c in zip(axes[0], crit, strict=True):
-        key = f"pass_rate_{c.key}_percent"
         data = [[im.metrics[m].pass_rates_percent[c.key] for im in evaluation.images if m in im.metrics]
                 for m in evaluation.methods]
         ax.boxplot(data, showfliers=False)
@@ -136,6 +135,5 @@ def distribution_figure(evaluation: Evaluation, *, dpi: int = 90) -> bytes:
         lo = min((v for vals in data for v in vals if math.isfinite(v)), default=90.0)
         ax.set_ylim(min(lo - 1.0, 95.0), 100.5)
         ax.grid(alpha=0.3)
-        ax.text(0.02, 0.02, key, transform=ax.transAxes, fontsize=6, color="gray")
     fig.tight_layout()
     return _png(fig, dpi)

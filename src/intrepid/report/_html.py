@@ -33,6 +33,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f2f2f2}
 td.l,th.l{text-align:left}.fail{color:#b00020;font-weight:bold}.note{color:#555;font-size:.9em}
 img{max-width:100%;height:auto}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+.wide{overflow-x:auto}
 """
 
 
@@ -97,8 +98,8 @@ def _image_table(ev: Evaluation) -> str:
             cells.append(f"<td>{_num(im.metrics[m].mae_gy, 4)}</td><td>{_num(im.metrics[m].max_error_gy, 4)}</td>")
         rows.append(f'<tr><td class="l">{_e(im.name)}</td><td class="l">{_e(im.family)}</td>'
                     f'<td class="l">{_e(im.field_group)}</td>{"".join(cells)}</tr>')
-    return (f'<table id="per-image"><tr><th class="l">image</th><th class="l">family</th>'
-            f'<th class="l">field</th>{head}</tr>{"".join(rows)}</table>')
+    return (f'<div class="wide"><table id="per-image"><tr><th class="l">image</th><th class="l">family</th>'
+            f'<th class="l">field</th>{head}</tr>{"".join(rows)}</table></div>')
 
 
 def _settings_table(ev: Evaluation, extra: dict[str, Any]) -> str:
