@@ -65,17 +65,24 @@ def main() -> int:
         files = [r.epid_file for r in ds.records[:n]]
         full = _median_time(lambda: predict_files(files, tmp, model=model), 1) / n
     shape = epids[0].shape
-    print(f"{n} EPID images {shape[0]} x {shape[1]}, torch threads {args.threads}, model: {model.members} "
-          f"members, working grid {model.preprocess.working_shape}; "
-          f"model loading {load_s:.2f} s (excluded)\n")
+    print(
+        f"{n} EPID images {shape[0]} x {shape[1]}, torch threads {args.threads}, model: {model.members} "
+        f"members, working grid {model.preprocess.working_shape}; "
+        f"model loading {load_s:.2f} s (excluded)\n"
+    )
     print("| method | s per image | images / s |")
     print("|---|---:|---:|")
-    for name, s in (("network, batch (predict_volumes)", batch), ("network, one at a time", single),
-                    ("network, read DICOM + predict + write RT Image (predict_files)", full),
-                    ("physics baseline (kernel model, FFT)", base)):
+    for name, s in (
+        ("network, batch (predict_volumes)", batch),
+        ("network, one at a time", single),
+        ("network, read DICOM + predict + write RT Image (predict_files)", full),
+        ("physics baseline (kernel model, FFT)", base),
+    ):
         print(f"| {name} | {s:.3f} | {1 / s:.1f} |")
-    print(f"\ngoal <= 0.2 s per 1024 x 1024 image: {'met' if single <= 0.2 else 'NOT met'} "
-          f"({single:.3f} s one at a time)")
+    print(
+        f"\ngoal <= 0.2 s per 1024 x 1024 image: {'met' if single <= 0.2 else 'NOT met'} "
+        f"({single:.3f} s one at a time)"
+    )
     return 0
 
 

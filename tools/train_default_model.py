@@ -42,12 +42,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=ROOT / "benchmarks/_data/default_model_paper_seed0",
-                   help="data-set folder (simulated here when it has no manifest.csv)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "benchmarks/_data/default_model_paper_seed0",
+        help="data-set folder (simulated here when it has no manifest.csv)",
+    )
     p.add_argument("--seed", type=int, default=0, help="simulation and training seed (default 0)")
     p.add_argument("--folds", type=int, default=4, help="k of the k-fold CV = ensemble members (default 4)")
-    p.add_argument("--members", type=int, default=None,
-                   help="train only the first N folds of the k-fold split (default: all k)")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help="train only the first N folds of the k-fold split (default: all k)",
+    )
     p.add_argument("--epochs", type=int, default=20, help="epochs per fold (default 20)")
     p.add_argument("--working-size", type=int, default=128, help="working grid N x N (default 128)")
     p.add_argument("--filters", type=int, default=8, help="initial U-Net filters (default 8)")
@@ -55,13 +63,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="mini-batch size (default 4)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--workers", type=int, default=2, help="simulation worker processes (default 2)")
-    p.add_argument("--out", type=Path, default=ROOT / "src/intrepid/transit/models/default",
-                   help="model folder to write")
-    p.add_argument("--work", type=Path, default=ROOT / "benchmarks/_data/default_model_work",
-                   help="checkpoints of the fold models")
+    p.add_argument(
+        "--out", type=Path, default=ROOT / "src/intrepid/transit/models/default", help="model folder to write"
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "benchmarks/_data/default_model_work",
+        help="checkpoints of the fold models",
+    )
     p.add_argument("--resume", action="store_true", help="reuse fold checkpoints found in --work")
-    p.add_argument("--baseline-only", action="store_true",
-                   help="only fit the kernel baseline on the training pairs and write OUT/baseline.json")
+    p.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="only fit the kernel baseline on the training pairs and write OUT/baseline.json",
+    )
     return p.parse_args(argv)
 
 
@@ -92,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     manifest = args.data / "manifest.csv"
     if not manifest.exists():
         log.info("simulating the paper composition (seed %d) into %s", args.seed, args.data)
-        generate_pairs(paper_composition(seed=args.seed), args.data, seed=args.seed, workers=args.workers,
-                       progress=False)
+        generate_pairs(
+            paper_composition(seed=args.seed), args.data, seed=args.seed, workers=args.workers, progress=False
+        )
     t_sim = time.perf_counter() - t0
     ds = load_dataset(args.data, split="train")
     log.info("%d training pairs", len(ds))
@@ -114,12 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     states, infos, pres = [], [], []
     folds_doc: list[dict[str, Any]] = []
     if args.members is not None:
-        splits = splits[:args.members]
+        splits = splits[: args.members]
     for split in splits:
         ckpt = args.work / f"fold{split.fold}"
         seed = int(np.random.SeedSequence([args.seed, 0, split.fold]).generate_state(1)[0] % (2**31))
-        tcfg = TrainConfig(learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=seed,
-                           device="cpu")
+        tcfg = TrainConfig(
+            learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=seed, device="cpu"
+        )
         if args.resume and (ckpt / "model.json").exists() and (ckpt / "fold.json").exists():
             member = load_model(ckpt)
             fold_doc = json.loads((ckpt / "fold.json").read_text())
@@ -128,8 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             pres.append(member.preprocess)
         else:
             t = time.perf_counter()
-            model = train_model(arrays.take(split.train_indices), arrays.take(split.val_indices), tcfg,
-                                unet=unet, preprocess=pre, progress=False)
+            model = train_model(
+                arrays.take(split.train_indices),
+                arrays.take(split.val_indices),
+                tcfg,
+                unet=unet,
+                preprocess=pre,
+                progress=False,
+            )
             model.save(ckpt)
             fold_doc = {
                 "fold": split.fold,
@@ -140,24 +164,45 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": time.perf_counter() - t,
             }
             (ckpt / "fold.json").write_text(json.dumps(fold_doc, indent=1))
-            log.info("fold %d: best epoch %d, val loss %.4g, %.0f s", split.fold, model.best_epoch,
-                     model.best_val_loss, fold_doc["seconds"])
+            log.info(
+                "fold %d: best epoch %d, val loss %.4g, %.0f s",
+                split.fold,
+                model.best_epoch,
+                model.best_val_loss,
+                fold_doc["seconds"],
+            )
             states.append(model.state)
             pres.append(model.preprocess)
         folds_doc.append(fold_doc)
-        infos.append({"repeat": 0, "fold": split.fold, "seed": seed,
-                      "best_epoch": fold_doc["history"]["best_epoch"],
-                      "val_loss": fold_doc["history"]["best_val_loss"]})
+        infos.append(
+            {
+                "repeat": 0,
+                "fold": split.fold,
+                "seed": seed,
+                "best_epoch": fold_doc["history"]["best_epoch"],
+                "val_loss": fold_doc["history"]["best_val_loss"],
+            }
+        )
     command = "python3 tools/train_default_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     training = {
         "command": command.strip(),
         "protocol": f"reduced: 1 repeat x {args.folds}-fold CV of one configuration, ensemble of "
-                    f"{len(splits)} fold models",
-        "data": {"composition": "paper", "simulation_seed": args.seed, "vendor": "elekta",
-                 "training_pairs": len(ds), "summary": ds.summary()},
-        "configuration": {"initial_filters": args.filters, "learning_rate": args.lr,
-                          "batch_size": args.batch_size, "epochs": args.epochs, "loss": "mae",
-                          "working_shape": list(shape)},
+        f"{len(splits)} fold models",
+        "data": {
+            "composition": "paper",
+            "simulation_seed": args.seed,
+            "vendor": "elekta",
+            "training_pairs": len(ds),
+            "summary": ds.summary(),
+        },
+        "configuration": {
+            "initial_filters": args.filters,
+            "learning_rate": args.lr,
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "loss": "mae",
+            "working_shape": list(shape),
+        },
     }
     ens = Ensemble(unet, pres[0], states, member_info=infos, member_preprocess=pres, training=training)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -166,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command.strip(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                      if k not in ("data", "out", "work")},
+        "arguments": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k not in ("data", "out", "work")
+        },
         "data": {
             "composition": "paper (intrepid.simulate.paper_composition)",
             "simulation_seed": args.seed,
@@ -177,8 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "folds": folds_doc,
         "seconds": {"simulation": t_sim, "total": time.perf_counter() - t0},
-        "software": {"intrepid": intrepid.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version(), "threads": args.threads},
+        "software": {
+            "intrepid": intrepid.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "threads": args.threads,
+        },
     }
     (args.out / "training_manifest.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     log.info("wrote %s (%d members) in %.0f s", args.out, len(states), time.perf_counter() - t0)

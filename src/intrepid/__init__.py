@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from intrepid._runtime import prefer_workqueue_threading
 from intrepid.errors import (
     DicomError,
     FrameOfReferenceError,
@@ -27,6 +28,8 @@ from intrepid.errors import (
 )
 
 __version__ = "0.1.0"
+
+prefer_workqueue_threading()
 
 _SUBPACKAGES = (
     "analysis",

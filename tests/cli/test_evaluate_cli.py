@@ -36,7 +36,10 @@ def test_evaluate_json_contract(tiny_data: Path, tmp_path: Path, capsys: pytest.
     model = _tiny_model(tmp_path / "model")
     fit_baseline(load_dataset(tiny_data)).save(model / "baseline.json")
     report = tmp_path / "r.html"
-    assert main(["evaluate", str(model), str(tiny_data), "--json", "--no-progress", "--report", str(report)]) == 0
+    assert (
+        main(["evaluate", str(model), str(tiny_data), "--json", "--no-progress", "--report", str(report)])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["methods"] == ["network", "baseline"] and doc["n_images"] == 2
     assert doc["settings"]["split"] == "test" and doc["settings"]["baseline"].endswith("baseline.json")
@@ -46,8 +49,14 @@ def test_evaluate_json_contract(tiny_data: Path, tmp_path: Path, capsys: pytest.
                 assert 0.0 <= image[method][f"pass_rate_{c}_percent"] <= 100.0
             assert image[method]["mae_gy"] >= 0.0 and image[method]["max_error_gy"] >= image[method]["mae_gy"]
     for method in ("network", "baseline"):
-        assert set(doc["summary"][method]["pass_rate_3mm3pct_percent"]) == {"mean", "std", "median", "min",
-                                                                            "max", "n"}
+        assert set(doc["summary"][method]["pass_rate_3mm3pct_percent"]) == {
+            "mean",
+            "std",
+            "median",
+            "min",
+            "max",
+            "n",
+        }
     # The baseline fitted on these very images passes nearly everywhere (closed-form-like sanity check).
     assert doc["summary"]["baseline"]["pass_rate_3mm3pct_percent"]["mean"] > 90.0
     assert {"OMG", "MP"} == set(doc["by_family"])

@@ -48,6 +48,8 @@ def test_predict_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("intrepid predict: error:") and "no model here" in err
     model = _tiny_model(tmp_path / "model")
-    assert main(["predict", str(tmp_path / "missing.dcm"), "--out", str(tmp_path / "o"),
-                 "--model", str(model)]) == 1
+    assert (
+        main(["predict", str(tmp_path / "missing.dcm"), "--out", str(tmp_path / "o"), "--model", str(model)])
+        == 1
+    )
     assert "missing.dcm" in capsys.readouterr().err

@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _pair(name: str, family: str, width: int) -> SimpleNamespace:
     g = Grid((N, N), (-47.0, -47.0, 0.0), (2.0, 2.0, 1.0))
     a = np.zeros((N, N))
-    a[N // 2 - width // 2:N // 2 + width // 2, N // 2 - width // 2:N // 2 + width // 2] = 1.0
+    a[N // 2 - width // 2 : N // 2 + width // 2, N // 2 - width // 2 : N // 2 + width // 2] = 1.0
     dose = Volume(gaussian_filter(a, 2.0), g, Quantity.PORTAL_DOSE, "Gy")
     epid = dose.with_array(np.asarray(dose.array) * 1000.0, quantity=Quantity.EPID_SIGNAL, units="CU")
     rec = SimpleNamespace(name=name, family=family, field_group=f"{width}px", field=f"{width}px")
@@ -53,7 +53,9 @@ def test_figures_are_png(evaluation: Evaluation) -> None:
         image_figure(type(bare)(bare.name, bare.family, bare.field_group, bare.field, 1.0, bare.metrics))
 
 
-def test_report_is_self_contained_with_tables_figures_and_settings(evaluation: Evaluation, tmp_path: Path) -> None:
+def test_report_is_self_contained_with_tables_figures_and_settings(
+    evaluation: Evaluation, tmp_path: Path
+) -> None:
     path = write_report(evaluation, tmp_path / "sub" / "report.html", settings={"note": "unit test"})
     text = path.read_text(encoding="utf-8")
     for table_id in ("summary", "by-family", "by-family-field", "per-image", "settings"):
@@ -63,8 +65,17 @@ def test_report_is_self_contained_with_tables_figures_and_settings(evaluation: E
     assert all(base64.b64decode(b).startswith(PNG_MAGIC) for b in images)
     # Nothing is fetched from elsewhere: no external source, link or script.
     assert not re.search(r'(src|href)="(?!data:)', text) and "<script" not in text
-    for fact in ("3%/3mm", "5%/5mm", "2%/2mm", "10 % of the reference maximum", "global", "intrepid 0.",
-                 "unit test", "slab_10x10", "cirs_5x5"):
+    for fact in (
+        "3%/3mm",
+        "5%/5mm",
+        "2%/2mm",
+        "10 % of the reference maximum",
+        "global",
+        "intrepid 0.",
+        "unit test",
+        "slab_10x10",
+        "cirs_5x5",
+    ):
         assert fact in text
     assert "100.00 ± 0.00" in text  # the network's summary at 3%/3mm (identical doses)
     limited = render_html(evaluation, max_image_figures=0)
@@ -84,14 +95,19 @@ def test_report_renders_in_headless_chromium(evaluation: Evaluation, tmp_path: P
         pytest.skip("headless render test needs /usr/bin/chromium (Debian: apt-get install chromium)")
     path = write_report(evaluation, tmp_path / "report.html")
     base = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}"]
-    dom = subprocess.run([*base, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    dom = subprocess.run(
+        [*base, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     # The browser parsed the document: its DOM holds every table and every embedded figure.
     assert dom.count("<table") == 5
     assert dom.count('<img src="data:image/png;base64,') == 3
     assert "Pass-rate distributions" in dom
     shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1200,1600", path.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1200,1600", path.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     png = shot.read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 20_000  # a rendered page, not a blank one

@@ -1,4 +1,4 @@
-"""The kernel baseline: closed-form recovery of known linear detector responses, metamorphic scaling, files."""
+"""The kernel baseline: closed-form recovery of known linear responses, metamorphic scaling, files."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _grid(n: int = N, spacing: float = SPACING_MM) -> Grid:
 def _field(width_px: int, height_px: int, shift: int = 0) -> np.ndarray:
     a = np.zeros((N, N))
     r0, c0 = N // 2 - height_px // 2 + shift, N // 2 - width_px // 2 - shift
-    a[r0:r0 + height_px, c0:c0 + width_px] = 1.0
+    a[r0 : r0 + height_px, c0 : c0 + width_px] = 1.0
     return gaussian_filter(a, 3.0)  # 6 mm penumbra: smooth enough for the 3 x 3 median filter to be ~identity
 
 
@@ -54,7 +54,9 @@ def test_recovers_a_pure_calibration_factor() -> None:
     # Exact up to round-off, except where the 3 x 3 median filter (dead-pixel removal) rounds the field
     # corners: there a 6 mm penumbra on 2 mm pixels moves by up to ~2.5 % of the maximum.
     assert np.max(np.abs(pred.array - ref)) < 0.03 * ref.max()
-    assert pred.array[N // 2, N // 2] == pytest.approx(ref[N // 2, N // 2], rel=0.01)  # flat centre: within 1 %
+    assert pred.array[N // 2, N // 2] == pytest.approx(
+        ref[N // 2, N // 2], rel=0.01
+    )  # flat centre: within 1 %
     assert pred.quantity is Quantity.PORTAL_DOSE and pred.units == "Gy"
     assert bl.training["images"] == 4
 

@@ -1,4 +1,4 @@
-"""Evaluation: closed-form metrics, monotone pass rates, summaries, the JSON contract, leave-one-family-out."""
+"""Evaluation: closed-form metrics, monotone pass rates, summaries, JSON contract, leave-one-family-out."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _grid() -> Grid:
 
 def _dose(width: int = 20, scale: float = 1.0) -> Volume:
     a = np.zeros((N, N))
-    a[N // 2 - width // 2:N // 2 + width // 2, N // 2 - width // 2:N // 2 + width // 2] = scale
+    a[N // 2 - width // 2 : N // 2 + width // 2, N // 2 - width // 2 : N // 2 + width // 2] = scale
     return Volume(gaussian_filter(a, 2.0), _grid(), Quantity.PORTAL_DOSE, "Gy")
 
 
@@ -88,7 +88,9 @@ def test_evaluate_image_refuses_bad_inputs() -> None:
         evaluate_image(ref, ref, criteria=())
     with pytest.raises(ParameterError, match=r"cutoff_percent must be in \[0, 100\), got 100"):
         evaluate_image(ref, ref, cutoff_percent=100.0)
-    small = Volume(np.zeros((4, 4)), Grid((4, 4), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), Quantity.PORTAL_DOSE, "Gy")
+    small = Volume(
+        np.zeros((4, 4)), Grid((4, 4), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), Quantity.PORTAL_DOSE, "Gy"
+    )
     with pytest.raises(ParameterError, match="differs from the reference shape"):
         evaluate_image(ref, small)
 
@@ -103,12 +105,18 @@ def test_statistics_closed_form() -> None:
 
 def _evaluation() -> Any:
     pairs = [_pair("a", "OMG", 20), _pair("b", "OMG", 12), _pair("c", "CIRS", 16)]
-    perfect = lambda epid: epid.with_array(np.asarray(epid.array) / 1000.0,  # noqa: E731
-                                          quantity=Quantity.PORTAL_DOSE, units="Gy")
-    over = lambda epid: epid.with_array(np.asarray(epid.array) / 1000.0 * 1.04,  # noqa: E731
-                                       quantity=Quantity.PORTAL_DOSE, units="Gy")
-    return evaluate_pairs(pairs, {"network": perfect, "baseline": over}, keep_maps=True, display_pixels=16,
-                          settings={"model": "test"})
+    def perfect(epid: Volume) -> Volume:
+        return epid.with_array(np.asarray(epid.array) / 1000.0, quantity=Quantity.PORTAL_DOSE, units="Gy")
+
+    def over(epid: Volume) -> Volume:
+        return epid.with_array(np.asarray(epid.array) * 1.04e-3, quantity=Quantity.PORTAL_DOSE, units="Gy")
+    return evaluate_pairs(
+        pairs,
+        {"network": perfect, "baseline": over},
+        keep_maps=True,
+        display_pixels=16,
+        settings={"model": "test"},
+    )
 
 
 def test_evaluate_pairs_summary_groups_and_json_contract() -> None:
@@ -119,11 +127,18 @@ def test_evaluate_pairs_summary_groups_and_json_contract() -> None:
     assert set(ev.groups("family")) == {"OMG", "CIRS"}
     assert set(ev.groups("family_field")) == {"OMG | 20px", "OMG | 12px", "CIRS | 16px"}
     doc = json.loads(json.dumps(ev.to_dict(), allow_nan=False))
-    assert {"settings", "methods", "n_images", "images", "summary", "by_family", "by_family_field"} <= set(doc)
+    assert {"settings", "methods", "n_images", "images", "summary", "by_family", "by_family_field"} <= set(
+        doc
+    )
     img = doc["images"][0]
     assert {"name", "family", "field_group", "network", "baseline"} <= set(img)
-    for key in ("pass_rate_3mm3pct_percent", "pass_rate_5mm5pct_percent", "pass_rate_2mm2pct_percent",
-                "mae_gy", "max_error_gy"):
+    for key in (
+        "pass_rate_3mm3pct_percent",
+        "pass_rate_5mm5pct_percent",
+        "pass_rate_2mm2pct_percent",
+        "mae_gy",
+        "max_error_gy",
+    ):
         assert key in img["network"]
         assert {"mean", "std", "median", "min", "max", "n"} == set(doc["summary"]["baseline"][key])
     assert doc["settings"]["cutoff_percent"] == 10.0 and doc["settings"]["model"] == "test"
@@ -160,11 +175,16 @@ class _Data:
 def test_leave_one_family_out_trains_without_the_family() -> None:
     from intrepid.learn import PreprocessConfig, TrainConfig, UNetConfig
 
-    pairs = [_pair(f"{f}{w}", f, w, split) for f in ("OMG", "CIRS") for w, split in
-             ((20, "train"), (12, "train"), (16, "test"))]
+    pairs = [
+        _pair(f"{f}{w}", f, w, split)
+        for f in ("OMG", "CIRS")
+        for w, split in ((20, "train"), (12, "train"), (16, "test"))
+    ]
     folds = leave_one_family_out(
-        _Data(pairs), train_config=TrainConfig(epochs=1, batch_size=2, device="cpu"),
-        unet=UNetConfig(depth=2, initial_filters=2), preprocess=PreprocessConfig(working_shape=(16, 16)),
+        _Data(pairs),
+        train_config=TrainConfig(epochs=1, batch_size=2, device="cpu"),
+        unet=UNetConfig(depth=2, initial_filters=2),
+        preprocess=PreprocessConfig(working_shape=(16, 16)),
         families=["CIRS"],
     )
     assert len(folds) == 1 and folds[0].family == "CIRS"

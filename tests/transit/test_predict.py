@@ -28,8 +28,16 @@ def _tiny_model(folder: Path) -> Path:
 def _epid(path: Path, value: float = 50.0) -> Path:
     a = np.zeros((ROWS, ROWS))
     a[8:24, 8:24] = value
-    return write_rtimage(path, a, pixel_spacing_mm=1.6, quantity=Quantity.EPID_SIGNAL, units="CU",
-                         image_position_mm=(-20.0, 24.8), meterset=100.0, gantry_deg=90.0)
+    return write_rtimage(
+        path,
+        a,
+        pixel_spacing_mm=1.6,
+        quantity=Quantity.EPID_SIGNAL,
+        units="CU",
+        image_position_mm=(-20.0, 24.8),
+        meterset=100.0,
+        gantry_deg=90.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,5 +104,9 @@ def test_batch_and_single_image_predictions_agree(tmp_path: Path) -> None:
     batch = predict_files(files, tmp_path / "batch", model=model, npz=True)
     for f, out in zip(files, batch, strict=True):
         single = predict_files([f], tmp_path / f"single_{f.stem}", model=model, npz=True)[0]
-        np.testing.assert_allclose(read_npz(single.npz).array, read_npz(out.npz).array,  # type: ignore[arg-type]
-                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            read_npz(single.npz).array,
+            read_npz(out.npz).array,  # type: ignore[arg-type]
+            rtol=1e-5,
+            atol=1e-7,
+        )

@@ -3,9 +3,9 @@
 By default the InTrEPID-2D demo: simulate a fresh test set of EPID / portal-dose pairs, predict it with the
 shipped default model and with the physics baseline, evaluate both (gamma, MAE) and write a self-contained
 HTML report (:func:`intrepid.transit.run_demo`). ``--foundation`` runs the earlier foundation demo instead: it
-builds a small synthetic CT + RTSTRUCT + RTDOSE case, reads it back with the DICOM layer, co-registers the dose
-onto the CT, checks the results against their closed-form values and writes ``summary.json``, ``summary.md``
-and the co-registered dose (NIfTI).
+builds a small synthetic CT + RTSTRUCT + RTDOSE case, reads it back with the DICOM layer, co-registers the
+dose onto the CT, checks the results against their closed-form values and writes ``summary.json``,
+``summary.md`` and the co-registered dose (NIfTI).
 """
 
 from __future__ import annotations
@@ -39,10 +39,17 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--foundation", action="store_true",
-                   help="run the foundation demo (synthetic CT/RTSTRUCT/RTDOSE co-registration) instead")
-    p.add_argument("--images", type=int, default=12,
-                   help="test images to simulate, 1-23 (default 12: three per phantom family)")
+    p.add_argument(
+        "--foundation",
+        action="store_true",
+        help="run the foundation demo (synthetic CT/RTSTRUCT/RTDOSE co-registration) instead",
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=12,
+        help="test images to simulate, 1-23 (default 12: three per phantom family)",
+    )
     p.add_argument("--seed", type=int, default=1, help="simulation seed (>= 0, default 1)")
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
     p.add_argument("--workers", type=int, default=2, help="simulation processes (default 2)")
@@ -212,13 +219,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from intrepid.transit import run_demo
 
-    result = run_demo(args.out, n_images=args.images, seed=args.seed, model=args.model,
-                      overwrite=args.overwrite, workers=args.workers, progress=not args.no_progress)
+    result = run_demo(
+        args.out,
+        n_images=args.images,
+        seed=args.seed,
+        model=args.model,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     doc = result.to_dict()
     if args.json:
         write_json(doc)
     else:
-        print(f"InTrEPID-2D demo: {doc['n_images']} simulated test images, default model vs physics baseline\n")
+        print(
+            f"InTrEPID-2D demo: {doc['n_images']} simulated test images, default model vs physics baseline\n"
+        )
         print(_demo_table(doc["summary"]), end="")
         fam = doc["by_family"]
         print("\n| family | images | network γ 3%/3mm (%) | baseline γ 3%/3mm (%) |\n|---|---:|---:|---:|")
@@ -226,8 +242,10 @@ def run(args: argparse.Namespace) -> int:
             n = d["network"]["pass_rate_3mm3pct_percent"]
             b = d["baseline"]["pass_rate_3mm3pct_percent"]
             print(f"| {name} | {n['n']} | {n['mean']:.2f} | {b['mean']:.2f} |")
-        print(f"\nreport: {result.report}\nevaluation: {result.summary_json}\n"
-              f"time: {result.seconds['total']:.0f} s (simulate {result.seconds['simulate']:.0f} s, "
-              f"predict + evaluate {result.seconds['predict_evaluate']:.0f} s, report "
-              f"{result.seconds['report']:.0f} s)")
+        print(
+            f"\nreport: {result.report}\nevaluation: {result.summary_json}\n"
+            f"time: {result.seconds['total']:.0f} s (simulate {result.seconds['simulate']:.0f} s, "
+            f"predict + evaluate {result.seconds['predict_evaluate']:.0f} s, report "
+            f"{result.seconds['report']:.0f} s)"
+        )
     return 0

@@ -25,9 +25,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("epid", nargs="+", type=Path, metavar="EPID.dcm", help="EPID RT Image file(s)")
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model folder (model.json + model.safetensors) or training run folder; default: the "
-                        "shipped default model")
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model folder (model.json + model.safetensors) or training run folder; default: the "
+        "shipped default model",
+    )
     p.add_argument("--npz", action="store_true", help="also write <stem>.npz (array in Gy + grid in mm)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
@@ -60,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         for o in outputs:
             extra = f" + {o.npz.name}" if o.npz else ""
             sys.stdout.write(f"{o.source} -> {o.rtimage}{extra}  (max {o.max_dose_gy:.4f} Gy)\n")
-        sys.stdout.write(f"{len(outputs)} image(s) in {total_s:.2f} s (model loaded in {load_s:.2f} s, "
-                         f"{model.members} member(s))\n")
+        sys.stdout.write(
+            f"{len(outputs)} image(s) in {total_s:.2f} s (model loaded in {load_s:.2f} s, "
+            f"{model.members} member(s))\n"
+        )
     return 0

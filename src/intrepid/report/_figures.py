@@ -90,7 +90,10 @@ def image_figure(image: ImageEvaluation, *, dpi: int = 80) -> bytes:
         ax.tick_params(labelsize=6)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
     r0, c0 = maps.reference.shape[0] // 2, maps.reference.shape[1] // 2
-    for ax, axis, label in ((axes[len(panels)], 1, "cross-plane (x)"), (axes[len(panels) + 1], 0, "in-plane (y)")):
+    for ax, axis, label in (
+        (axes[len(panels)], 1, "cross-plane (x)"),
+        (axes[len(panels) + 1], 0, "in-plane (y)"),
+    ):
         n_pts = maps.reference.shape[axis]
         pos = (np.arange(n_pts) - (n_pts - 1) / 2) * maps.spacing_mm[0 if axis == 0 else 1]
         ref = maps.reference[r0, :] if axis == 1 else maps.reference[:, c0]
@@ -123,8 +126,10 @@ def distribution_figure(evaluation: Evaluation, *, dpi: int = 90) -> bytes:
     fig, axes = plt.subplots(1, len(crit), figsize=(3.6 * len(crit), 3.4), squeeze=False)
     rng = np.random.default_rng(0)  # jitter of the points only
     for ax, c in zip(axes[0], crit, strict=True):
-        data = [[im.metrics[m].pass_rates_percent[c.key] for im in evaluation.images if m in im.metrics]
-                for m in evaluation.methods]
+        data = [
+            [im.metrics[m].pass_rates_percent[c.key] for im in evaluation.images if m in im.metrics]
+            for m in evaluation.methods
+        ]
         ax.boxplot(data, showfliers=False)
         ax.set_xticks(range(1, len(evaluation.methods) + 1), list(evaluation.methods))
         for n, (m, vals) in enumerate(zip(evaluation.methods, data, strict=True)):

@@ -27,7 +27,8 @@ from intrepid.transit._evaluation import Evaluation, ImageEvaluation
 __all__ = ["render_html", "write_report"]
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
+color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f2f2f2}
@@ -61,16 +62,22 @@ def _summary_table(ev: Evaluation, images: Sequence[ImageEvaluation] | None, tab
             cells.append(f"<td>{_num(s.mean)} ± {_num(s.std)}</td><td>{_num(s.median)}</td>")
         mae = summary[m]["mae_gy"]
         mx = summary[m]["max_error_gy"]
-        rows.append(f'<tr><td class="l">{_e(m)}</td>{"".join(cells)}<td>{_num(mae.mean, 4)}</td>'
-                    f"<td>{_num(mx.mean, 4)}</td><td>{mae.n}</td></tr>")
-    return (f'<table id="{_e(table_id)}"><tr><th class="l">method</th>{head}<th>MAE (Gy)</th>'
-            f"<th>max error (Gy)</th><th>images</th></tr>{''.join(rows)}</table>")
+        rows.append(
+            f'<tr><td class="l">{_e(m)}</td>{"".join(cells)}<td>{_num(mae.mean, 4)}</td>'
+            f"<td>{_num(mx.mean, 4)}</td><td>{mae.n}</td></tr>"
+        )
+    return (
+        f'<table id="{_e(table_id)}"><tr><th class="l">method</th>{head}<th>MAE (Gy)</th>'
+        f"<th>max error (Gy)</th><th>images</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _group_table(ev: Evaluation, by: str, table_id: str) -> str:
     c = ev.criteria[0]
     key = f"pass_rate_{c.key}_percent"
-    head = "".join(f"<th>{_e(m)} γ {_e(c.label)} mean ± σ (%)</th><th>{_e(m)} median</th>" for m in ev.methods)
+    head = "".join(
+        f"<th>{_e(m)} γ {_e(c.label)} mean ± σ (%)</th><th>{_e(m)} median</th>" for m in ev.methods
+    )
     rows = []
     for group, ims in ev.groups(by).items():
         cells = []
@@ -79,8 +86,10 @@ def _group_table(ev: Evaluation, by: str, table_id: str) -> str:
             cells.append(f"<td>{_num(s.mean)} ± {_num(s.std)}</td><td>{_num(s.median)}</td>")
         rows.append(f'<tr><td class="l">{_e(group)}</td><td>{len(ims)}</td>{"".join(cells)}</tr>')
     label = "family" if by == "family" else "family | field group"
-    return (f'<table id="{_e(table_id)}"><tr><th class="l">{label}</th><th>images</th>{head}</tr>'
-            f"{''.join(rows)}</table>")
+    return (
+        f'<table id="{_e(table_id)}"><tr><th class="l">{label}</th><th>images</th>{head}</tr>'
+        f"{''.join(rows)}</table>"
+    )
 
 
 def _image_table(ev: Evaluation) -> str:
@@ -95,11 +104,17 @@ def _image_table(ev: Evaluation) -> str:
                 cls = ' class="fail"' if math.isfinite(v) and v < 95.0 else ""
                 cells.append(f"<td{cls}>{_num(v)}</td>")
         for m in ev.methods:
-            cells.append(f"<td>{_num(im.metrics[m].mae_gy, 4)}</td><td>{_num(im.metrics[m].max_error_gy, 4)}</td>")
-        rows.append(f'<tr><td class="l">{_e(im.name)}</td><td class="l">{_e(im.family)}</td>'
-                    f'<td class="l">{_e(im.field_group)}</td>{"".join(cells)}</tr>')
-    return (f'<div class="wide"><table id="per-image"><tr><th class="l">image</th><th class="l">family</th>'
-            f'<th class="l">field</th>{head}</tr>{"".join(rows)}</table></div>')
+            cells.append(
+                f"<td>{_num(im.metrics[m].mae_gy, 4)}</td><td>{_num(im.metrics[m].max_error_gy, 4)}</td>"
+            )
+        rows.append(
+            f'<tr><td class="l">{_e(im.name)}</td><td class="l">{_e(im.family)}</td>'
+            f'<td class="l">{_e(im.field_group)}</td>{"".join(cells)}</tr>'
+        )
+    return (
+        f'<div class="wide"><table id="per-image"><tr><th class="l">image</th><th class="l">family</th>'
+        f'<th class="l">field</th>{head}</tr>{"".join(rows)}</table></div>'
+    )
 
 
 def _settings_table(ev: Evaluation, extra: dict[str, Any]) -> str:
@@ -117,8 +132,9 @@ def _settings_table(ev: Evaluation, extra: dict[str, Any]) -> str:
     items.update(ev.settings)
     items.update(extra)
     rows = "".join(
-        f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v if isinstance(v, str) else json.dumps(v, default=str))}'
-        "</td></tr>" for k, v in items.items()
+        f'<tr><th class="l">{_e(k)}</th><td class="l">'
+        f"{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</td></tr>"
+        for k, v in items.items()
     )
     return f'<table id="settings">{rows}</table>'
 
@@ -166,7 +182,8 @@ def render_html(
         _summary_table(evaluation, None, "summary"),
         "<h2>Pass-rate distributions</h2>",
         f"<figure>{_img(distribution_figure(evaluation), 'pass-rate distributions')}"
-        "<figcaption>Per-image global gamma pass rates (box: quartiles; points: images).</figcaption></figure>",
+        "<figcaption>Per-image global gamma pass rates (box: quartiles; points: images)."
+        "</figcaption></figure>",
         "<h2>Per phantom family</h2>",
         _group_table(evaluation, "family", "by-family"),
         "<h2>Per family × field group</h2>",
@@ -179,9 +196,11 @@ def render_html(
     if max_image_figures is not None:
         shown = shown[:max_image_figures]
     for im in shown:
-        parts.append(f'<figure class="image-figure">{_img(image_figure(im), im.name)}'
-                     f"<figcaption>{_e(im.name)}: EPID, true and predicted portal dose, difference, gamma "
-                     f"({_e(evaluation.criteria[0].label)}) and central profiles.</figcaption></figure>")
+        parts.append(
+            f'<figure class="image-figure">{_img(image_figure(im), im.name)}'
+            f"<figcaption>{_e(im.name)}: EPID, true and predicted portal dose, difference, gamma "
+            f"({_e(evaluation.criteria[0].label)}) and central profiles.</figcaption></figure>"
+        )
     if not shown:
         parts.append('<p class="note">No image maps were kept for this evaluation.</p>')
     parts += ["<h2>Settings</h2>", _settings_table(evaluation, settings or {}), "</body></html>"]

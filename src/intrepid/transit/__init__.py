@@ -1,8 +1,8 @@
 """intrepid.transit: the InTrEPID-2D workflow, EPID image -> portal dose, and its evaluation.
 
 - :mod:`baseline <intrepid.transit._baseline>`: the physics baseline, a calibrated kernel model (no learning);
-- :mod:`evaluation <intrepid.transit._evaluation>`: gamma pass rates, MAE and maximum error per image, summaries
-  per family and field size, leave-one-family-out;
+- :mod:`evaluation <intrepid.transit._evaluation>`: gamma pass rates, MAE and maximum error per image,
+  summaries per family and field size, leave-one-family-out;
 - :mod:`predict <intrepid.transit._predict>`: EPID files -> portal-dose RT Image (and ``.npz``) files;
 - :mod:`default model <intrepid.transit._default_model>`: the ensemble shipped with the package;
 - :mod:`demo <intrepid.transit._demo>`: simulate a fresh test set, predict, evaluate, report.

@@ -87,8 +87,9 @@ def _gauss(f2: NDArray[np.float64], sigma_mm: float) -> NDArray[np.float64]:
     return np.exp(-2.0 * math.pi**2 * sigma_mm * sigma_mm * f2)
 
 
-def _basis(signal: NDArray[np.float64], spacing_mm: tuple[float, float],
-           sigmas_mm: Sequence[float]) -> list[NDArray[np.float64]]:
+def _basis(
+    signal: NDArray[np.float64], spacing_mm: tuple[float, float], sigmas_mm: Sequence[float]
+) -> list[NDArray[np.float64]]:
     """The signal and its Gaussian-filtered copies (FFT, edge padding), each ``(rows, columns)``."""
     from scipy import fft
 
@@ -97,12 +98,16 @@ def _basis(signal: NDArray[np.float64], spacing_mm: tuple[float, float],
     out = [signal]
     for s in sigmas_mm:
         filt = fft.irfft2(spec * _gauss(f2, s), s=shape, workers=-1)
-        out.append(np.asarray(filt[pr:pr + rows, pc:pc + cols]))
+        out.append(np.asarray(filt[pr : pr + rows, pc : pc + cols]))
     return out
 
 
-def _apply(signal: NDArray[np.float64], spacing_mm: tuple[float, float], sigmas_mm: Sequence[float],
-           weights: Sequence[float]) -> NDArray[np.float64]:
+def _apply(
+    signal: NDArray[np.float64],
+    spacing_mm: tuple[float, float],
+    sigmas_mm: Sequence[float],
+    weights: Sequence[float],
+) -> NDArray[np.float64]:
     """``weights[0] * S + sum_k weights[k+1] G_k * S`` as one transfer function (one FFT pair)."""
     from scipy import fft
 
@@ -112,7 +117,7 @@ def _apply(signal: NDArray[np.float64], spacing_mm: tuple[float, float], sigmas_
     for w, s in zip(weights[1:], sigmas_mm, strict=True):
         transfer += float(w) * _gauss(f2, s)
     filt = fft.irfft2(spec * transfer, s=shape, workers=-1)
-    return np.asarray(filt[pr:pr + rows, pc:pc + cols])
+    return np.asarray(filt[pr : pr + rows, pc : pc + cols])
 
 
 def _spacing(volume: Volume) -> tuple[float, float]:
@@ -189,8 +194,11 @@ class KernelBaseline:
             raise ParameterError(f"signal must be 2D (rows, columns), got shape {s.shape}")
         if not np.all(np.isfinite(s)):
             raise ParameterError("signal contains NaN or infinite values")
-        sp = tuple(float(v) for v in np.broadcast_to(np.asarray(spacing_mm, dtype=float), (2,))) \
-            if np.size(spacing_mm) in (1, 2) else ()
+        sp = (
+            tuple(float(v) for v in np.broadcast_to(np.asarray(spacing_mm, dtype=float), (2,)))
+            if np.size(spacing_mm) in (1, 2)
+            else ()
+        )
         if len(sp) != 2 or not all(math.isfinite(v) and v > 0 for v in sp):
             raise ParameterError(f"spacing_mm must be > 0 (one value or row, column), got {spacing_mm!r}")
         dose = _apply(_median3(s), (sp[0], sp[1]), self.sigmas_mm, self.weights) + self.offset_gy
@@ -221,8 +229,12 @@ class KernelBaseline:
         if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
             raise ModelError(f"not a kernel-baseline description (format must be {_FORMAT!r})")
         try:
-            return cls(tuple(doc["sigmas_mm"]), tuple(doc["weights"]), float(doc.get("offset_gy", 0.0)),
-                       dict(doc.get("training") or {}))
+            return cls(
+                tuple(doc["sigmas_mm"]),
+                tuple(doc["weights"]),
+                float(doc.get("offset_gy", 0.0)),
+                dict(doc.get("training") or {}),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"kernel-baseline description is incomplete or malformed: {exc}") from exc
 
@@ -298,8 +310,11 @@ def fit_baseline(
     items = list(pairs)
     if not items:
         raise ParameterError("fit_baseline needs at least one training pair, got 0")
-    if isinstance(pixels_per_image, bool) or int(pixels_per_image) != pixels_per_image \
-            or pixels_per_image < 10:
+    if (
+        isinstance(pixels_per_image, bool)
+        or int(pixels_per_image) != pixels_per_image
+        or pixels_per_image < 10
+    ):
         raise ParameterError(f"pixels_per_image must be an integer >= 10, got {pixels_per_image!r}")
     if isinstance(fit_pixels, bool) or int(fit_pixels) != fit_pixels or fit_pixels < 16:
         raise ParameterError(f"fit_pixels must be an integer >= 16, got {fit_pixels!r}")
@@ -330,11 +345,14 @@ def fit_baseline(
         flat_d = d.ravel()
         inside = np.flatnonzero(flat_d > _IN_FIELD_FRACTION * dmax)
         half = pixels_per_image // 2
-        pick = np.concatenate([
-            rng.choice(inside, size=min(half, inside.size), replace=False) if inside.size
-            else np.zeros(0, int),
-            rng.choice(flat_d.size, size=min(pixels_per_image - half, flat_d.size), replace=False),
-        ])
+        pick = np.concatenate(
+            [
+                rng.choice(inside, size=min(half, inside.size), replace=False)
+                if inside.size
+                else np.zeros(0, int),
+                rng.choice(flat_d.size, size=min(pixels_per_image - half, flat_d.size), replace=False),
+            ]
+        )
         design = np.stack([np.ones(pick.size)] + [b.ravel()[pick] for b in basis], axis=1)
         rows_x.append(design / dmax)
         rows_y.append(flat_d[pick] / dmax)
@@ -353,6 +371,7 @@ def fit_baseline(
         "rms_residual_percent_of_max": 100.0 * rms,
         "solver": "numpy.linalg.lstsq, residuals divided by each image's maximum dose",
     }
-    _log.info("kernel baseline fitted on %d images: RMS residual %.2f %% of the maximum", len(items),
-              100 * rms)
+    _log.info(
+        "kernel baseline fitted on %d images: RMS residual %.2f %% of the maximum", len(items), 100 * rms
+    )
     return KernelBaseline(sig, tuple(float(v) for v in coef[1:]), float(coef[0]), training)

@@ -59,7 +59,9 @@ def demo_specs(n_images: int = 12, seed: int = 1) -> list[Any]:
         for q in queues:
             if q and len(chosen) < n_images:
                 chosen.append(q.pop(0))
-    seeds = np.random.default_rng(np.random.SeedSequence([int(seed), 0xDE70])).integers(0, 2**31 - 1, len(chosen))
+    seeds = np.random.default_rng(np.random.SeedSequence([int(seed), 0xDE70])).integers(
+        0, 2**31 - 1, len(chosen)
+    )
     return [replace(s, seed=int(k)) for s, k in zip(chosen, seeds, strict=True)]
 
 
@@ -88,9 +90,16 @@ class DemoResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths, timings and the evaluation summary."""
         d = self.evaluation.to_dict()
-        return {"out": str(self.out_dir), "report": str(self.report), "summary_json": str(self.summary_json),
-                "n_images": len(self.evaluation.images), "seconds": self.seconds, "summary": d["summary"],
-                "by_family": d["by_family"], "settings": d["settings"]}
+        return {
+            "out": str(self.out_dir),
+            "report": str(self.report),
+            "summary_json": str(self.summary_json),
+            "n_images": len(self.evaluation.images),
+            "seconds": self.seconds,
+            "summary": d["summary"],
+            "by_family": d["by_family"],
+            "settings": d["settings"],
+        }
 
 
 def run_demo(
@@ -167,8 +176,11 @@ def run_demo(
     t = time.perf_counter()
     model_dir = resolve_model_path(model)
     network = load_predictor(model_dir)
-    baseline = load_baseline(model_dir / "baseline.json") if (model_dir / "baseline.json").is_file() \
+    baseline = (
+        load_baseline(model_dir / "baseline.json")
+        if (model_dir / "baseline.json").is_file()
         else load_default_baseline()
+    )
     data = load_dataset(out / "data")
     seconds["load"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -179,12 +191,22 @@ def run_demo(
         "baseline": "kernel model: " + ", ".join(f"σ {s:g} mm" for s in baseline.sigmas_mm),
         "test set": f"{len(specs)} images of the seed's test split, simulated with seed {seed}",
     }
-    evaluation = evaluate_pairs(data, {"network": network, "baseline": baseline}, criteria=criteria,
-                                keep_maps=True, settings=settings, progress=progress)
+    evaluation = evaluate_pairs(
+        data,
+        {"network": network, "baseline": baseline},
+        criteria=criteria,
+        keep_maps=True,
+        settings=settings,
+        progress=progress,
+    )
     seconds["predict_evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
-    report = write_report(evaluation, out / "report.html", title="InTrEPID-2D demo: network vs physics baseline",
-                          settings={"timings_s": {k: round(v, 1) for k, v in seconds.items()}})
+    report = write_report(
+        evaluation,
+        out / "report.html",
+        title="InTrEPID-2D demo: network vs physics baseline",
+        settings={"timings_s": {k: round(v, 1) for k, v in seconds.items()}},
+    )
     seconds["report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     doc = evaluation.to_dict()

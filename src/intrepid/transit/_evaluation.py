@@ -117,8 +117,14 @@ class MethodMetrics:
         """JSON-ready: ``pass_rate_<key>_percent``, ``mean_gamma_<key>``, ``mae_gy``, ``max_error_gy``..."""
         d: dict[str, Any] = {f"pass_rate_{k}_percent": v for k, v in self.pass_rates_percent.items()}
         d.update({f"mean_gamma_{k}": v for k, v in self.mean_gamma.items()})
-        d.update({"mae_gy": self.mae_gy, "max_error_gy": self.max_error_gy, "mae_percent": self.mae_percent,
-                  "seconds": self.seconds})
+        d.update(
+            {
+                "mae_gy": self.mae_gy,
+                "max_error_gy": self.max_error_gy,
+                "mae_percent": self.mae_percent,
+                "seconds": self.seconds,
+            }
+        )
         return d
 
 
@@ -126,8 +132,8 @@ class MethodMetrics:
 class ImageMaps:
     """Display copies of one image's maps (block-averaged to at most ``display_pixels`` per side).
 
-    ``epid``, ``reference`` and each ``predictions[method]`` hold the signal / dose (Gy); ``gamma[method]`` the
-    gamma map at the first criterion (block maximum, NaN below the cut-off); ``spacing_mm`` is the (row,
+    ``epid``, ``reference`` and each ``predictions[method]`` hold the signal / dose (Gy); ``gamma[method]``
+    the gamma map at the first criterion (block maximum, NaN below the cut-off); ``spacing_mm`` is the (row,
     column) spacing of the display arrays in mm at the detector.
     """
 
@@ -152,8 +158,13 @@ class ImageEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: identification plus one object of metrics per method."""
-        d: dict[str, Any] = {"name": self.name, "family": self.family, "field_group": self.field_group,
-                             "field": self.field, "max_dose_gy": self.max_dose_gy}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "family": self.family,
+            "field_group": self.field_group,
+            "field": self.field,
+            "max_dose_gy": self.max_dose_gy,
+        }
         for method, m in self.metrics.items():
             d[method] = m.to_dict()
         return d
@@ -177,13 +188,25 @@ class Statistics:
         if a.size == 0:
             nan = float("nan")
             return cls(nan, nan, nan, nan, nan, 0)
-        return cls(float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, float(np.median(a)),
-                   float(a.min()), float(a.max()), int(a.size))
+        return cls(
+            float(a.mean()),
+            float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            float(np.median(a)),
+            float(a.min()),
+            float(a.max()),
+            int(a.size),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"mean": self.mean, "std": self.std, "median": self.median, "min": self.minimum,
-                "max": self.maximum, "n": self.n}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "median": self.median,
+            "min": self.minimum,
+            "max": self.maximum,
+            "n": self.n,
+        }
 
 
 def _metric_values(images: Sequence[ImageEvaluation], method: str, metric: str) -> list[float]:
@@ -193,7 +216,7 @@ def _metric_values(images: Sequence[ImageEvaluation], method: str, metric: str) 
         if m is None:
             continue
         if metric.startswith("pass_rate_"):
-            out.append(m.pass_rates_percent[metric[len("pass_rate_"):-len("_percent")]])
+            out.append(m.pass_rates_percent[metric[len("pass_rate_") : -len("_percent")]])
         else:
             out.append(float(getattr(m, metric)))
     return out
@@ -224,9 +247,11 @@ class Evaluation:
     @property
     def metric_names(self) -> tuple[str, ...]:
         """``pass_rate_<key>_percent`` for every criterion, then ``mae_gy``, ``max_error_gy``."""
-        return tuple(f"pass_rate_{c.key}_percent" for c in self.criteria) + ("mae_gy", "max_error_gy")
+        return (*(f"pass_rate_{c.key}_percent" for c in self.criteria), "mae_gy", "max_error_gy")
 
-    def statistics(self, method: str, metric: str, images: Sequence[ImageEvaluation] | None = None) -> Statistics:
+    def statistics(
+        self, method: str, metric: str, images: Sequence[ImageEvaluation] | None = None
+    ) -> Statistics:
         """Statistics of one metric of one method over ``images`` (default: all)."""
         if method not in self.methods:
             raise ParameterError(f"method must be one of {list(self.methods)}, got {method!r}")
@@ -257,7 +282,9 @@ class Evaluation:
 
         return {
             "settings": {
-                "criteria": [{"dd_percent": c.dd_percent, "dta_mm": c.dta_mm, "key": c.key} for c in self.criteria],
+                "criteria": [
+                    {"dd_percent": c.dd_percent, "dta_mm": c.dta_mm, "key": c.key} for c in self.criteria
+                ],
                 "cutoff_percent": self.cutoff_percent,
                 "normalisation": "global (reference maximum)",
                 **self.settings,
@@ -333,7 +360,9 @@ def evaluate_image(
     if not (0 <= cutoff_percent < 100):
         raise ParameterError(f"cutoff_percent must be in [0, 100), got {cutoff_percent}")
     if reference.shape != predicted.shape:
-        raise ParameterError(f"predicted shape {predicted.shape} differs from the reference shape {reference.shape}")
+        raise ParameterError(
+            f"predicted shape {predicted.shape} differs from the reference shape {reference.shape}"
+        )
     ref = np.asarray(reference.array, dtype=np.float64)
     pred = np.asarray(predicted.array, dtype=np.float64)
     evaluated = predicted.with_array(pred, frame_of_reference_uid=reference.frame_of_reference_uid)
@@ -341,7 +370,9 @@ def evaluate_image(
     means: dict[str, float] = {}
     maps = []
     for c in criteria:
-        res = gamma(reference, evaluated, dd_percent=c.dd_percent, dta_mm=c.dta_mm, cutoff_percent=cutoff_percent)
+        res = gamma(
+            reference, evaluated, dd_percent=c.dd_percent, dta_mm=c.dta_mm, cutoff_percent=cutoff_percent
+        )
         rates[c.key] = float(res.pass_rate_percent)
         means[c.key] = float(res.mean_gamma)
         maps.append(res.gamma_map)
@@ -349,7 +380,9 @@ def evaluate_image(
     mask = ref >= cutoff_percent / 100.0 * dmax
     err = np.abs(pred - ref)[mask] if mask.any() else np.zeros(1)
     mae = float(err.mean())
-    metrics = MethodMetrics(rates, means, mae, float(err.max()), 100.0 * mae / dmax if dmax > 0 else float("nan"))
+    metrics = MethodMetrics(
+        rates, means, mae, float(err.max()), 100.0 * mae / dmax if dmax > 0 else float("nan")
+    )
     return metrics, maps
 
 
@@ -405,7 +438,7 @@ def evaluate_pairs(
     Examples
     --------
     >>> ev = evaluate_pairs(load_dataset("pairs/", split="test"),
-    ...                     {"network": load_default_model(), "baseline": load_default_baseline()})  # doctest: +SKIP
+    ...     {"network": load_default_model(), "baseline": load_default_baseline()})  # doctest: +SKIP
     >>> ev.statistics("network", "pass_rate_3mm3pct_percent").mean  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
@@ -434,19 +467,31 @@ def evaluate_pairs(
             pred = call(pair.epid)
             seconds = time.perf_counter() - t
             m, maps = evaluate_image(ref, pred, criteria=crit, cutoff_percent=cutoff_percent)
-            metrics[method] = MethodMetrics(m.pass_rates_percent, m.mean_gamma, m.mae_gy, m.max_error_gy,
-                                            m.mae_percent, seconds)
+            metrics[method] = MethodMetrics(
+                m.pass_rates_percent, m.mean_gamma, m.mae_gy, m.max_error_gy, m.mae_percent, seconds
+            )
             if keep_maps:
                 preds[method] = _block(np.asarray(pred.array), factor, "mean")
                 gmaps[method] = _block(np.asarray(maps[0].array), factor, "max")
         kept = None
         if keep_maps:
             sp = (float(ref.grid.spacing_mm[1]) * factor, float(ref.grid.spacing_mm[0]) * factor)
-            kept = ImageMaps(_block(np.asarray(pair.epid.array), factor, "mean"),
-                             _block(np.asarray(ref.array), factor, "mean"), preds, gmaps, sp)
+            kept = ImageMaps(
+                _block(np.asarray(pair.epid.array), factor, "mean"),
+                _block(np.asarray(ref.array), factor, "mean"),
+                preds,
+                gmaps,
+                sp,
+            )
         out.append(ImageEvaluation(name, family, group, field_name, float(np.max(ref.array)), metrics, kept))
-        _log.info("%s: %s", name, ", ".join(
-            f"{meth} {crit[0].label} {mm.pass_rates_percent[crit[0].key]:.2f} %" for meth, mm in metrics.items()))
+        _log.info(
+            "%s: %s",
+            name,
+            ", ".join(
+                f"{meth} {crit[0].label} {mm.pass_rates_percent[crit[0].key]:.2f} %"
+                for meth, mm in metrics.items()
+            ),
+        )
     return Evaluation(tuple(out), tuple(calls), crit, float(cutoff_percent), dict(settings or {}))
 
 
@@ -462,8 +507,14 @@ class FamilyHoldout:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the family, training size and time, and the evaluation's summary."""
         d = self.evaluation.to_dict()
-        return {"family": self.family, "n_train": self.n_train, "n_test": len(self.evaluation.images),
-                "train_seconds": self.train_seconds, "summary": d["summary"], "images": d["images"]}
+        return {
+            "family": self.family,
+            "n_train": self.n_train,
+            "n_test": len(self.evaluation.images),
+            "train_seconds": self.train_seconds,
+            "summary": d["summary"],
+            "images": d["images"],
+        }
 
 
 def leave_one_family_out(
@@ -513,32 +564,51 @@ def leave_one_family_out(
     records = list(dataset.records)
     all_families = sorted({r.family for r in records if r.family})
     if len(all_families) < 2:
-        raise ParameterError(f"leave-one-family-out needs at least two families, the data set has {all_families}")
+        raise ParameterError(
+            f"leave-one-family-out needs at least two families, the data set has {all_families}"
+        )
     chosen = list(all_families if families is None else families)
     for f in chosen:
         if f not in all_families:
             raise ParameterError(f"family {f!r} is not in the data set (families: {all_families})")
     out = []
     for fam in chosen:
-        train_idx = [i for i, r in enumerate(records)
-                     if r.family != fam and (test_split is None or r.split != test_split)]
-        test_idx = [i for i, r in enumerate(records)
-                    if r.family == fam and (test_split is None or r.split == test_split)]
+        train_idx = [
+            i
+            for i, r in enumerate(records)
+            if r.family != fam and (test_split is None or r.split != test_split)
+        ]
+        test_idx = [
+            i
+            for i, r in enumerate(records)
+            if r.family == fam and (test_split is None or r.split == test_split)
+        ]
         if not train_idx or not test_idx:
             raise ParameterError(
-                f"holding out {fam!r} leaves {len(train_idx)} training and {len(test_idx)} test pairs; need >= 1"
+                f"holding out {fam!r} leaves {len(train_idx)} training and {len(test_idx)} test pairs; "
+                "need >= 1 of each"
             )
         train_pairs = [dataset[i] for i in train_idx]
         t = time.perf_counter()
-        model = train_model(train_pairs, (), train_config, unet=unet, preprocess=preprocess, progress=progress)
+        model = train_model(
+            train_pairs, (), train_config, unet=unet, preprocess=preprocess, progress=progress
+        )
         baseline = fit_baseline(train_pairs)
         seconds = time.perf_counter() - t
-        ev = evaluate_pairs([dataset[i] for i in test_idx],
-                            {"network": model.ensemble(), "baseline": baseline},
-                            criteria=criteria, cutoff_percent=cutoff_percent,
-                            settings={"held_out_family": fam, "n_train": len(train_idx)}, progress=progress)
-        _log.info("held out %s: network %.2f %%, baseline %.2f %% (%s)", fam,
-                  ev.statistics("network", ev.metric_names[0]).mean,
-                  ev.statistics("baseline", ev.metric_names[0]).mean, ev.criteria[0].label)
+        ev = evaluate_pairs(
+            [dataset[i] for i in test_idx],
+            {"network": model.ensemble(), "baseline": baseline},
+            criteria=criteria,
+            cutoff_percent=cutoff_percent,
+            settings={"held_out_family": fam, "n_train": len(train_idx)},
+            progress=progress,
+        )
+        _log.info(
+            "held out %s: network %.2f %%, baseline %.2f %% (%s)",
+            fam,
+            ev.statistics("network", ev.metric_names[0]).mean,
+            ev.statistics("baseline", ev.metric_names[0]).mean,
+            ev.criteria[0].label,
+        )
         out.append(FamilyHoldout(fam, len(train_idx), ev, seconds))
     return out

@@ -86,9 +86,13 @@ class PredictionOutput:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"source": str(self.source), "rtimage": str(self.rtimage),
-                "npz": None if self.npz is None else str(self.npz), "max_dose_gy": self.max_dose_gy,
-                "seconds": self.seconds}
+        return {
+            "source": str(self.source),
+            "rtimage": str(self.rtimage),
+            "npz": None if self.npz is None else str(self.npz),
+            "max_dose_gy": self.max_dose_gy,
+            "seconds": self.seconds,
+        }
 
 
 def predict_files(
@@ -142,8 +146,10 @@ def predict_files(
     stems: dict[str, Path] = {}
     for f in files:
         if f.stem in stems:
-            raise ParameterError(f"two inputs share the file stem {f.stem!r} ({stems[f.stem]} and {f}); "
-                                 "outputs are named after the stem")
+            raise ParameterError(
+                f"two inputs share the file stem {f.stem!r} ({stems[f.stem]} and {f}); "
+                "outputs are named after the stem"
+            )
         stems[f.stem] = f
     out = Path(out_dir)
     if not overwrite:
@@ -155,8 +161,10 @@ def predict_files(
     for f in files:
         rt = read_rtimage(f)
         if rt.image.quantity is Quantity.PORTAL_DOSE:
-            raise ParameterError(f"{f}: is already a portal-dose image (Rescale Type {rt.pixel_units!r}), "
-                                 "expected an EPID image")
+            raise ParameterError(
+                f"{f}: is already a portal-dose image (Rescale Type {rt.pixel_units!r}), "
+                "expected an EPID image"
+            )
         images.append(rt)
     t = time.perf_counter()
     doses = ens.predict_volumes([rt.image for rt in images])
@@ -169,12 +177,22 @@ def predict_files(
             raise ModelError(f"{f}: the model predicted non-finite doses")
         origin = rt.image.grid.origin_mm
         dcm = write_rtimage(
-            out / f"{f.stem}.dcm", arr, pixel_spacing_mm=rt.pixel_spacing_mm, sid_mm=rt.sid_mm, sad_mm=rt.sad_mm,
-            gantry_deg=rt.gantry_deg, collimator_deg=rt.collimator_deg, couch_deg=rt.couch_deg,
-            vendor=Vendor.GENERIC, quantity=Quantity.PORTAL_DOSE, units="Gy",
+            out / f"{f.stem}.dcm",
+            arr,
+            pixel_spacing_mm=rt.pixel_spacing_mm,
+            sid_mm=rt.sid_mm,
+            sad_mm=rt.sad_mm,
+            gantry_deg=rt.gantry_deg,
+            collimator_deg=rt.collimator_deg,
+            couch_deg=rt.couch_deg,
+            vendor=Vendor.GENERIC,
+            quantity=Quantity.PORTAL_DOSE,
+            units="Gy",
             image_position_mm=(float(origin[0]), float(origin[1])),
-            frame_of_reference_uid=rt.frame_of_reference_uid, meterset=rt.meterset,
-            referenced_plan_uid=rt.referenced_plan_uid, referenced_beam_number=rt.referenced_beam_number,
+            frame_of_reference_uid=rt.frame_of_reference_uid,
+            meterset=rt.meterset,
+            referenced_plan_uid=rt.referenced_plan_uid,
+            referenced_beam_number=rt.referenced_beam_number,
             description=f"InTrEPID portal dose from {f.name}",
         )
         npz_path = write_npz(dose, out / f"{f.stem}.npz") if npz else None
