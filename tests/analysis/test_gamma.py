@@ -526,3 +526,120 @@ def test_node_offsets_bound_the_distance_to_their_cells() -> None:
         d2 = (x * scale[0]) ** 2 + (y * scale[1]) ** 2 + (z * scale[2]) ** 2
         assert bound <= d2.min() + 1e-12
         assert bound == pytest.approx(d2.min(), abs=1e-12)  # a corner of the cell attains it
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "dta", "max_gamma"),
+    [
+        ((40, 44), (0.25, 0.25, 1.0), 2.0, 2.0),  # DTA spans 8 pixels: long ring searches
+        ((30, 33), (0.4, 0.3, 1.0), 1.0, 12.0),  # max_gamma beyond the tabulated ring: cell search after it
+        ((9, 12, 13), (0.5, 0.6, 0.4), 2.0, 2.0),  # 3D, anisotropic, DTA spans 3-5 voxels
+        ((7, 8, 9), (1.0, 1.0, 1.0), 1.0, 9.0),  # 3D, ring table capped at 6 cells
+    ],
+)
+def test_ring_search_matches_the_general_search(
+    shape: tuple[int, ...],
+    spacing: tuple[float, float, float],
+    dta: float,
+    max_gamma: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Beyond the star the kernel continues over the faces around it, nearest cell first, bounded per cell by
+    # distance and dose range, and falls back to the cell search near the grid edges or past the table. All
+    # paths are exact for the same interpolant: they agree to rounding (1e-10 on γ², as above). Rough data
+    # (±8 % noise on a smooth field) put many points in the ring, some next to the edges.
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(sum(shape))
+    ref = 1.0 + 3.0 * gaussian_filter(rng.random(shape), 2.0)
+    ev = ref * 1.03 + gaussian_filter(rng.normal(0.0, 0.08, shape), 0.5)
+    grid = Grid(shape, (0.5, 1.0, -2.0), spacing)
+    kwargs = dict(dd_percent=2.0, dta_mm=dta, cutoff_percent=0.0, max_gamma=max_gamma)
+    a = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+    with monkeypatch.context() as patch:
+        _general_search_only(patch)
+        b = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+    ga, gb = a.gamma_map.array, b.gamma_map.array
+    assert np.max(np.abs(ga**2 - gb**2)) <= 1e-10
+    assert np.array_equal(a.passed, b.passed)
+    assert a.pass_rate_percent == b.pass_rate_percent
+    assert 0.0 < a.pass_rate_percent < 100.0
+
+
+@pytest.mark.parametrize(
+    ("scale", "ndim"), [((0.2, 0.2, 1.0), 2), ((1.0, 1.0, 1.0), 3), ((0.4, 0.7, 0.5), 3)]
+)
+def test_ring_table_bounds_are_lower_bounds_and_complete(scale: tuple[float, ...], ndim: int) -> None:
+    from intrepid.analysis._gamma_kernels import _face_distance2, ring_table
+
+    s = np.asarray(scale)
+    table = ring_table(s, 2.0, ndim)
+    n = table.m.size
+    assert n > 0 and table.limit2 == pytest.approx(4.0)
+    assert np.all(np.diff(table.cell_bound) >= 0)  # cells nearest first: the search may stop at the first
+    assert table.cell_start[0] == 0 and table.cell_start[-1] == n
+    rng = np.random.default_rng(5)
+    for f in rng.choice(n, size=min(n, 300), replace=False):
+        m = int(table.m[f])
+        verts = table.vertices[f, : m + 1]
+        assert not np.any(np.all(verts == 0, axis=1))  # the node itself is in the star, not the ring
+        steps = verts[1:] - verts[:-1]
+        chain = [int(sum(1 << a for a in range(3) if st[a])) for st in steps]
+        exact = _face_distance2(-verts[0].astype(float), chain, s**2)
+        assert table.bound[f] <= exact + 1e-12  # a lower bound of the distance to the face
+        cell = int(np.searchsorted(table.cell_start, f, side="right")) - 1
+        assert table.cell_bound[cell] <= table.bound[f] + 1e-12  # the cell bounds its faces
+        assert np.all(verts - table.cell_base[cell] >= 0) and np.all(verts - table.cell_base[cell] <= 1)
+    # complete: every face of the triangulation nearer than the limit (brute force), except the star's
+    listed = {tuple(map(tuple, table.vertices[f, : table.m[f] + 1])) for f in range(n)}
+    near = _faces_within(s, ndim, table.limit2)
+    star = {face for face in near if (0, 0, 0) in face}
+    assert len(star) == {2: 13, 3: 75}[ndim]  # 12 or 74 faces around the node, and the node itself
+    assert near - star <= listed
+
+
+def _faces_within(s: np.ndarray, ndim: int, limit2: float) -> set[tuple[tuple[int, ...], ...]]:
+    import itertools
+
+    from intrepid.analysis._gamma_kernels import _face_distance2, face_table
+
+    blocks, counts = face_table(ndim)
+    reach = [int(np.ceil(np.sqrt(limit2) / s[a])) + 1 if a < ndim else 0 for a in range(3)]
+    faces = set()
+    for base in itertools.product(*[range(-r - 1, r + 1) if r else (0,) for r in reach]):
+        for f in range(blocks.shape[0]):
+            chain = [int(b) for b in blocks[f, : counts[f]]]
+            if _face_distance2(-np.asarray(base, dtype=float), chain, s**2) < limit2 * (1 - 1e-6):
+                cum, verts = 0, [tuple(base)]
+                for blk in chain:
+                    cum |= blk
+                    verts.append(tuple(int(base[a] + ((cum >> a) & 1)) for a in range(3)))
+                faces.add(tuple(verts))
+    return faces
+
+
+def test_statistics_gathered_in_the_kernel_equal_numpy_on_the_map() -> None:
+    # The numba kernel accumulates count, passes, sum, maximum and a histogram per task; γ1% is then read
+    # from the top of the distribution only. Same numbers as numpy on the map: counts exact, γ1% and the
+    # maximum exact (same order statistics and interpolation), the mean to summation-order rounding (1e-12).
+    rng = np.random.default_rng(11)
+    for shape in [(60, 70), (12, 14, 16)]:
+        ref = 1.0 + 3.0 * rng.random(shape)
+        ev = ref * (1.0 + rng.normal(0.0, 0.04, shape))
+        grid = Grid(shape, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        for cutoff, cap in [(10.0, 2.0), (40.0, 1.3)]:
+            res = gamma(
+                Volume(ref, grid),
+                Volume(ev, grid),
+                dd_percent=3,
+                dta_mm=1,
+                cutoff_percent=cutoff,
+                max_gamma=cap,
+            )
+            g = res.gamma_map.array
+            values = g[np.isfinite(g)]
+            assert res.evaluated_points == values.size
+            assert res.passed_points == np.count_nonzero(values <= 1.0 + PASS_TOLERANCE)
+            assert res.max_gamma == values.max()
+            assert res.gamma_1percent == np.percentile(values, 99)
+            assert res.mean_gamma == pytest.approx(values.mean(), rel=1e-12)

@@ -38,6 +38,7 @@ practice. Phys Med 36:1-11, 2017. doi:10.1016/j.ejmp.2017.03.001
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import time
@@ -276,7 +277,7 @@ def _index_maps(reference: Volume, evaluated: Volume) -> tuple[NDArray[np.float6
         raise GeometryError(
             f"reference and evaluated must both be 2D or both 3D, got {rg.ndim}D and {eg.ndim}D"
         )
-    if not np.allclose(rg.direction_matrix, eg.direction_matrix, atol=1e-4):
+    if not np.max(np.abs(np.asarray(rg.direction_matrix) - np.asarray(eg.direction_matrix))) <= 1e-4:
         raise GeometryError(
             "reference and evaluated grids must have the same direction matrix (resample one onto the other "
             f"first), got {np.round(rg.direction_matrix, 6).tolist()} and "
@@ -297,6 +298,13 @@ def _index_maps(reference: Volume, evaluated: Volume) -> tuple[NDArray[np.float6
         alpha[2] = 0.0
         beta[2] = 0.0
     return alpha, beta
+
+
+def _check_finite(volume: Volume, name: str) -> None:
+    """:meth:`Volume.check_finite`, after a cheap test: a sum is finite when no value is NaN or infinite."""
+    a = volume.array
+    if a.dtype.kind in "fc" and not np.isfinite(np.sum(a)):  # NaN, ±inf, or an overflow of finite values
+        volume.check_finite(name)
 
 
 def _as_3d(array: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -389,8 +397,8 @@ def gamma(
             f"reference Frame of Reference UID {ref_uid} differs from evaluated {ev_uid}; register them or "
             "pass ignore_frame_of_reference=True"
         )
-    reference.check_finite("reference")
-    evaluated.check_finite("evaluated")
+    _check_finite(reference, "reference")
+    _check_finite(evaluated, "evaluated")
     alpha, beta = _index_maps(reference, evaluated)
     ref = _as_3d(reference.array)
     ev = _as_3d(evaluated.array)
@@ -401,8 +409,8 @@ def gamma(
     scale = np.asarray(evaluated.grid.spacing_mm, dtype=float) / settings.dta_mm
     if ndim == 2:
         scale[2] = 1.0
-    gamma_sq, seconds = _run(ref, ev, alpha, beta, scale, settings, ndim, device)
-    return _result(reference, gamma_sq, settings, seconds)
+    gamma_map, stats, seconds = _run(ref, ev, alpha, beta, scale, settings, ndim, device)
+    return _result(reference, gamma_map, stats, settings, seconds)
 
 
 def gamma_1d(
@@ -446,8 +454,8 @@ def gamma_1d(
     ref_vol = _profile_volume("reference", reference_dose, reference_positions_mm)
     ev_vol = _profile_volume("evaluated", evaluated_dose, evaluated_positions_mm)
     backend = _as_backend(backend)
-    ref_vol.check_finite("reference_dose")
-    ev_vol.check_finite("evaluated_dose")
+    _check_finite(ref_vol, "reference_dose")
+    _check_finite(ev_vol, "evaluated_dose")
     alpha, beta = _index_maps(ref_vol, ev_vol)
     alpha[1], beta[1] = 0.0, 0.0
     ref = _as_3d(ref_vol.array)
@@ -456,8 +464,8 @@ def gamma_1d(
         ref, dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend
     )
     scale = np.array([ev_vol.grid.spacing_mm[0] / settings.dta_mm, 1.0, 1.0])
-    gamma_sq, seconds = _run(ref, ev, alpha, beta, scale, settings, 1, None)
-    return _result(ref_vol, gamma_sq, settings, seconds)
+    gamma_map, stats, seconds = _run(ref, ev, alpha, beta, scale, settings, 1, None)
+    return _result(ref_vol, gamma_map, stats, settings, seconds)
 
 
 # ---------------------------------------------------------------------------------------------- internals
@@ -483,6 +491,21 @@ def _profile_volume(name: str, dose: ArrayLike, positions_mm: ArrayLike) -> Volu
     return Volume(d.reshape(1, -1), grid, Quantity.DOSE)
 
 
+#: Bins of the γ histogram that the kernel accumulates to locate γ1% without sorting all values.
+_HIST_BINS = 1024
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Counts and moments of the evaluated γ, reduced from the kernel's per-task accumulators."""
+
+    evaluated: int
+    passed: int
+    total: float
+    maximum: float
+    histogram: NDArray[np.int64]
+
+
 def _run(
     ref: NDArray[np.float64],
     ev: NDArray[np.float64],
@@ -492,8 +515,9 @@ def _run(
     settings: GammaSettings,
     ndim: int,
     device: str | None,
-) -> tuple[NDArray[np.float64], float]:
-    """γ² (capped, NaN where not evaluated) on the reference array shape (3D view) and the seconds taken."""
+) -> tuple[NDArray[np.float64], _Stats | None, float]:
+    """γ (capped, NaN where not evaluated) on the reference array shape (3D view), its statistics when the
+    kernel gathered them (numba), and the seconds taken."""
     from intrepid.analysis._gamma_kernels import face_table, search_offsets
 
     global_dd = (
@@ -506,12 +530,10 @@ def _run(
     alpha, beta, on_nodes = _snap_to_nodes(alpha, beta, ndim)
     on_nodes = on_nodes and settings.backend is GammaBackend.NUMBA
     offsets, bounds = search_offsets(scale, settings.max_gamma, ndim, on_nodes)
-    if settings.backend is GammaBackend.NUMBA:
-        _prepare_kernel()
-    start = time.perf_counter()
     if settings.backend is GammaBackend.TORCH:
         from intrepid.analysis._gamma_torch import gamma_torch
 
+        start = time.perf_counter()
         out = gamma_torch(
             ref,
             ev,
@@ -528,13 +550,23 @@ def _run(
             counts,
             device,
         )
+        np.sqrt(out, out=out)
+        seconds = time.perf_counter() - start
+        stats = None
     else:
         import numba
 
-        from intrepid.analysis._gamma_kernels import gamma_kernel, star_table
+        from intrepid.analysis._gamma_kernels import gamma_kernel, ring_table, star_table
 
-        out = np.empty_like(ref)
+        _prepare_kernel()
         star = star_table(scale, ndim)
+        ring = ring_table(scale, settings.max_gamma, ndim) if on_nodes else _empty_ring()
+        n_threads = numba.get_num_threads()
+        n_tasks = max(1, min(ref.shape[0] * ref.shape[1], 16 * n_threads))
+        task_stats = np.empty((n_tasks, 4))
+        task_hist = np.zeros((n_tasks, _HIST_BINS), dtype=np.int64)
+        out = np.empty_like(ref)
+        start = time.perf_counter()
         gamma_kernel(
             ref,
             ev,
@@ -550,7 +582,7 @@ def _run(
             blocks,
             counts,
             out,
-            numba.get_num_threads(),
+            n_threads,
             ndim,
             on_nodes,
             star.nodes,
@@ -560,10 +592,31 @@ def _run(
             star.face_m,
             star.face_k,
             star.rho2,
+            ring.vertices,
+            ring.m,
+            ring.inv_p,
+            ring.y,
+            ring.perp2,
+            ring.bound,
+            ring.cell_start,
+            ring.cell_base,
+            ring.cell_bound,
+            ring.cell_reach,
+            ring.limit2,
+            task_stats,
+            task_hist,
+            1.0 + PASS_TOLERANCE,
         )
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        stats = _Stats(
+            evaluated=int(task_stats[:, 0].sum()),
+            passed=int(task_stats[:, 1].sum()),
+            total=float(task_stats[:, 2].sum()),
+            maximum=float(task_stats[:, 3].max()),
+            histogram=task_hist.sum(axis=0),
+        )
     _log.info("gamma: %d reference points searched in %.3f s", ref.size, seconds)
-    return out, seconds
+    return out, stats, seconds
 
 
 def _snap_to_nodes(
@@ -585,15 +638,36 @@ def _snap_to_nodes(
     return a, b, on_nodes
 
 
+@functools.lru_cache(maxsize=1)
+def _empty_ring() -> Any:
+    """A ring table without faces (grids whose nodes differ: no star or ring search)."""
+    from intrepid.analysis._gamma_kernels import RingTable
+
+    return RingTable(
+        vertices=np.zeros((0, 4, 3), dtype=np.int64),
+        m=np.zeros(0, dtype=np.int64),
+        inv_p=np.zeros((0, 3)),
+        y=np.zeros((0, 3)),
+        perp2=np.zeros(0),
+        bound=np.zeros(0),
+        cell_start=np.zeros(1, dtype=np.int64),
+        cell_base=np.zeros((0, 3), dtype=np.int64),
+        cell_bound=np.zeros(0),
+        cell_reach=np.zeros(0, dtype=np.int64),
+        limit2=0.0,
+    )
+
+
 def _prepare_kernel() -> float:
     """Load (or compile, the first time) the numba kernel so that timings exclude it; seconds taken."""
-    from intrepid.analysis._gamma_kernels import face_table, gamma_kernel, star_table
+    from intrepid.analysis._gamma_kernels import face_table, gamma_kernel, ring_table, star_table
 
     if gamma_kernel.signatures:
         return 0.0
     start = time.perf_counter()
     blocks, counts = face_table(1)
     star = star_table(np.ones(3), 1)
+    ring = ring_table(np.ones(3), 2.0, 1)
     one = np.ones((1, 1, 2))
     gamma_kernel(
         one,
@@ -620,6 +694,20 @@ def _prepare_kernel() -> float:
         star.face_m,
         star.face_k,
         star.rho2,
+        ring.vertices,
+        ring.m,
+        ring.inv_p,
+        ring.y,
+        ring.perp2,
+        ring.bound,
+        ring.cell_start,
+        ring.cell_base,
+        ring.cell_bound,
+        ring.cell_reach,
+        ring.limit2,
+        np.empty((1, 4)),
+        np.zeros((1, 8), dtype=np.int64),
+        1.0 + PASS_TOLERANCE,
     )
     seconds = time.perf_counter() - start
     _log.info("gamma: numba kernel loaded or compiled in %.2f s", seconds)
@@ -627,23 +715,28 @@ def _prepare_kernel() -> float:
 
 
 def _result(
-    reference: Volume, gamma_sq: NDArray[np.float64], settings: GammaSettings, seconds: float
+    reference: Volume,
+    gamma_values: NDArray[np.float64],
+    stats: _Stats | None,
+    settings: GammaSettings,
+    seconds: float,
 ) -> GammaResult:
-    np.sqrt(gamma_sq, out=gamma_sq)
-    g = gamma_sq.reshape(reference.shape)
-    values = g[np.isfinite(g)]
-    n = int(values.size)
-    passed = int(np.count_nonzero(values <= 1.0 + PASS_TOLERANCE))
+    g = gamma_values.reshape(reference.shape)
+    if stats is None:
+        values = g[np.isfinite(g)]
+        n = int(values.size)
+        passed = int(np.count_nonzero(values <= 1.0 + PASS_TOLERANCE))
+        total = float(values.sum()) if n else math.nan
+        largest = float(values.max()) if n else math.nan
+        near_max = float(np.percentile(values, 99)) if n else math.nan
+    else:
+        n, passed, total, largest = stats.evaluated, stats.passed, stats.total, stats.maximum
+        near_max = _percentile_99(g, n, stats.histogram, settings.max_gamma) if n else math.nan
     if n:
-        stats = (
-            100.0 * passed / n,
-            float(values.mean()),
-            float(np.percentile(values, 99)),
-            float(values.max()),
-        )
+        summary = (100.0 * passed / n, total / n, near_max, largest)
     else:
         _log.warning("gamma: no reference point at or above the cut-off (%g)", settings.cutoff_dose_gy)
-        stats = (math.nan, math.nan, math.nan, math.nan)
+        summary = (math.nan, math.nan, math.nan, math.nan)
     gamma_map = Volume(
         g,
         reference.grid,
@@ -656,12 +749,34 @@ def _result(
     )
     return GammaResult(
         gamma_map=gamma_map,
-        pass_rate_percent=stats[0],
-        mean_gamma=stats[1],
-        gamma_1percent=stats[2],
-        max_gamma=stats[3],
+        pass_rate_percent=summary[0],
+        mean_gamma=summary[1],
+        gamma_1percent=summary[2],
+        max_gamma=summary[3],
         evaluated_points=n,
         passed_points=passed,
         settings=settings,
         compute_seconds=seconds,
     )
+
+
+def _percentile_99(g: NDArray[np.float64], n: int, histogram: NDArray[np.int64], cap: float) -> float:
+    """``np.percentile(finite values of g, 99)`` (linear method), reading only the top of the distribution.
+
+    The histogram of the ``n`` finite values over ``[0, cap]`` locates the bin of the lower order statistic;
+    the values from one bin below it up are gathered and partitioned, and numpy's interpolation is repeated.
+    """
+    position = (n - 1) * 0.99
+    r0 = math.floor(position)
+    r1 = min(r0 + 1, n - 1)
+    b0 = int(np.searchsorted(np.cumsum(histogram), r0, side="right"))
+    edge = (b0 - 1) * cap / histogram.size
+    top = g[g >= edge] if b0 > 1 else g[np.isfinite(g)]
+    below = n - top.size
+    if below > r0:  # rounding at a bin edge: fall back to all values
+        top, below = g[np.isfinite(g)], 0
+    part = np.partition(top, [r0 - below, r1 - below])
+    a, b = float(part[r0 - below]), float(part[r1 - below])
+    t = position - r0
+    diff = b - a
+    return b - diff * (1.0 - t) if t >= 0.5 else a + diff * t

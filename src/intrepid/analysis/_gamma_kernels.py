@@ -29,9 +29,17 @@ case), the kernel first minimises over the *star* of the node (the 74 faces of t
 contain it; 12 in 2D, 2 in 1D) in closed form (:class:`StarTable`): each costs a few additions. If the best
 γ² found there is at most ``ρ²``, the squared distance from the node to the nearest face that does not
 contain it, the minimiser lies within ``ρ`` of the node, hence in the open star, and the star's minimum is
-exact; otherwise the cell search above runs from that bound, over cells ordered by their exact distance.
-Bounds only prune and every value kept is attained by the interpolant, so none of this changes the result
-beyond rounding.
+exact. Otherwise the search continues over the *ring*, the faces around the star (:class:`RingTable`),
+tabulated once per spacing with their geometry (projection coordinates, distance to their affine hull,
+distance bounds) and grouped by cell, nearest cell first: a cell is skipped when its distance plus the dose
+range of its corners cannot beat the best, and the search stops at the first cell whose distance reaches it.
+Star and ring faces are evaluated without branches or divisions (the simplex test multiplied by ``1 + S``).
+Only near the grid edges, or past the tabulated reach, does the general cell search above take over, from
+the best value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
+changes the result beyond rounding.
+
+The kernel also accumulates, per task, the count, passes, sum and maximum of γ and a histogram of it, so
+that the statistics need no second pass over the map (γ1% is then read from the top of the distribution).
 
 References
 ----------
@@ -49,7 +57,15 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["StarTable", "face_table", "gamma_kernel", "search_offsets", "star_table"]
+__all__ = [
+    "RingTable",
+    "StarTable",
+    "face_table",
+    "gamma_kernel",
+    "ring_table",
+    "search_offsets",
+    "star_table",
+]
 
 #: Slack (dimensionless, on the simplex coordinates τ) accepted when testing that a minimiser is in its face.
 FEASIBILITY_TOLERANCE = 1e-12
@@ -292,6 +308,150 @@ def _face_distance2(w: NDArray[np.float64], chain: list[int], s2: NDArray[np.flo
     return float(d2)
 
 
+#: Largest ring reach (cells from the node, per axis) tabulated, by dimension: bounds the table size.
+_RING_REACH = {1: 64, 2: 24, 3: 6}
+
+
+@dataclass(frozen=True)
+class RingTable:
+    """The faces of the Kuhn triangulation that do *not* contain a grid node ``p``, nearest first.
+
+    Used after the star search (:class:`StarTable`) when every reference point is an evaluated grid node. For
+    a face with vertices ``v_0 … v_m`` (offsets from ``p``) and chain steps ``e_Bl`` of squared scaled
+    length ``P_l``, let ``w = −v_0`` (scaled), ``y_l = (e_Bl · w) / P_l`` and ``π²`` the squared distance
+    from ``p`` to the face's spatial affine hull. With ``g_l`` the vertex doses minus the reference dose in
+    units of ΔD, ``Δ_l = g_l − g_{l−1}``, ``S = Σ Δ_l² / P_l`` and ``A = g_0 + Σ Δ_l y_l``, the minimum over
+    the face's affine hull in the scaled space is ``A² / (1 + S) + π²``, attained at chain coordinates
+    ``τ_l = y_l − (Δ_l / P_l) A / (1 + S)``: it belongs to the face when ``1 ≥ τ_1 ≥ … ≥ τ_m ≥ 0``. Both
+    terms are non-negative, so the value is computed without cancellation.
+
+    Attributes
+    ----------
+    vertices : ndarray of int64, shape (F, 4, 3)
+        ``(di, dj, dk)`` offsets of the face's vertices from ``p`` in chain order (unused rows 0).
+    m : ndarray of int64, shape (F,)
+        Face dimension (0 to ``ndim``).
+    inv_p : ndarray of float64, shape (F, 3)
+        ``1 / P_l`` per chain step.
+    y : ndarray of float64, shape (F, 3)
+        ``y_l`` per chain step.
+    perp2 : ndarray of float64, shape (F,)
+        ``π²``.
+    bound : ndarray of float64, shape (F,)
+        Lower bound (less a relative 1e-9) of the squared scaled distance from ``p`` to the face: the larger
+        of its bounding-box distance and ``π²``.
+    cell_start : ndarray of int64, shape (C + 1,)
+        Faces are grouped by the cell that holds them (the cell of their first vertex, as in
+        :func:`face_table`): cell ``c`` holds faces ``cell_start[c]`` to ``cell_start[c + 1] - 1``.
+    cell_base : ndarray of int64, shape (C, 3)
+        First corner of each cell (offset from ``p``).
+    cell_bound : ndarray of float64, shape (C,)
+        Squared scaled distance from ``p`` to the cell (less a relative 1e-9), ascending, so that a search
+        over the cells stops at the first whose bound reaches the best γ²; with the dose range of the cell's
+        corners it also bounds all the cell's faces at once.
+    cell_reach : ndarray of int64, shape (C,)
+        Largest ``|offset|`` of the cell's corners along any searched axis (the grid margin it needs).
+    limit2 : float
+        Every face at squared scaled distance below ``limit2`` is in the table (``max_gamma²`` unless the
+        reach was capped).
+    """
+
+    vertices: NDArray[np.int64]
+    m: NDArray[np.int64]
+    inv_p: NDArray[np.float64]
+    y: NDArray[np.float64]
+    perp2: NDArray[np.float64]
+    bound: NDArray[np.float64]
+    cell_start: NDArray[np.int64]
+    cell_base: NDArray[np.int64]
+    cell_bound: NDArray[np.float64]
+    cell_reach: NDArray[np.int64]
+    limit2: float
+
+
+def ring_table(scale: NDArray[np.float64], max_gamma: float, ndim: int) -> RingTable:
+    """Faces around (not containing) a grid node within ``max_gamma``, for evaluated spacing / DTA ``scale``.
+
+    Cached per (scale, max_gamma, ndim); see :class:`RingTable`.
+    """
+    return _ring_table(tuple(float(x) for x in scale[:3]), float(max_gamma), ndim)
+
+
+@functools.lru_cache(maxsize=32)
+def _ring_table(scale_t: tuple[float, ...], max_gamma: float, ndim: int) -> RingTable:
+    s = np.asarray(scale_t)
+    s2 = s**2
+    limit = min([max_gamma] + [_RING_REACH[ndim] * s[a] for a in range(ndim)])
+    reach = [int(np.ceil(limit / s[a])) if a < ndim else 0 for a in range(3)]
+    ranges = [
+        np.arange(-r - 1, r + 1) if a < ndim else np.zeros(1, dtype=np.int64) for a, r in enumerate(reach)
+    ]
+    bases = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
+    blocks, counts = face_table(ndim)
+    parts: list[tuple[NDArray[np.int64], ...]] = []
+    cols: dict[str, list[NDArray[np.float64]]] = {"inv_p": [], "y": [], "perp2": [], "bound": []}
+    for f in range(blocks.shape[0]):
+        m = int(counts[f])
+        chain = [int(b) for b in blocks[f, :m]]
+        cum = [0]
+        for blk in chain:
+            cum.append(cum[-1] | blk)
+        bits = np.array([[(c >> a) & 1 for a in range(3)] for c in cum], dtype=np.int64)
+        verts = bases[:, None, :] + bits[None, :, :]  # (C, m + 1, 3)
+        keep = ~np.any(np.all(verts == 0, axis=2), axis=1)  # faces containing p belong to the star
+        verts = verts[keep]
+        w = -verts[:, 0, :].astype(float)
+        inv_p = np.zeros((verts.shape[0], 3))
+        y = np.zeros((verts.shape[0], 3))
+        perp2 = np.zeros(verts.shape[0])
+        used = 0
+        for level, blk in enumerate(chain):
+            axes = [a for a in range(3) if blk & (1 << a)]
+            p = float(sum(s2[a] for a in axes))
+            inv_p[:, level] = 1.0 / p
+            y[:, level] = sum(s2[a] * w[:, a] for a in axes) / p
+            # the part of w across the step within its axes (Lagrange identity: no cancellation)
+            for a, b in itertools.combinations(axes, 2):
+                perp2 += s2[a] * s2[b] * (w[:, a] - w[:, b]) ** 2 / p
+            used |= blk
+        for a in range(3):
+            if not used & (1 << a):
+                perp2 += s2[a] * w[:, a] ** 2
+        gap = np.maximum(np.maximum(verts.min(axis=1), -verts.max(axis=1)), 0)
+        box2 = np.sum(s2[None, :] * gap.astype(float) ** 2, axis=1)
+        padded = np.zeros((verts.shape[0], 4, 3), dtype=np.int64)
+        padded[:, : m + 1] = verts
+        parts.append((padded, np.full(verts.shape[0], m, dtype=np.int64), np.nonzero(keep)[0]))
+        cols["inv_p"].append(inv_p)
+        cols["y"].append(y)
+        cols["perp2"].append(perp2)
+        cols["bound"].append(np.maximum(box2, perp2) * (1.0 - 1e-9))
+    bound = np.concatenate(cols["bound"])
+    cell = np.concatenate([p[2] for p in parts])
+    # exact distance from p to each cell box [b, b + 1] (index units, scaled), less the same margin
+    cell_gap = np.maximum(np.maximum(bases, -bases - 1), 0).astype(float)
+    cell_bound = np.sum(s2[None, :] * cell_gap**2, axis=1) * (1.0 - 1e-9)
+    order = np.lexsort((bound, cell, cell_bound[cell]))
+    order = order[bound[order] < limit**2]
+    cells, first = np.unique(cell[order], return_index=True)
+    by_bound = np.argsort(first)
+    cells, first = cells[by_bound], first[by_bound]
+    reach_cells = np.maximum(np.abs(bases), np.abs(bases + 1))[cells][:, :ndim].max(axis=1)
+    return RingTable(
+        vertices=np.concatenate([p[0] for p in parts])[order],
+        m=np.concatenate([p[1] for p in parts])[order],
+        inv_p=np.concatenate(cols["inv_p"])[order],
+        y=np.concatenate(cols["y"])[order],
+        perp2=np.concatenate(cols["perp2"])[order],
+        bound=bound[order],
+        cell_start=np.append(first, order.size).astype(np.int64),
+        cell_base=bases[cells].astype(np.int64),
+        cell_bound=cell_bound[cells],
+        cell_reach=reach_cells.astype(np.int64),
+        limit2=float(limit**2),
+    )
+
+
 @numba.njit(cache=True, parallel=True, fastmath=False)
 def gamma_kernel(
     ref: NDArray[np.float64],
@@ -318,15 +478,32 @@ def gamma_kernel(
     star_face_m: NDArray[np.int64],
     star_face_k: NDArray[np.int64],
     star_rho2: float,
+    ring_vertices: NDArray[np.int64],
+    ring_m: NDArray[np.int64],
+    ring_inv_p: NDArray[np.float64],
+    ring_y: NDArray[np.float64],
+    ring_perp2: NDArray[np.float64],
+    ring_bound: NDArray[np.float64],
+    ring_cell_start: NDArray[np.int64],
+    ring_cell_base: NDArray[np.int64],
+    ring_cell_bound: NDArray[np.float64],
+    ring_cell_reach: NDArray[np.int64],
+    ring_limit2: float,
+    task_stats: NDArray[np.float64],
+    task_hist: NDArray[np.int64],
+    pass_limit: float,
 ) -> None:  # pragma: no cover - compiled
-    """Fill ``out`` (reference shape) with γ² capped at ``max_gamma2``; NaN below ``threshold``.
+    """Fill ``out`` (reference shape) with γ capped at ``sqrt(max_gamma2)``; NaN below ``threshold``.
 
     ``ref`` and ``out`` are (nk, nj, ni); ``ev`` is (mk, mj, mi). The evaluated continuous index of reference
     node ``(i, j, k)`` along axis a is ``alpha[a] + beta[a] * index_a``. ``global_dd > 0`` is the dose
     difference criterion (Gy) of global normalisation; otherwise ΔD = ``local_fraction`` × reference dose.
     ``ndim`` (1, 2 or 3) is the number of axes that vary (the others have length 1). ``on_nodes``: every
     reference node is an evaluated node (integer ``alpha``, ``beta`` 1), so the star search applies
-    (:class:`StarTable`).
+    (:class:`StarTable`), continued over the faces around the star (:class:`RingTable`) while the node's
+    margin to the grid edges allows. Rows are shared among ``task_stats.shape[0]`` interleaved tasks; task
+    ``t`` accumulates the count, passes (γ ≤ ``pass_limit``), sum and maximum of its evaluated γ in
+    ``task_stats[t, 0:4]`` and a histogram of γ over ``[0, sqrt(max_gamma2)]`` in ``task_hist[t]``.
     """
     nk, nj, ni = ref.shape
     mk, mj, mi = ev.shape
@@ -337,7 +514,10 @@ def gamma_kernel(
     n_star_nodes = star_nodes.shape[0]
     n_star_edges = star_edge_nodes.shape[0]
     n_star_faces = star_face_m.shape[0]
-    n_tasks = min(n_rows, 16 * max(n_threads, 1))
+    n_tasks = task_stats.shape[0]
+    n_bins = task_hist.shape[1]
+    cap = np.sqrt(max_gamma2)
+    n_ring = ring_m.shape[0]
     n_corners = 1 << ndim
     inv_s2 = np.zeros(8)
     for mask in range(1, 8):
@@ -361,7 +541,40 @@ def gamma_kernel(
     node_off = np.empty(max(n_star_nodes, 1), dtype=np.int64)
     for q in range(n_star_nodes):
         node_off[q] = (star_nodes[q, 2] * mj + star_nodes[q, 1]) * mi + star_nodes[q, 0]
+    # Star faces padded to three chain steps (padding: an extra zero edge, indicator 0), so that the face
+    # loop is branch-free; ring faces likewise (a padding step repeats the last vertex: Δ = 0, y = 0,
+    # 1/P = 0, so τ = 0 there and the chain test reduces to the face's own); ring cells' corner offsets.
+    star_fe = np.full((max(n_star_faces, 1), 3), n_star_edges, dtype=np.int64)
+    star_ind = np.zeros((max(n_star_faces, 1), 3))
+    for face in range(n_star_faces):
+        for l in range(star_face_m[face]):
+            star_fe[face, l] = star_face_edges[face, l]
+            star_ind[face, l] = 1.0 if l < star_face_k[face] else 0.0
+    n_ring_cells = ring_cell_bound.shape[0]
+    cell_off = np.empty((max(n_ring_cells, 1), n_corners), dtype=np.int64)
+    for cidx in range(n_ring_cells):
+        for mask in range(n_corners):
+            ck = ring_cell_base[cidx, 2] + ((mask >> 2) & 1)
+            cj = ring_cell_base[cidx, 1] + ((mask >> 1) & 1)
+            cell_off[cidx, mask] = (ck * mj + cj) * mi + ring_cell_base[cidx, 0] + (mask & 1)
+    ring_off = np.empty((max(n_ring, 1), 4), dtype=np.int64)
+    ring_f = np.zeros((max(n_ring, 1), 8))
+    for face in range(n_ring):
+        m = ring_m[face]
+        for l in range(4):
+            vtx = min(l, m)
+            vk, vj, vi = ring_vertices[face, vtx, 2], ring_vertices[face, vtx, 1], ring_vertices[face, vtx, 0]
+            ring_off[face, l] = (vk * mj + vj) * mi + vi
+        ring_f[face, 0] = ring_bound[face]
+        ring_f[face, 1] = ring_perp2[face]
+        for l in range(m):
+            ring_f[face, 2 + l] = ring_y[face, l]
+            ring_f[face, 5 + l] = ring_inv_p[face, l]
     for task in numba.prange(n_tasks):
+        n_eval = 0
+        n_pass = 0
+        g_sum = 0.0
+        g_max = -np.inf
         corner = np.empty(8)
         valid = np.empty(8, dtype=np.bool_)
         sw = np.empty(8)
@@ -380,8 +593,8 @@ def gamma_kernel(
         c0 = np.empty(3, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
-        edge_d = np.empty(max(n_star_edges, 1))
-        edge_t = np.empty(max(n_star_edges, 1))
+        edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
+        edge_t = np.zeros(n_star_edges + 1)
         for row in range(task, n_rows, n_tasks):  # interleaved rows balance the load between threads
             k = row // nj
             j = row - k * nj
@@ -406,6 +619,7 @@ def gamma_kernel(
                         f = mdim[a] - 1.0
                     c0[a] = np.int64(f)
                 best = max_gamma2
+                n_search = n_off
                 if on_nodes and (
                     lo_ok[0] <= c0[0] <= hi_ok[0]
                     and lo_ok[1] <= c0[1] <= hi_ok[1]
@@ -423,30 +637,90 @@ def gamma_kernel(
                         delta = node_g[star_edge_nodes[e, 1]] - node_g[star_edge_nodes[e, 0]]
                         edge_d[e] = delta * star_edge_inv_p[e]
                         edge_t[e] = delta * edge_d[e]
+                    tol = FEASIBILITY_TOLERANCE
                     for fidx in range(n_star_faces):
-                        m = star_face_m[fidx]
-                        big_s = edge_t[star_face_edges[fidx, 0]]
-                        for l in range(1, m):
-                            big_s += edge_t[star_face_edges[fidx, l]]
-                        # hull minimum g0² / (1 + S) must beat the best to matter
-                        if g02 >= best * (1.0 + big_s):
-                            continue
-                        cc = g0 / (1.0 + big_s)
-                        kpos = star_face_k[fidx]
-                        prev_tau = 1.0 + FEASIBILITY_TOLERANCE
-                        feasible = True
-                        for l in range(m):
-                            tau = (1.0 if l < kpos else 0.0) - cc * edge_d[star_face_edges[fidx, l]]
-                            if tau > prev_tau:
-                                feasible = False
-                            prev_tau = tau + FEASIBILITY_TOLERANCE
-                        if feasible and prev_tau >= 0.0:
-                            best = g0 * cc
-                    if best <= star_rho2:
-                        out[k, j, i] = best
-                        continue
+                        # branch-free and division-free: hull minimum g0² / (1 + S) and chain coordinates
+                        # τ_l = [l < k] − g0 Δ_l / (P_l (1 + S)), all tested multiplied by 1 + S > 0
+                        e_1 = star_fe[fidx, 0]
+                        e_2 = star_fe[fidx, 1]
+                        e_3 = star_fe[fidx, 2]
+                        den = 1.0 + edge_t[e_1] + edge_t[e_2] + edge_t[e_3]
+                        t_1 = star_ind[fidx, 0] * den - g0 * edge_d[e_1]
+                        t_2 = star_ind[fidx, 1] * den - g0 * edge_d[e_2]
+                        t_3 = star_ind[fidx, 2] * den - g0 * edge_d[e_3]
+                        slack = tol * den
+                        ok = (
+                            (t_1 <= den + slack)
+                            & (t_2 <= t_1 + slack)
+                            & (t_3 <= t_2 + slack)
+                            & (t_3 >= -slack)
+                            & (g02 < best * den)
+                        )
+                        if ok:
+                            best = g02 / den
+                    done = best <= star_rho2
+                    if not done:
+                        # Ring search: the faces around the star, nearest cell first (see RingTable), while
+                        # they lie in the grid; stopped when the distance bound reaches the best (then exact).
+                        margin = mdim[0]
+                        for a in range(ndim):
+                            margin = min(margin, c0[a], mdim[a] - 1 - c0[a])
+                        tol = FEASIBILITY_TOLERANCE
+                        for cell in range(n_ring_cells + 1):
+                            if cell == n_ring_cells:  # every face nearer than the table's limit was seen
+                                done = best <= ring_limit2
+                                break
+                            if ring_cell_bound[cell] >= best:
+                                done = True
+                                break
+                            if ring_cell_reach[cell] > margin:  # near the edges: the cell search follows
+                                break
+                            # the cell's distance and dose range bound all its faces at once
+                            lo = ev_flat[base + cell_off[cell, 0]]
+                            hi = lo
+                            for mask in range(1, n_corners):
+                                value = ev_flat[base + cell_off[cell, mask]]
+                                lo = min(lo, value)
+                                hi = max(hi, value)
+                            gap = max(lo - dr, dr - hi, 0.0) * inv
+                            if ring_cell_bound[cell] + gap * gap >= best:
+                                continue
+                            for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
+                                if ring_f[rf, 0] >= best:
+                                    continue
+                                # branch-free: the hull minimum A² / (1 + S) + π² and its chain coordinates
+                                e_0 = ev_flat[base + ring_off[rf, 0]]
+                                e_1 = ev_flat[base + ring_off[rf, 1]]
+                                e_2 = ev_flat[base + ring_off[rf, 2]]
+                                e_3 = ev_flat[base + ring_off[rf, 3]]
+                                d_1 = (e_1 - e_0) * inv
+                                d_2 = (e_2 - e_1) * inv
+                                d_3 = (e_3 - e_2) * inv
+                                q_1 = d_1 * ring_f[rf, 5]
+                                q_2 = d_2 * ring_f[rf, 6]
+                                q_3 = d_3 * ring_f[rf, 7]
+                                big_a = (e_0 - dr) * inv + d_1 * ring_f[rf, 2]
+                                big_a += d_2 * ring_f[rf, 3] + d_3 * ring_f[rf, 4]
+                                den = 1.0 + d_1 * q_1 + d_2 * q_2 + d_3 * q_3
+                                # τ_l = y_l − A q_l / (1 + S), tested multiplied by 1 + S > 0 (no division)
+                                t_1 = ring_f[rf, 2] * den - big_a * q_1
+                                t_2 = ring_f[rf, 3] * den - big_a * q_2
+                                t_3 = ring_f[rf, 4] * den - big_a * q_3
+                                slack = tol * den
+                                a2 = big_a * big_a
+                                ok = (
+                                    (t_1 <= den + slack)
+                                    & (t_2 <= t_1 + slack)
+                                    & (t_3 <= t_2 + slack)
+                                    & (t_3 >= -slack)
+                                    & (a2 < (best - ring_f[rf, 1]) * den)
+                                )
+                                if ok:
+                                    best = a2 / den + ring_f[rf, 1]
+                    if done:
+                        n_search = 0
                 # Exhaustive search: cells in order of their distance bound, stopped when it reaches the best.
-                for o in range(n_off):
+                for o in range(n_search):
                     if bounds[o] >= best:
                         break
                     inside = True
@@ -614,4 +888,17 @@ def gamma_kernel(
                         val += rz * rz
                         if val < best:
                             best = val
-                out[k, j, i] = best
+                gam = np.sqrt(best)
+                out[k, j, i] = gam
+                n_eval += 1
+                if gam <= pass_limit:
+                    n_pass += 1
+                g_sum += gam
+                if gam > g_max:
+                    g_max = gam
+                b = np.int64(gam / cap * n_bins)
+                task_hist[task, min(max(b, 0), n_bins - 1)] += 1
+        task_stats[task, 0] = n_eval
+        task_stats[task, 1] = n_pass
+        task_stats[task, 2] = g_sum
+        task_stats[task, 3] = g_max
