@@ -109,6 +109,7 @@ def image_figure(image: ImageEvaluation, *, dpi: int = 80) -> bytes:
     for ax in axes[n:]:
         ax.axis("off")
     fig.suptitle(f"{image.name} — {image.family}, {image.field_group}", fontsize=11)
+    fig.tight_layout()
     return _png(fig, dpi)
 
 
