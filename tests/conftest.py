@@ -36,3 +36,12 @@ def external_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"external data folder {path} does not exist")
     return path
+
+
+# Property tests: CI runs a fixed, reproducible set of examples (derandomised), so that a submission's
+# result does not depend on the draw; locally, hypothesis explores new examples on every run.
+if os.environ.get("CI"):
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.load_profile("ci")

@@ -265,6 +265,12 @@ def apply_mill_radius(opening: Any, radius_mm: float, mode: MillMode = MillMode.
     mode : MillMode
         OPEN (what the tool can cut), CLOSE (fill narrow notches) or BOTH.
 
+    Notes
+    -----
+    Offsets approximate arcs by inscribed chords (``QUAD_SEGS`` per quarter circle, sag ≈ 0.0012 r), so a
+    second pass moves the outline by at most two sags — except at a neck whose width is within a sag of the
+    tool diameter 2 r, which the second pass may close: such a neck is at the limit of what the tool can cut.
+
     Returns
     -------
     shapely Polygon or MultiPolygon
