@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn._dataset import MANIFEST_NAME, Pair, PairDataset, PairRecord, load_dataset, read_image
-    from intrepid.learn._ensemble import Ensemble, select_device
+    from intrepid.learn._ensemble import Ensemble, register_base_model, select_device
     from intrepid.learn._model_io import describe_model, load_model, read_model_files, write_model_files
     from intrepid.learn._preprocess import (
         AugmentConfig,
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _WHERE = {
     "_dataset": ("MANIFEST_NAME", "Pair", "PairDataset", "PairRecord", "load_dataset", "read_image"),
-    "_ensemble": ("Ensemble", "select_device"),
+    "_ensemble": ("Ensemble", "register_base_model", "select_device"),
     "_model_io": ("describe_model", "load_model", "read_model_files", "write_model_files"),
     "_preprocess": (
         "AugmentConfig",
@@ -133,6 +133,7 @@ __all__ = [
     "prepare_working_arrays",
     "read_image",
     "read_model_files",
+    "register_base_model",
     "resampling_matrix",
     "run_protocol",
     "select_device",

@@ -6,13 +6,26 @@ normalisation into the preceding convolution (exact in eval mode), uses the chan
 oneDNN prefers on CPUs, and runs under ``torch.inference_mode``; batches of images share one pass through each
 member. Members are averaged in dose (Gy) on the working grid, the mean is resampled back to the detector
 grid and negative doses are clipped to 0 (:attr:`PreprocessConfig.clip_negative`).
+
+Hybrid (physics-informed residual) ensembles carry a ``base`` model, a fixed physics conversion such as the
+kernel baseline :class:`intrepid.transit.KernelBaseline`, whose parameters are stored inside ``model.json``.
+The networks then predict a smooth *correction* on the working grid and the output is::
+
+    dose = max(0, base.predict_array(signal, spacing) + upsample(mean correction))
+
+the base at full detector resolution (it carries the field edges), the correction resampled from the working
+grid. The base is non-trainable while the network learns, the idea of the dose-modulation layer of the
+JACMP 2023 U-Net (REFERENCES.md) applied to the classical kernel model of Wendling et al. 2006 /
+van Elmpt et al. 2008. Base models are created from ``model.json`` by loaders registered with
+:func:`register_base_model` (``intrepid.transit`` registers the kernel baseline; ``intrepid.learn`` itself
+imports nothing above it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +40,48 @@ from intrepid.learn._unet import UNetConfig, build_unet
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Ensemble", "select_device"]
+__all__ = ["Ensemble", "register_base_model", "select_device"]
 
 _log = logging.getLogger(__name__)
+
+#: ``format`` of a base-model description -> loader (dict -> base model).
+_BASE_LOADERS: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+
+def register_base_model(format_name: str, loader: Callable[[dict[str, Any]], Any]) -> None:
+    """Register how a hybrid model's ``base`` is rebuilt from its JSON description.
+
+    Parameters
+    ----------
+    format_name : str
+        The ``"format"`` value of the base's ``to_dict()`` (e.g. ``"intrepid-kernel-baseline"``).
+    loader : callable
+        ``dict -> base model``; the model must have ``predict_array(signal, spacing_mm)`` (Gy) and
+        ``to_dict()``. Only JSON is read: no code is ever loaded from a model file.
+    """
+    if not isinstance(format_name, str) or not format_name:
+        raise ParameterError(f"format_name must be a non-empty string, got {format_name!r}")
+    if not callable(loader):
+        raise ParameterError(f"loader must be callable, got {type(loader).__name__}")
+    _BASE_LOADERS[format_name] = loader
+
+
+def _load_base(doc: Any) -> Any:
+    if not isinstance(doc, dict) or not isinstance(doc.get("format"), str):
+        raise ModelError("model.json key 'residual.base' must be an object with a 'format'")
+    fmt = doc["format"]
+    if fmt not in _BASE_LOADERS and fmt == "intrepid-kernel-baseline":
+        # The transit layer registers its kernel baseline when imported; import it by name on demand.
+        import importlib
+
+        importlib.import_module("intrepid.transit._baseline")
+    loader = _BASE_LOADERS.get(fmt)
+    if loader is None:
+        raise ModelError(
+            f"model.json key 'residual.base' has format {fmt!r}, which no registered base model reads "
+            f"(known: {sorted(_BASE_LOADERS)})"
+        )
+    return loader(doc)
 
 
 def select_device(device: str = "auto") -> str:
@@ -107,6 +159,10 @@ class Ensemble:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     batch_size : int
         Images per forward pass in :meth:`predict_array`.
+    base : object, optional
+        Physics base model of a hybrid residual ensemble (``predict_array(signal, spacing_mm)`` in Gy and
+        ``to_dict()``); the networks then predict a correction added to it (see the module docstring). An
+        architecture with ``in_channels == 2`` also receives the base prediction as its second input.
 
     Examples
     --------
@@ -126,6 +182,7 @@ class Ensemble:
         training: dict[str, Any] | None = None,
         device: str = "cpu",
         batch_size: int = 4,
+        base: Any = None,
     ) -> None:
         import torch
 
@@ -162,6 +219,18 @@ class Ensemble:
                     f"the "
                     f"ensemble's {preprocess.working_shape} / {preprocess.scaling.value}"
                 )
+        if base is not None and not (hasattr(base, "predict_array") and hasattr(base, "to_dict")):
+            raise ParameterError(
+                f"base must have predict_array(signal, spacing_mm) and to_dict(), got {type(base).__name__}"
+            )
+        if unet.in_channels not in ((1, 2) if base is not None else (1,)):
+            raise ParameterError(
+                f"in_channels must be 1{' or 2 (signal + base prediction)' if base is not None else ''}, got "
+                f"{unet.in_channels}"
+            )
+        if base is not None and preprocess.scaling is not Scaling.LINEAR:
+            raise ParameterError(f"a hybrid ensemble needs linear scaling, got {preprocess.scaling.value}")
+        self.base = base
         self.unet = unet
         self.preprocess = preprocess
         self.member_preprocess: tuple[PreprocessConfig, ...] = tuple(pres)
@@ -199,25 +268,36 @@ class Ensemble:
         """Each member's weights (``state_dict`` as NumPy arrays, before batch-norm folding)."""
         return tuple(self._states)
 
+    @property
+    def residual(self) -> bool:
+        """True for a hybrid ensemble (networks predict a correction to :attr:`base`)."""
+        return self.base is not None
+
     def __repr__(self) -> str:
         return (
             f"Ensemble(members={self.members}, filters={self.unet.filters_per_level}, "
-            f"working_shape={self.preprocess.working_shape}, device={self.device!r})"
+            f"working_shape={self.preprocess.working_shape}, device={self.device!r}"
+            f"{', hybrid' if self.residual else ''})"
         )
 
     # ------------------------------------------------------------------------------------ prediction
-    def predict_working(self, signal: NDArray[Any]) -> NDArray[np.float32]:
+    def predict_working(
+        self, signal: NDArray[Any], base_gy: NDArray[Any] | None = None
+    ) -> NDArray[np.float32]:
         """Member-averaged portal dose (Gy) on the working grid from EPID signal on the working grid.
 
         Parameters
         ----------
         signal : ndarray (N, rows, columns)
             EPID signal already resampled to the working grid (:func:`intrepid.learn.to_working_grid`).
+        base_gy : ndarray (N, rows, columns), optional
+            Hybrid ensembles: the base model's prediction (Gy, computed on the detector grid) resampled to the
+            working grid (:attr:`WorkingArrays.base_gy`); required for them, refused otherwise.
 
         Returns
         -------
         ndarray (N, rows, columns)
-            Dose in Gy on the working grid (not clipped).
+            Dose in Gy on the working grid (not clipped; hybrid: ``max(base, 0) + correction``).
         """
         import torch
 
@@ -228,19 +308,32 @@ class Ensemble:
                 f"{self.preprocess.working_shape[1]}), "
                 f"got shape {arr.shape}"
             )
+        if self.residual and base_gy is None:
+            raise ParameterError("a hybrid ensemble needs base_gy (the base prediction on the working grid)")
+        if not self.residual and base_gy is not None:
+            raise ParameterError("base_gy is only for hybrid ensembles")
         with torch.inference_mode():
             xt = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
-            total = self._forward_mean(xt)
+            if base_gy is None:
+                return np.asarray(self._forward_mean(xt).cpu().numpy(), dtype=np.float32)
+            b = np.maximum(np.asarray(base_gy, dtype=np.float32), 0.0)
+            if b.shape != arr.shape:
+                raise ParameterError(f"base_gy must have the shape of signal {arr.shape}, got {b.shape}")
+            bt = torch.from_numpy(np.ascontiguousarray(b)).to(self.device)
+            total = self._forward_mean(xt, bt) + bt
         return np.asarray(total.cpu().numpy(), dtype=np.float32)
 
-    def _forward_mean(self, signal: torch.Tensor) -> torch.Tensor:
-        """Mean dose (Gy) of the members for working-grid signal ``(N, rows, columns)``."""
+    def _forward_mean(self, signal: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean dose (Gy) of the members for working-grid signal ``(N, rows, columns)``; hybrid ensembles:
+        the mean correction (Gy) given the clipped base prediction ``base`` on the working grid."""
         import torch
 
         log = self.preprocess.scaling is Scaling.LOG
         total: torch.Tensor | None = None
         for net, pre in zip(self._nets, self.member_preprocess, strict=True):
             x = ((signal - float(pre.input_offset)) / float(pre.input_scale))[:, None]
+            if base is not None and self.unet.in_channels == 2:
+                x = torch.cat([x, (base / float(pre.target_scale))[:, None]], dim=1)
             if log:
                 x = torch.log1p(torch.clamp(x, min=0.0))
             if self.device == "cpu":
@@ -253,13 +346,18 @@ class Ensemble:
         assert total is not None
         return total / float(self.members)
 
-    def predict_array(self, signal: ArrayLike) -> NDArray[np.float32]:
+    def predict_array(
+        self, signal: ArrayLike, spacing_mm: float | Sequence[float] | None = None
+    ) -> NDArray[np.float32]:
         """Portal dose (Gy) on the detector grid from EPID signal on the detector grid.
 
         Parameters
         ----------
         signal : array_like (rows, columns) or (N, rows, columns)
             EPID signal (vendor encoding undone, as :func:`intrepid.dicom.read_rtimage` gives it).
+        spacing_mm : float or (row, column), optional
+            Detector pixel spacing (mm); used by hybrid ensembles' base model (default: the training
+            detector's spacing recorded in the preprocessing). Plain ensembles ignore it.
 
         Returns
         -------
@@ -277,6 +375,9 @@ class Ensemble:
         if not np.all(np.isfinite(s)):
             raise ParameterError("signal contains NaN or infinite values")
         pre = self.preprocess
+        spacing = spacing_mm if spacing_mm is not None else pre.detector_spacing_mm
+        if self.residual and spacing is None:
+            raise ParameterError("spacing_mm is required: the hybrid model's base needs the detector spacing")
         rows, cols = s.shape[-2:]
         wr, wc = pre.working_shape
         dev = self.device
@@ -287,9 +388,18 @@ class Ensemble:
         out = np.empty(s.shape, dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, s.shape[0], self.batch_size):
-                chunk = torch.from_numpy(np.ascontiguousarray(s[start : start + self.batch_size])).to(dev)
-                dose = self._forward_mean(down_y @ chunk @ down_x)
-                dose = up_y @ dose @ up_x
+                part = s[start : start + self.batch_size]
+                chunk = torch.from_numpy(np.ascontiguousarray(part)).to(dev)
+                if self.base is None:
+                    dose = self._forward_mean(down_y @ chunk @ down_x)
+                    dose = up_y @ dose @ up_x
+                else:
+                    full = torch.from_numpy(
+                        np.stack([self.base.predict_array(p, spacing) for p in part]).astype(np.float32)
+                    ).to(dev)
+                    full = torch.clamp(full, min=0.0)
+                    corr = self._forward_mean(down_y @ chunk @ down_x, down_y @ full @ down_x)
+                    dose = full + up_y @ corr @ up_x
                 if pre.clip_negative:
                     dose = torch.clamp(dose, min=0.0)
                 out[start : start + self.batch_size] = dose.cpu().numpy()
@@ -320,14 +430,17 @@ class Ensemble:
             for note in self.preprocess.check_detector(v.shape, (v.grid.spacing_mm[1], v.grid.spacing_mm[0])):
                 _log.warning("%s: %s", v.metadata.get("source", f"image {n}"), note)
         out: list[Volume | None] = [None] * len(vols)
-        shapes: dict[tuple[int, ...], list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for n, v in enumerate(vols):
-            shapes.setdefault(v.shape, []).append(n)
-        for idx in shapes.values():
-            doses = self.predict_array(np.stack([np.asarray(vols[i].array) for i in idx]))
+            sp = (round(float(v.grid.spacing_mm[1]), 9), round(float(v.grid.spacing_mm[0]), 9))
+            groups.setdefault((v.shape, sp), []).append(n)
+        for (_, sp), idx in groups.items():
+            doses = self.predict_array(np.stack([np.asarray(vols[i].array) for i in idx]), sp)
             for i, d in zip(idx, doses, strict=True):
                 v = vols[i]
                 meta = {"source": v.metadata.get("source", ""), "model_members": self.members}
+                if self.residual:
+                    meta["method"] = "hybrid: kernel base + network correction"
                 out[i] = Volume(
                     d.astype(np.float64), v.grid, Quantity.PORTAL_DOSE, "Gy", v.frame_of_reference_uid, meta
                 )
@@ -344,13 +457,20 @@ class Ensemble:
             {"prefix": f"member{n}.", **info, "preprocessing": pre.to_dict()}
             for n, (info, pre) in enumerate(zip(self.member_info, self.member_preprocess, strict=True))
         ]
-        return {
+        doc: dict[str, Any] = {
             "kind": "unet-ensemble",
             "architecture": self.unet.to_dict(),
             "preprocessing": self.preprocess.to_dict(),
             "members": members,
             "training": self.training,
         }
+        if self.base is not None:
+            doc["residual"] = {
+                "output": "max(0, base(signal) on the detector grid + upsampled member-mean correction)",
+                "base_input_channel": self.unet.in_channels == 2,
+                "base": self.base.to_dict(),
+            }
+        return doc
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ensemble as ``path/model.json`` + ``path/model.safetensors``; returns the folder."""
@@ -386,6 +506,10 @@ class Ensemble:
         extra = sorted(set(tensors) - used)
         if extra:
             raise ModelError(f"weights file holds {len(extra)} tensors of no member, e.g. {extra[0]!r}")
+        residual = doc.get("residual")
+        if residual is not None and not isinstance(residual, dict):
+            raise ModelError(f"model.json key 'residual' must be an object, got {type(residual).__name__}")
+        base = None if residual is None else _load_base(residual.get("base"))
         return cls(
             unet,
             pre,
@@ -394,4 +518,5 @@ class Ensemble:
             member_preprocess=pres,
             training=doc.get("training") or {},
             device=device,
+            base=base,
         )

@@ -28,6 +28,7 @@ from intrepid.learn._dataset import Pair
 from intrepid.learn._preprocess import (
     AugmentConfig,
     PreprocessConfig,
+    Scaling,
     augment_batch,
     fit_preprocess,
     to_working_grid,
@@ -150,6 +151,7 @@ class TrainedModel:
     augmentation_counts: dict[str, int]
     n_train: int
     n_val: int
+    residual: bool = False
 
     def history(self) -> dict[str, Any]:
         """JSON-ready history: per-epoch losses, best epoch and loss, time, counts."""
@@ -162,18 +164,34 @@ class TrainedModel:
             "augmentation_counts": dict(self.augmentation_counts),
             "n_train": self.n_train,
             "n_val": self.n_val,
+            "residual": self.residual,
         }
 
-    def ensemble(self, *, device: str = "cpu", member_info: dict[str, Any] | None = None) -> Ensemble:
-        """This network as a one-member :class:`~intrepid.learn.Ensemble` predictor."""
+    def ensemble(
+        self, *, device: str = "cpu", member_info: dict[str, Any] | None = None, base: Any = None
+    ) -> Ensemble:
+        """This network as a one-member :class:`~intrepid.learn.Ensemble` predictor.
+
+        A hybrid residual network (:attr:`residual`) needs the physics ``base`` model it was trained on
+        (an object with ``predict_array(signal, spacing_mm)`` and ``to_dict()``, e.g.
+        :class:`intrepid.transit.KernelBaseline`).
+        """
         from intrepid.learn._ensemble import Ensemble
 
+        if self.residual and base is None:
+            raise ParameterError("this network predicts a correction to a base model: pass base=")
+        if not self.residual and base is not None:
+            raise ParameterError("base= is only for hybrid residual networks (trained with base_gy)")
         info = {"train_config": self.config.to_dict(), **self.history(), **(member_info or {})}
-        return Ensemble(self.unet, self.preprocess, [self.state], member_info=[info], device=device)
+        return Ensemble(
+            self.unet, self.preprocess, [self.state], member_info=[info], device=device, base=base
+        )
 
-    def save(self, path: str | os.PathLike[str], training: dict[str, Any] | None = None) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], training: dict[str, Any] | None = None, *, base: Any = None
+    ) -> Path:
         """Write the model files (``model.json`` + ``model.safetensors``) into the folder ``path``."""
-        ens = self.ensemble()
+        ens = self.ensemble(base=base)
         ens.training.update(training or {})
         return ens.save(path)
 
@@ -195,6 +213,10 @@ class WorkingArrays:
     grids : tuple of Grid
         Working grid of each pair in the detector plane (:func:`intrepid.learn.working_grid`; empty when the
         arrays were made without geometry).
+    base_gy : ndarray (N, rows, columns) float32 or None
+        Prediction of a physics base model (Gy) computed on the detector grid and resampled to the working
+        grid. When present, :func:`train_model` trains a *hybrid residual* network: its target is
+        ``dose_gy - base_gy`` (see :class:`~intrepid.learn.Ensemble`, ``base``).
     """
 
     epid: NDArray[np.float32]
@@ -202,6 +224,13 @@ class WorkingArrays:
     detector_shape: tuple[int, int] | None
     detector_spacing_mm: tuple[float, float] | None
     grids: tuple[Grid, ...] = ()
+    base_gy: NDArray[np.float32] | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_gy is not None and np.shape(self.base_gy) != np.shape(self.epid):
+            raise ParameterError(
+                f"base_gy must have the shape of epid {np.shape(self.epid)}, got {np.shape(self.base_gy)}"
+            )
 
     def __len__(self) -> int:
         return int(self.epid.shape[0])
@@ -210,7 +239,13 @@ class WorkingArrays:
         """The arrays of some pairs."""
         idx = np.asarray(indices, dtype=int)
         grids = tuple(self.grids[i] for i in idx) if self.grids else ()
-        return replace(self, epid=self.epid[idx], dose_gy=self.dose_gy[idx], grids=grids)
+        base = None if self.base_gy is None else self.base_gy[idx]
+        return replace(self, epid=self.epid[idx], dose_gy=self.dose_gy[idx], grids=grids, base_gy=base)
+
+    def with_base(self, base_gy: NDArray[Any] | None) -> WorkingArrays:
+        """The same arrays with (or, for None, without) a base-model prediction on the working grid (Gy)."""
+        base = None if base_gy is None else np.asarray(base_gy, dtype=np.float32)
+        return replace(self, base_gy=base)
 
 
 def prepare_working_arrays(pairs: Iterable[Pair], working_shape: tuple[int, int]) -> WorkingArrays:
@@ -324,6 +359,17 @@ def train_model(
     )
     if len(train) == 0:
         raise ParameterError("train_pairs must hold at least one pair, got 0")
+    residual = train.base_gy is not None
+    if residual and len(val) and val.base_gy is None:
+        raise ParameterError("train_pairs carry base_gy (hybrid residual training) but val_pairs do not")
+    if residual and pre.scaling is not Scaling.LINEAR:
+        raise ParameterError(
+            f"hybrid residual training needs linear scaling (a correction can be negative), got "
+            f"{pre.scaling.value}"
+        )
+    if net_cfg.in_channels not in ((1, 2) if residual else (1,)):
+        extra = " or 2 (EPID signal + base prediction)" if residual else ""
+        raise ParameterError(f"in_channels must be 1 (EPID signal){extra}, got {net_cfg.in_channels}")
     for name, arrays in (("train_pairs", train), ("val_pairs", val)):
         if len(arrays) and arrays.epid.shape[-2:] != pre.working_shape:
             raise ParameterError(
@@ -343,10 +389,8 @@ def train_model(
     device = select_device(cfg.device)
     cfg = replace(cfg, device=device)
 
-    x_train = pre.normalise_input(train.epid)[:, None]
-    y_train = pre.normalise_target(train.dose_gy)[:, None]
-    x_val = pre.normalise_input(val.epid)[:, None]
-    y_val = pre.normalise_target(val.dose_gy)[:, None]
+    x_train, y_train = _network_arrays(train, pre, net_cfg.in_channels)
+    x_val, y_val = _network_arrays(val, pre, net_cfg.in_channels)
 
     seeds = np.random.SeedSequence(cfg.seed).spawn(3)
     torch_seed = int(seeds[0].generate_state(1)[0])
@@ -430,7 +474,27 @@ def train_model(
         augmentation_counts=counts,
         n_train=n,
         n_val=len(val),
+        residual=residual,
     )
+
+
+def _network_arrays(
+    arrays: WorkingArrays, pre: PreprocessConfig, in_channels: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Network input ``(N, C, rows, columns)`` and target ``(N, 1, rows, columns)``, normalised.
+
+    Plain model: input the EPID signal, target the portal dose. Hybrid residual model (``base_gy`` present):
+    target the correction ``dose - max(base, 0)`` in the same normalised dose units (so that the losses of
+    both kinds are comparable), input the signal and, for ``in_channels == 2``, the base prediction.
+    """
+    x = pre.normalise_input(arrays.epid)[:, None]
+    if arrays.base_gy is None:
+        return x, pre.normalise_target(arrays.dose_gy)[:, None]
+    base = np.maximum(arrays.base_gy, 0.0).astype(np.float32)
+    y = (pre.normalise_target(arrays.dose_gy) - pre.normalise_target(base))[:, None]
+    if in_channels == 2:
+        x = np.concatenate([x, pre.normalise_target(base)[:, None]], axis=1)
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
 
 
 def _batches(order: NDArray[np.int64], batch_size: int) -> list[NDArray[np.int64]]:

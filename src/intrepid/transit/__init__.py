@@ -13,7 +13,16 @@ Nothing here imports PyTorch at import time; the network is loaded by the functi
 >>> ev = evaluate_pairs(pairs, {"network": load_default_model(), "baseline": load_default_baseline()})
 """
 
-from intrepid.transit._baseline import DEFAULT_SIGMAS_MM, KernelBaseline, fit_baseline, load_baseline
+from intrepid.transit._baseline import (
+    DEFAULT_SIGMAS_MM,
+    BaselineDesign,
+    KernelBaseline,
+    baseline_design,
+    fit_baseline,
+    fit_baseline_design,
+    kernel_basis,
+    load_baseline,
+)
 from intrepid.transit._default_model import (
     default_model_path,
     default_training_manifest,
@@ -40,6 +49,7 @@ from intrepid.transit._predict import PredictionOutput, load_predictor, predict_
 __all__ = [
     "DEFAULT_CRITERIA",
     "DEFAULT_SIGMAS_MM",
+    "BaselineDesign",
     "Criterion",
     "DemoResult",
     "Evaluation",
@@ -51,12 +61,15 @@ __all__ = [
     "PredictionOutput",
     "Predictor",
     "Statistics",
+    "baseline_design",
     "default_model_path",
     "default_training_manifest",
     "demo_specs",
     "evaluate_image",
     "evaluate_pairs",
     "fit_baseline",
+    "fit_baseline_design",
+    "kernel_basis",
     "leave_one_family_out",
     "load_baseline",
     "load_default_baseline",

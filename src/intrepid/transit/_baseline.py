@@ -33,6 +33,7 @@ portal imaging for radiotherapy dosimetry, Radiother. Oncol. 88:289, doi:10.1016
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -49,7 +50,16 @@ from intrepid.dicom._common import atomic_write
 from intrepid.errors import ModelError, ParameterError
 from intrepid.geometry import Quantity, Volume
 
-__all__ = ["DEFAULT_SIGMAS_MM", "KernelBaseline", "fit_baseline", "load_baseline"]
+__all__ = [
+    "DEFAULT_SIGMAS_MM",
+    "BaselineDesign",
+    "KernelBaseline",
+    "baseline_design",
+    "fit_baseline",
+    "fit_baseline_design",
+    "kernel_basis",
+    "load_baseline",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -60,10 +70,27 @@ _IN_FIELD_FRACTION = 0.2
 _FORMAT = "intrepid-kernel-baseline"
 
 
-def _median3(signal: NDArray[np.float64]) -> NDArray[np.float64]:
-    from scipy.ndimage import median_filter
+#: Devillard's 19 compare-exchange network selecting the median of 9 values (opt_med9).
+_MED9 = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
 
-    return np.asarray(median_filter(signal, size=3, mode="nearest"), dtype=np.float64)
+
+def _median3(signal: NDArray[Any]) -> NDArray[Any]:
+    """3 x 3 median filter with edge replication (equal to ``scipy.ndimage.median_filter(size=3,
+    mode="nearest")``), by a sorting network on the nine shifted images: ~5x faster on 1024^2 images."""
+    a = np.asarray(signal)
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        return a.copy()
+    p = np.pad(a, 1, mode="edge")
+    r, c = a.shape
+    v = [p[i : i + r, j : j + c].copy() for i in range(3) for j in range(3)]
+    for i, j in _MED9:
+        lo = np.minimum(v[i], v[j])
+        np.maximum(v[i], v[j], out=v[j])
+        v[i] = lo
+    return v[4]
 
 
 def _padded_spectrum(
@@ -102,22 +129,56 @@ def _basis(
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _transfer(
+    shape: tuple[int, int],
+    spacing_mm: tuple[float, float],
+    sigmas_mm: tuple[float, ...],
+    weights: tuple[float, ...],
+) -> NDArray[np.float32]:
+    """``H(f)`` on the rfft grid of ``shape`` (cached: a batch of images of one detector reuses it)."""
+    from scipy import fft
+
+    fr = fft.fftfreq(shape[0], d=spacing_mm[0])[:, None]
+    fc = fft.rfftfreq(shape[1], d=spacing_mm[1])[None, :]
+    f2 = fr**2 + fc**2
+    transfer = np.full(f2.shape, float(weights[0]))
+    for w, s in zip(weights[1:], sigmas_mm, strict=True):
+        transfer += float(w) * _gauss(f2, s)
+    out = transfer.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
 def _apply(
     signal: NDArray[np.float64],
     spacing_mm: tuple[float, float],
     sigmas_mm: Sequence[float],
     weights: Sequence[float],
 ) -> NDArray[np.float64]:
-    """``weights[0] * S + sum_k weights[k+1] G_k * S`` as one transfer function (one FFT pair)."""
+    """``weights[0] * S + sum_k weights[k+1] G_k * S`` as one transfer function (one single-precision FFT
+    pair, relative error ~1e-6 of the maximum, far below the model's own error)."""
     from scipy import fft
 
     rows, cols = signal.shape
-    spec, f2, shape, (pr, pc) = _padded_spectrum(signal, spacing_mm, sigmas_mm)
-    transfer = np.full(f2.shape, float(weights[0]))
-    for w, s in zip(weights[1:], sigmas_mm, strict=True):
-        transfer += float(w) * _gauss(f2, s)
-    filt = fft.irfft2(spec * transfer, s=shape, workers=-1)
-    return np.asarray(filt[pr : pr + rows, pc : pc + cols])
+    pad_r = min(math.ceil(2.0 * max(sigmas_mm) / spacing_mm[0]), 2 * rows)
+    pad_c = min(math.ceil(2.0 * max(sigmas_mm) / spacing_mm[1]), 2 * cols)
+    shape = (fft.next_fast_len(rows + 2 * pad_r, real=True), fft.next_fast_len(cols + 2 * pad_c, real=True))
+    big = np.pad(
+        signal.astype(np.float32),
+        ((pad_r, shape[0] - rows - pad_r), (pad_c, shape[1] - cols - pad_c)),
+        mode="edge",
+    )
+    spec = fft.rfft2(big, workers=-1)
+    transfer = _transfer(
+        shape,
+        (float(spacing_mm[0]), float(spacing_mm[1])),
+        tuple(float(v) for v in sigmas_mm),
+        tuple(float(v) for v in weights),
+    )
+    spec *= transfer
+    filt = fft.irfft2(spec, s=shape, workers=-1)
+    return np.asarray(filt[pad_r : pad_r + rows, pad_c : pad_c + cols], dtype=np.float64)
 
 
 def _spacing(volume: Volume) -> tuple[float, float]:
@@ -201,8 +262,33 @@ class KernelBaseline:
         )
         if len(sp) != 2 or not all(math.isfinite(v) and v > 0 for v in sp):
             raise ParameterError(f"spacing_mm must be > 0 (one value or row, column), got {spacing_mm!r}")
-        dose = _apply(_median3(s), (sp[0], sp[1]), self.sigmas_mm, self.weights) + self.offset_gy
+        # single precision for the median and the FFT (speed); the relative error is ~1e-6 of the maximum
+        filtered = _median3(s.astype(np.float32))
+        dose = _apply(filtered, (sp[0], sp[1]), self.sigmas_mm, self.weights) + self.offset_gy
         return np.maximum(dose, 0.0)
+
+    def from_basis(self, basis: ArrayLike) -> NDArray[np.float64]:
+        """``offset_gy + sum_k weights[k] * basis[k]``: the model applied to :func:`kernel_basis` images.
+
+        The model is linear, so the basis may first be resampled (e.g. to a network's working grid) and
+        combined there: the result equals the resampled full-resolution prediction before clipping.
+
+        Parameters
+        ----------
+        basis : array_like (K + 1, ...)
+            :func:`kernel_basis` of a signal with this model's ``sigmas_mm`` (possibly resampled).
+
+        Returns
+        -------
+        ndarray (...)
+            Portal dose in Gy, not clipped.
+        """
+        b = np.asarray(basis, dtype=np.float64)
+        if b.ndim < 1 or b.shape[0] != len(self.weights):
+            raise ParameterError(
+                f"basis must have len(weights) = {len(self.weights)} images along axis 0, got shape {b.shape}"
+            )
+        return np.asarray(np.tensordot(np.asarray(self.weights), b, axes=(0, 0)) + self.offset_gy)
 
     def predict(self, epid: Volume) -> Volume:
         """Portal dose of one EPID image as a :class:`Volume` on the same grid (``PORTAL_DOSE``, Gy)."""
@@ -267,11 +353,178 @@ def load_baseline(path: str | os.PathLike[str]) -> KernelBaseline:
         raise ModelError(f"{p}: {exc}") from exc
 
 
+def kernel_basis(
+    signal: ArrayLike, spacing_mm: float | Sequence[float], sigmas_mm: Sequence[float] = DEFAULT_SIGMAS_MM
+) -> NDArray[np.float64]:
+    """The kernel model's basis images of one EPID signal, ``(K + 1, rows, columns)``.
+
+    The median-filtered signal and its Gaussian-filtered copies (float64); :meth:`KernelBaseline.from_basis`
+    combines them.
+
+    Parameters
+    ----------
+    signal : array_like (rows, columns)
+        EPID signal on the detector grid.
+    spacing_mm : float or (row, column)
+        Detector pixel spacing (mm, > 0).
+    sigmas_mm : sequence of float
+        Gaussian widths (mm, > 0).
+    """
+    s = np.asarray(signal, dtype=np.float64)
+    if s.ndim != 2 or not np.all(np.isfinite(s)):
+        raise ParameterError(f"signal must be a finite 2D array, got shape {s.shape}")
+    sp: tuple[float, ...] = (
+        tuple(float(v) for v in np.broadcast_to(np.asarray(spacing_mm, dtype=float), (2,)))
+        if np.size(spacing_mm) in (1, 2)
+        else ()
+    )
+    if len(sp) != 2 or not all(math.isfinite(v) and v > 0 for v in sp):
+        raise ParameterError(f"spacing_mm must be > 0 (one value or row, column), got {spacing_mm!r}")
+    sig = tuple(float(v) for v in sigmas_mm)
+    if not sig or any(not (math.isfinite(v) and v > 0) for v in sig):
+        raise ParameterError(f"sigmas_mm must be a non-empty list of values > 0, got {list(sig)}")
+    return np.stack(_basis(_median3(s), (sp[0], sp[1]), sig))
+
+
+@dataclass(frozen=True, eq=False)
+class BaselineDesign:
+    """Per-image least-squares rows of the kernel-model fit (:func:`baseline_design`).
+
+    Computing them once lets :func:`fit_baseline_design` fit the model on any subset of the images (each
+    cross-validation fold's training images) without reading the images again.
+
+    Attributes
+    ----------
+    sigmas_mm : tuple of float
+        Gaussian widths (mm).
+    x : tuple of ndarray (n_i, K + 2)
+        Design rows of each image (constant, signal, filtered signals), divided by its maximum dose.
+    y : tuple of ndarray (n_i,)
+        Sampled doses of each image divided by its maximum dose.
+    settings : dict
+        ``pixels_per_image``, ``fit_pixels``, ``seed``.
+    """
+
+    sigmas_mm: tuple[float, ...]
+    x: tuple[NDArray[np.float64], ...]
+    y: tuple[NDArray[np.float64], ...]
+    settings: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
 def _downsample(a: NDArray[np.float64], factor: int) -> NDArray[np.float64]:
     if factor <= 1:
         return a
     r, c = (a.shape[0] // factor) * factor, (a.shape[1] // factor) * factor
     return np.asarray(a[:r, :c].reshape(r // factor, factor, c // factor, factor).mean(axis=(1, 3)))
+
+
+def _check_fit_settings(
+    pixels_per_image: Any, fit_pixels: Any, seed: Any, sigmas_mm: Any
+) -> tuple[float, ...]:
+    if (
+        isinstance(pixels_per_image, bool)
+        or int(pixels_per_image) != pixels_per_image
+        or pixels_per_image < 10
+    ):
+        raise ParameterError(f"pixels_per_image must be an integer >= 10, got {pixels_per_image!r}")
+    if isinstance(fit_pixels, bool) or int(fit_pixels) != fit_pixels or fit_pixels < 16:
+        raise ParameterError(f"fit_pixels must be an integer >= 16, got {fit_pixels!r}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
+    sig = tuple(float(s) for s in sigmas_mm)
+    if not sig or any(not (math.isfinite(s) and s > 0) for s in sig):
+        raise ParameterError(f"sigmas_mm must be a non-empty list of values > 0, got {list(sig)}")
+    return sig
+
+
+def baseline_design(
+    pairs: Sequence[Any],
+    *,
+    sigmas_mm: Sequence[float] = DEFAULT_SIGMAS_MM,
+    pixels_per_image: int = 4000,
+    fit_pixels: int = 256,
+    seed: int = 0,
+) -> BaselineDesign:
+    """Sample the least-squares rows of every training pair once (see :func:`fit_baseline` for the
+    parameters); fit any subset with :func:`fit_baseline_design`.
+
+    ``fit_baseline_design(baseline_design(pairs, ...))`` is exactly ``fit_baseline(pairs, ...)``.
+    """
+    items = list(pairs)
+    if not items:
+        raise ParameterError("fit_baseline needs at least one training pair, got 0")
+    sig = _check_fit_settings(pixels_per_image, fit_pixels, seed, sigmas_mm)
+    rng = np.random.default_rng(seed)
+    rows_x: list[NDArray[np.float64]] = []
+    rows_y: list[NDArray[np.float64]] = []
+    for n, pair in enumerate(items):
+        epid, dose = pair.epid, pair.portal_dose
+        _check_image(epid, f"pairs[{n}].epid")
+        _check_image(dose, f"pairs[{n}].portal_dose")
+        if epid.shape != dose.shape:
+            raise ParameterError(
+                f"pairs[{n}]: EPID shape {epid.shape} differs from portal-dose shape {dose.shape}"
+            )
+        factor = max(1, round(epid.shape[1] / fit_pixels))
+        sp = _spacing(epid)
+        s = _downsample(_median3(np.asarray(epid.array, dtype=np.float64)), factor)
+        d = _downsample(np.asarray(dose.array, dtype=np.float64), factor)
+        dmax = float(d.max())
+        if not dmax > 0:
+            raise ParameterError(f"pairs[{n}]: portal dose has no positive value")
+        basis = _basis(s, (sp[0] * factor, sp[1] * factor), sig)
+        flat_d = d.ravel()
+        inside = np.flatnonzero(flat_d > _IN_FIELD_FRACTION * dmax)
+        half = pixels_per_image // 2
+        pick = np.concatenate(
+            [
+                rng.choice(inside, size=min(half, inside.size), replace=False)
+                if inside.size
+                else np.zeros(0, int),
+                rng.choice(flat_d.size, size=min(pixels_per_image - half, flat_d.size), replace=False),
+            ]
+        )
+        design = np.stack([np.ones(pick.size)] + [b.ravel()[pick] for b in basis], axis=1)
+        rows_x.append(design / dmax)
+        rows_y.append(flat_d[pick] / dmax)
+    settings = {"pixels_per_image": int(pixels_per_image), "fit_pixels": int(fit_pixels), "seed": int(seed)}
+    return BaselineDesign(sig, tuple(rows_x), tuple(rows_y), settings)
+
+
+def fit_baseline_design(design: BaselineDesign, indices: Sequence[int] | None = None) -> KernelBaseline:
+    """Fit the kernel model on the rows of some images of a :func:`baseline_design` (default: all).
+
+    Raises
+    ------
+    ParameterError
+        No images selected, or an index out of range.
+    """
+    if not isinstance(design, BaselineDesign):
+        raise ParameterError(f"design must be a BaselineDesign, got {type(design).__name__}")
+    idx = list(range(len(design))) if indices is None else [int(i) for i in indices]
+    if not idx:
+        raise ParameterError("fit_baseline_design needs at least one image index, got 0")
+    bad = [i for i in idx if not 0 <= i < len(design)]
+    if bad:
+        raise ParameterError(f"indices must lie in [0, {len(design)}), got {bad[0]}")
+    x = np.concatenate([design.x[i] for i in idx])
+    y = np.concatenate([design.y[i] for i in idx])
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-30)  # column scaling for conditioning
+    coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
+    coef = coef / scale
+    rms = float(np.sqrt(np.mean((x @ coef - y) ** 2)))
+    training = {
+        "images": len(idx),
+        "sampled_pixels": int(y.size),
+        **design.settings,
+        "rms_residual_percent_of_max": 100.0 * rms,
+        "solver": "numpy.linalg.lstsq, residuals divided by each image's maximum dose",
+    }
+    _log.info("kernel baseline fitted on %d images: RMS residual %.2f %% of the maximum", len(idx), 100 * rms)
+    return KernelBaseline(design.sigmas_mm, tuple(float(v) for v in coef[1:]), float(coef[0]), training)
 
 
 def fit_baseline(
@@ -307,71 +560,16 @@ def fit_baseline(
     ParameterError
         No pairs, bad settings, pairs whose images differ in shape, or images without dose.
     """
-    items = list(pairs)
-    if not items:
-        raise ParameterError("fit_baseline needs at least one training pair, got 0")
-    if (
-        isinstance(pixels_per_image, bool)
-        or int(pixels_per_image) != pixels_per_image
-        or pixels_per_image < 10
-    ):
-        raise ParameterError(f"pixels_per_image must be an integer >= 10, got {pixels_per_image!r}")
-    if isinstance(fit_pixels, bool) or int(fit_pixels) != fit_pixels or fit_pixels < 16:
-        raise ParameterError(f"fit_pixels must be an integer >= 16, got {fit_pixels!r}")
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-    sig = tuple(float(s) for s in sigmas_mm)
-    if not sig or any(not (math.isfinite(s) and s > 0) for s in sig):
-        raise ParameterError(f"sigmas_mm must be a non-empty list of values > 0, got {list(sig)}")
-    rng = np.random.default_rng(seed)
-    rows_x: list[NDArray[np.float64]] = []
-    rows_y: list[NDArray[np.float64]] = []
-    for n, pair in enumerate(items):
-        epid, dose = pair.epid, pair.portal_dose
-        _check_image(epid, f"pairs[{n}].epid")
-        _check_image(dose, f"pairs[{n}].portal_dose")
-        if epid.shape != dose.shape:
-            raise ParameterError(
-                f"pairs[{n}]: EPID shape {epid.shape} differs from portal-dose shape {dose.shape}"
-            )
-        factor = max(1, round(epid.shape[1] / fit_pixels))
-        sp = _spacing(epid)
-        s = _downsample(_median3(np.asarray(epid.array, dtype=np.float64)), factor)
-        d = _downsample(np.asarray(dose.array, dtype=np.float64), factor)
-        dmax = float(d.max())
-        if not dmax > 0:
-            raise ParameterError(f"pairs[{n}]: portal dose has no positive value")
-        basis = _basis(s, (sp[0] * factor, sp[1] * factor), sig)
-        flat_d = d.ravel()
-        inside = np.flatnonzero(flat_d > _IN_FIELD_FRACTION * dmax)
-        half = pixels_per_image // 2
-        pick = np.concatenate(
-            [
-                rng.choice(inside, size=min(half, inside.size), replace=False)
-                if inside.size
-                else np.zeros(0, int),
-                rng.choice(flat_d.size, size=min(pixels_per_image - half, flat_d.size), replace=False),
-            ]
-        )
-        design = np.stack([np.ones(pick.size)] + [b.ravel()[pick] for b in basis], axis=1)
-        rows_x.append(design / dmax)
-        rows_y.append(flat_d[pick] / dmax)
-    x = np.concatenate(rows_x)
-    y = np.concatenate(rows_y)
-    scale = np.maximum(np.abs(x).max(axis=0), 1e-30)  # column scaling for conditioning
-    coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
-    coef = coef / scale
-    rms = float(np.sqrt(np.mean((x @ coef - y) ** 2)))
-    training = {
-        "images": len(items),
-        "sampled_pixels": int(y.size),
-        "pixels_per_image": int(pixels_per_image),
-        "fit_pixels": int(fit_pixels),
-        "seed": int(seed),
-        "rms_residual_percent_of_max": 100.0 * rms,
-        "solver": "numpy.linalg.lstsq, residuals divided by each image's maximum dose",
-    }
-    _log.info(
-        "kernel baseline fitted on %d images: RMS residual %.2f %% of the maximum", len(items), 100 * rms
+    design = baseline_design(
+        pairs, sigmas_mm=sigmas_mm, pixels_per_image=pixels_per_image, fit_pixels=fit_pixels, seed=seed
     )
-    return KernelBaseline(sig, tuple(float(v) for v in coef[1:]), float(coef[0]), training)
+    return fit_baseline_design(design)
+
+
+def _register() -> None:
+    from intrepid.learn._ensemble import register_base_model
+
+    register_base_model(_FORMAT, KernelBaseline.from_dict)
+
+
+_register()
