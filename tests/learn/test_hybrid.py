@@ -46,7 +46,9 @@ def _arrays(n: int = 6) -> WorkingArrays:
     s = _signals(n)
     full = np.stack([BASE.predict_array(x, SPACING) for x in s])
     dose = full * 1.05 + 0.001  # the truth differs from the base by a smooth, learnable correction
-    basis = np.stack([[to_working_grid(b, WORK) for b in kernel_basis(x, SPACING, BASE.sigmas_mm)] for x in s])
+    basis = np.stack(
+        [[to_working_grid(b, WORK) for b in kernel_basis(x, SPACING, BASE.sigmas_mm)] for x in s]
+    )
     base_wg = BASE.from_basis(np.moveaxis(basis, 1, 0)).astype(np.float32)
     return WorkingArrays(
         np.stack([to_working_grid(x, WORK) for x in s]),
@@ -62,7 +64,11 @@ def _train(unet: UNetConfig = UNET, epochs: int = 2):
     arr = _arrays()
     cfg = TrainConfig(epochs=epochs, batch_size=2, device="cpu", seed=1)
     return train_model(
-        arr.take([0, 1, 2, 3]), arr.take([4, 5]), cfg, unet=unet, preprocess=PreprocessConfig(working_shape=WORK)
+        arr.take([0, 1, 2, 3]),
+        arr.take([4, 5]),
+        cfg,
+        unet=unet,
+        preprocess=PreprocessConfig(working_shape=WORK),
     )
 
 
@@ -138,7 +144,7 @@ def test_hybrid_training_errors() -> None:
         train_model(arr.take([0, 1]), arr.with_base(None).take([2]), cfg, unet=UNET, preprocess=pre)
     with pytest.raises(ParameterError, match="needs linear scaling"):
         train_model(arr.take([0, 1]), (), cfg, unet=UNET, preprocess=replace(pre, scaling=Scaling.LOG))
-    with pytest.raises(ParameterError, match="in_channels must be 1 .*, got 3"):
+    with pytest.raises(ParameterError, match=r"in_channels must be 1 .*, got 3"):
         train_model(arr.take([0, 1]), (), cfg, unet=replace(UNET, in_channels=3), preprocess=pre)
     with pytest.raises(ParameterError, match="in_channels must be 1 \\(EPID signal\\), got 2"):
         train_model(

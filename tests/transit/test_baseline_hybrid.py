@@ -34,7 +34,8 @@ def _pair(k: int) -> SimpleNamespace:
     signal = gaussian_filter(a, 2.0) * (1000 + 100 * k) + np.random.default_rng(k).normal(0, 1, (N, N))
     dose = 1e-4 * (signal + 0.3 * gaussian_filter(signal, 5.0)) + 0.001
     return SimpleNamespace(
-        epid=Volume(signal, g, Quantity.EPID_SIGNAL, "CU"), portal_dose=Volume(dose, g, Quantity.PORTAL_DOSE, "Gy")
+        epid=Volume(signal, g, Quantity.EPID_SIGNAL, "CU"),
+        portal_dose=Volume(dose, g, Quantity.PORTAL_DOSE, "Gy"),
     )
 
 
@@ -86,7 +87,7 @@ def test_fit_on_a_subset_uses_only_those_images() -> None:
     # the data follow D = 1e-4 S + 3e-5 G5 * S + 0.001 closely: the subset fit recovers the response
     dose = np.asarray(pairs[5].portal_dose.array)
     pred = sub.predict_array(np.asarray(pairs[5].epid.array), SPACING_MM)
-    # 5 % of the maximum: the basis (2, 6, 20, 60 mm) represents the 5 mm kernel of the data only approximately
+    # 5 % of the maximum: the basis (2, 6, 20, 60 mm) represents the data's 5 mm kernel only approximately
     assert np.max(np.abs(pred - dose)) < 0.05 * dose.max()
 
 
