@@ -390,3 +390,70 @@ def test_ray_helpers_refuse_bad_inputs() -> None:
             x_axis=(1, 0, 0),
             sad_mm=(1000.0, -1.0),
         )
+
+
+# ------------------------------------------------------------------------------------ FAST kernels
+@pytest.mark.parametrize("gantry", [0.0, 45.0, 200.0])
+def test_fast_separable_interpolation_equals_the_general_trilinear_path(
+    gantry: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The couch-0 fast path (profiles along v) gives the general path's values on uninitialised outputs."""
+    from intrepid.physics import _siddon
+
+    rng = np.random.default_rng(7)
+    arr = rng.uniform(0.0, 2.0, (7, 11, 9)).astype(np.float32)
+    vol = Volume(arr, Grid(arr.shape, (-8.0, -10.0, -6.0), (2.0, 2.0, 2.0)))
+    iso = np.zeros(3)
+    original = _siddon.bev_interpolate
+    seen = []
+
+    def both(*args):  # type: ignore[no-untyped-def]
+        original(*args)
+        general = list(args)
+        bev = args[2].copy()
+        bev[0, 2] += 1e-300  # not separable any more; changes no product at double precision
+        general[2] = bev
+        general[-2] = np.full_like(args[-2], 123.0)  # garbage: every voxel must be overwritten
+        general[-1] = np.full_like(args[-1], 123.0)
+        original(*general)
+        seen.append((args[-2].copy(), general[-2], args[-1].copy(), general[-1]))
+
+    monkeypatch.setattr(_siddon, "bev_interpolate", both)
+    radiological_depth(
+        vol, source_position_mm(MachineAngles(gantry), 300.0, iso), isocenter_mm=iso, mode=RayTraceMode.FAST
+    )
+    ((ent_fast, ent_gen, exit_fast, exit_gen),) = seen
+    assert np.all(np.isfinite(ent_fast))
+    # same sums in another order, float64 then rounded to float32: a few float32 ulp
+    np.testing.assert_allclose(ent_fast, ent_gen, rtol=1e-6, atol=F32_MM)
+    np.testing.assert_allclose(exit_fast, exit_gen, rtol=1e-6, atol=F32_MM)
+
+
+def test_fast_depth_increases_along_the_beam_and_entrance_plus_exit_is_the_column_total() -> None:
+    """Metamorphic: in a positive density the entrance depth grows away from the source on the axis."""
+    rng = np.random.default_rng(11)
+    arr = rng.uniform(0.2, 1.8, (9, 15, 11)).astype(np.float32)
+    vol = Volume(arr, Grid(arr.shape, (-10.0, -14.0, -8.0), (2.0, 2.0, 2.0)))
+    iso = np.zeros(3)
+    res = radiological_depth(
+        vol, source_position_mm(MachineAngles(0.0), 1000.0, iso), isocenter_mm=iso, mode=RayTraceMode.FAST
+    )
+    ent = res.entrance_mm.array[4, :, 5]  # central column, beam along +y (gantry 0: source anterior)
+    assert np.all(np.diff(ent) > 0)
+    total = res.entrance_mm.array + res.exit_mm.array
+    # the column total is shared by the voxels of one ray: constant along the central column (float32)
+    np.testing.assert_allclose(total[4, :, 5], total[4, 0, 5], rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("mode", list(RayTraceMode))
+def test_radiological_depth_refuses_non_finite_values(mode: RayTraceMode) -> None:
+    vol = _water()
+    arr = vol.array.copy()
+    arr[1, 2, 3] = np.inf
+    with pytest.raises(ParameterError, match="1 NaN or infinite"):
+        radiological_depth(vol.with_array(arr), (13.0, -800.0, 9.0), mode=mode)
+    big = np.ones(vol.shape)
+    big[0, 0, 0] = 1e39  # finite in float64, infinite once converted to float32
+    with pytest.raises(ParameterError, match="after conversion to float32"):
+        radiological_depth(vol.with_array(big), (13.0, -800.0, 9.0), mode=mode)

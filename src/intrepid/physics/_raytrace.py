@@ -284,7 +284,9 @@ class _IndexFrame:
         return np.asarray(vectors_mm @ self.a_inv.T, dtype=float)
 
 
-def _prepare(volume: Volume, name: str = "volume") -> tuple[NDArray[np.float32], _IndexFrame]:
+def _prepare(
+    volume: Volume, name: str = "volume", check_finite: bool = True
+) -> tuple[NDArray[np.float32], _IndexFrame]:
     if not isinstance(volume, Volume):
         raise ParameterError(f"{name} must be a Volume, got {type(volume).__name__}")
     if volume.ndim != 3:
@@ -296,7 +298,8 @@ def _prepare(volume: Volume, name: str = "volume") -> tuple[NDArray[np.float32],
             "ray tracing "
             "needs an axis-aligned grid: resample it first"
         )
-    volume.check_finite(name)
+    if check_finite:
+        volume.check_finite(name)
     values = np.ascontiguousarray(volume.array, dtype=np.float32)
     a = grid.direction_matrix * np.asarray(grid.spacing_mm)[None, :]
     frame = _IndexFrame(
@@ -627,12 +630,19 @@ def radiological_depth(
     Siddon RL (1985) Med Phys 12:252, doi:10.1118/1.595715. Jacobs F et al. (1998) J Comput Inf Technol
     6:89. Wieser H-P et al. (2017) matRad, Med Phys 44:2556, doi:10.1002/mp.12251.
     """
-    values, frame = _prepare(volume)
+    values, frame = _prepare(volume, check_finite=False)
+    # finite iff the minimum and the maximum are (NaN propagates): two fast reductions, no boolean temporary
+    vmin = float(values.min())
+    if not (math.isfinite(vmin) and math.isfinite(float(values.max()))):
+        volume.check_finite("volume")  # raises, counting the bad values
+        raise ParameterError(
+            f"volume contains NaN or infinite values after conversion to float32 (min {vmin})"
+        )
+    kern = _kernels()
     if volume.quantity is Quantity.CT_NUMBER:
         raise ParameterError(
             "volume holds CT numbers (HU): convert it first, e.g. hu_to_relative_stopping_power.to_volume(ct)"
         )
-    vmin = float(values.min())
     if vmin < 0:
         raise ParameterError(
             f"volume values must be >= 0 (densities or stopping powers), got a minimum of {vmin}"
@@ -671,9 +681,6 @@ def radiological_depth(
             "part of the volume lies at or behind the source plane; move the source further away"
         )
     spacing = np.asarray(volume.grid.spacing_mm)
-    entrance = np.full(volume.shape, np.nan, dtype=np.float32)
-    exit_ = np.full(volume.shape, np.nan, dtype=np.float32)
-    kern = _kernels()
     # the EXACT ray grid: spacing sp on the plane at `plane` mm from the source (FAST refers to the same rays)
     sp = (
         float(spacing.min() / np.sqrt(2.0))
@@ -682,6 +689,8 @@ def radiological_depth(
     )
     plane = float(corners[:, 1].max() + spacing.max())
     if mode is RayTraceMode.EXACT:
+        entrance = np.full(volume.shape, np.nan, dtype=np.float32)
+        exit_ = np.full(volume.shape, np.nan, dtype=np.float32)
         proj = corners[:, [0, 2]] * (plane / corners[:, 1])[:, None] / sp
         n_lo = np.ceil(proj.min(axis=0) - 0.5).astype(np.int64) - 1
         n_hi = np.ceil(proj.max(axis=0) - 0.5).astype(np.int64) + 1
@@ -737,8 +746,11 @@ def radiological_depth(
         d0 = first - step * (math.ceil((first - float(edges[:, 1].min())) / step) + 1)
         n_d = int(np.ceil((edges[:, 1].max() - d0) / step)) + 2
         _log.debug("radiological_depth FAST: %d x %d x %d beam's-eye-view samples", n_v, n_u, n_d)
-        cum = np.full((n_v, n_u, n_d), np.nan, dtype=np.float32)
-        totals = np.zeros((n_v, n_u), dtype=np.float32)
+        # the kernels write every element (NaN where there is no value): no initialisation needed
+        cum = np.empty((n_v, n_u, n_d), dtype=np.float32)
+        totals = np.empty((n_v, n_u), dtype=np.float32)
+        entrance = np.empty(volume.shape, dtype=np.float32)
+        exit_ = np.empty(volume.shape, dtype=np.float32)
         kern.bev_cumulative(
             values,
             frame.to_index(source[None, :])[0],

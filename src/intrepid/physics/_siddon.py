@@ -37,6 +37,9 @@ _INF = np.inf
 #: Direction components (index units per unit alpha) below this are treated as parallel to the planes: the ray
 #: moves less than 1e-12 voxel along that axis, and a ray lying in a boundary plane is not lost to rounding.
 _PARALLEL = 1e-12
+#: Floating-point relaxations of the FAST kernels: no reordering guarantees, but NaN and inf keep their
+#: meaning (the kernels test for NaN and rely on 0 / 0 = NaN).
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 @numba.njit(cache=True, inline="always")
@@ -383,6 +386,25 @@ def radiological_depth_exact(
 
 
 @numba.njit(cache=True, inline="always")
+def _sample_interior(values: NDArray[np.float32], qi: float, qj: float, qk: float) -> float:
+    """Trilinear value at an index point inside the box of voxel centres ``[0, n - 1]`` (n >= 2 per axis)."""
+    nk, nj, ni = values.shape
+    i0 = min(max(int(qi), 0), ni - 2)
+    j0 = min(max(int(qj), 0), nj - 2)
+    k0 = min(max(int(qk), 0), nk - 2)
+    fi = qi - i0
+    fj = qj - j0
+    fk = qk - k0
+    c00 = values[k0, j0, i0] * (1.0 - fi) + values[k0, j0, i0 + 1] * fi
+    c01 = values[k0, j0 + 1, i0] * (1.0 - fi) + values[k0, j0 + 1, i0 + 1] * fi
+    c10 = values[k0 + 1, j0, i0] * (1.0 - fi) + values[k0 + 1, j0, i0 + 1] * fi
+    c11 = values[k0 + 1, j0 + 1, i0] * (1.0 - fi) + values[k0 + 1, j0 + 1, i0 + 1] * fi
+    c0 = c00 * (1.0 - fj) + c01 * fj
+    c1 = c10 * (1.0 - fj) + c11 * fj
+    return c0 * (1.0 - fk) + c1 * fk
+
+
+@numba.njit(cache=True, inline="always")
 def _sample_clamped(values: NDArray[np.float32], qi: float, qj: float, qk: float) -> float:
     """Trilinear value at index point q; clamped to the edge sample up to the voxel edges, 0 beyond them."""
     nk, nj, ni = values.shape
@@ -430,9 +452,9 @@ def bev_cumulative(
     Column ``(iv, iu)`` is the ray through ``(u0 + iu * lateral_mm, v0 + iv * lateral_mm)`` on the plane at
     ``ref_mm`` from the source; its samples lie at depths ``d0 + m * depth_step_mm`` along the central axis.
     ``w``, ``ex``, ``ez`` are the central axis and the two lateral axes mapped to index space per mm.
-    ``out`` (n_v, n_u, n_d), filled with NaN by the caller, gets the integral from the column's entry into
-    the volume to each sample inside the volume (samples outside stay NaN); ``totals`` (n_v, n_u) the
-    integral through the whole volume.
+    ``out`` (n_v, n_u, n_d) gets the integral from the column's entry into the volume to each sample inside
+    the volume and NaN at the samples outside it; ``totals`` (n_v, n_u) the integral through the whole
+    volume. Both are written in full (they may be uninitialised).
     """
     nk, nj, ni = values.shape
     n_v, n_u, n_d = out.shape
@@ -448,19 +470,44 @@ def bev_cumulative(
             dmin, dmax = _clip(src[0], src[1], src[2], r0, r1, r2, ni, nj, nk, -_INF, _INF)
             totals[iv, iu] = 0.0
             if not dmin < dmax:
+                for m in range(n_d):
+                    out[iv, iu, m] = np.nan
                 continue
-            m_start = max(math.ceil((dmin - d0) / depth_step_mm), 0)
-            m_stop = min(math.floor((dmax - d0) / depth_step_mm) + 1, n_d)
+            m_start = min(max(math.ceil((dmin - d0) / depth_step_mm), 0), n_d)
+            m_stop = max(min(math.floor((dmax - d0) / depth_step_mm) + 1, n_d), m_start)
+            for m in range(m_start):
+                out[iv, iu, m] = np.nan
+            for m in range(m_stop, n_d):
+                out[iv, iu, m] = np.nan
+            # samples whose eight trilinear neighbours are all inside the grid (centres box [0, n - 1] on
+            # each axis, one sample of margin against rounding) need no clamping
+            flo, fhi = _clip(
+                src[0] - 0.5, src[1] - 0.5, src[2] - 0.5, r0, r1, r2, ni - 1, nj - 1, nk - 1, -_INF, _INF
+            )
+            m_fast_lo = m_stop
+            m_fast_hi = m_stop
+            if flo < fhi:
+                m_fast_lo = min(max(math.ceil((flo - d0) / depth_step_mm) + 1, m_start), m_stop)
+                m_fast_hi = min(max(math.floor((fhi - d0) / depth_step_mm), m_fast_lo), m_stop)
             total = 0.0
             prev = 0.0
             prev_d = dmin
+            half_step = 0.5 * depth_step_mm * stretch
             for m in range(m_start, m_stop):
                 dd = d0 + m * depth_step_mm
-                cur = _sample_clamped(values, src[0] + dd * r0, src[1] + dd * r1, src[2] + dd * r2)
-                if m == m_start:
-                    total = cur * (dd - dmin) * stretch  # from the entry point at the first sample's value
+                qi = src[0] + dd * r0
+                qj = src[1] + dd * r1
+                qk = src[2] + dd * r2
+                if m >= m_fast_lo and m < m_fast_hi:
+                    cur = _sample_interior(values, qi, qj, qk)
+                    total += (prev + cur) * half_step
                 else:
-                    total += 0.5 * (prev + cur) * (dd - prev_d) * stretch
+                    cur = _sample_clamped(values, qi, qj, qk)
+                    if m == m_start:
+                        # from the entry point, at the first sample's value
+                        total = cur * (dd - dmin) * stretch
+                    else:
+                        total += 0.5 * (prev + cur) * (dd - prev_d) * stretch
                 out[iv, iu, m] = total
                 prev = cur
                 prev_d = dd
@@ -521,7 +568,7 @@ def _gather(
     return acc / wsum, tot / wsum, True
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath=_FASTMATH)
 def bev_interpolate(
     cumulative: NDArray[np.float32],
     column_totals: NDArray[np.float32],
@@ -544,8 +591,12 @@ def bev_interpolate(
     the EXACT ray grid (spacing ``snap_spacing_mm`` on the plane at ``snap_plane_mm``), so that the value
     refers to the same ray as :func:`radiological_depth_exact`. ``exit_`` gets the column total (bilinear
     over the same four columns) minus the entrance value. Voxels whose centre is at or behind the source
-    plane, or outside the grid, keep their initial value (NaN). When the slices are perpendicular to the
-    lateral axis ``e_z`` (couch at 0, axial CT) the per-column geometry is computed once per (j, i).
+    plane, or outside the grid, get NaN (every voxel is written: the outputs may be uninitialised).
+
+    When the slices are perpendicular to the lateral axis ``e_z`` (couch at 0, axial CT) a voxel's depth
+    and lateral ``u`` depend on ``(j, i)`` only: the depth and ``u`` interpolation is then done once per
+    ``(j, i)`` and BEV row, and each voxel interpolates linearly along ``v`` (same weights and result as the
+    general trilinear path, about four times fewer memory reads).
     """
     n_v, n_u, n_d = cumulative.shape
     nk, nj, ni = shape_kji[0], shape_kji[1], shape_kji[2]
@@ -558,35 +609,90 @@ def bev_interpolate(
     gnum = snap_plane_mm / snap_spacing_mm if snap else ref_mm
     separable = bev[0, 2] == 0.0 and bev[1, 2] == 0.0 and bev[2, 0] == 0.0 and bev[2, 1] == 0.0
     if separable:
-        tab_fu = np.empty((nj, ni))
-        tab_fd = np.empty((nj, ni))
-        tab_g = np.empty((nj, ni))
+        # The voxel's depth and lateral u depend on (j, i) only, its lateral v on k as well. So for each
+        # (j, i) the depth and u interpolation (and the dropping of samples outside the volume) is done once
+        # per BEV row iv, giving profiles along v; each voxel then only interpolates linearly in v:
+        # acc / wsum = sum_v w_v A[iv] / sum_v w_v W[iv], the same sums as _gather in another order.
+        bzs = bev[2, 2]
+        bz0 = bev[2, 3]
         for j in numba.prange(nj):
+            prof = np.empty((ni, n_v + 2, 3))  # per (i, iv): sum of w_u val, sum of w_u, sum of w_u total
+            for i in range(ni):  # the two zero rows (an explicit loop: slice assignment is slower here)
+                for c in range(3):
+                    prof[i, n_v, c] = 0.0
+                    prof[i, n_v + 1, c] = 0.0
+            row_g = np.empty(ni)
+            row_lo = np.zeros(ni, np.int64)
+            row_hi = np.full(ni, -1, np.int64)
             for i in range(ni):
                 by = bev[1, 0] * i + bev[1, 1] * j + bev[1, 3]
-                bx = bev[0, 0] * i + bev[0, 1] * j + bev[0, 3]
+                row_g[i] = 0.0
                 if by <= 0.0:
-                    tab_fd[j, i] = -1.0
-                    tab_g[j, i] = 0.0
-                    tab_fu[j, i] = -1.0
                     continue
+                bx = bev[0, 0] * i + bev[0, 1] * j + bev[0, 3]
                 g = gnum / by
                 u = math.ceil(bx * g - 0.5) * h if snap else bx * g
-                tab_fu[j, i] = (u - u0) * inv_lat
-                tab_fd[j, i] = (by - d0) * inv_step
-                tab_g[j, i] = g
-        for k in numba.prange(nk):
-            bz = bev[2, 2] * k + bev[2, 3]
-            for j in range(nj):
+                fu = (u - u0) * inv_lat
+                fd = (by - d0) * inv_step
+                iu = math.floor(fu)
+                idd = math.floor(fd)
+                if iu < 0 or idd < 0 or iu + 1 >= n_u or idd + 1 >= n_d:
+                    continue
+                row_g[i] = g
+                # BEV rows reached by k = 0 .. nk - 1 (v is monotonic in k)
+                va = math.ceil(bz0 * g - 0.5) * h if snap else bz0 * g
+                vb = math.ceil((bzs * (nk - 1) + bz0) * g - 0.5) * h if snap else (bzs * (nk - 1) + bz0) * g
+                lo = max(math.floor((min(va, vb) - v0) * inv_lat), 0)
+                hi = min(math.floor((max(va, vb) - v0) * inv_lat) + 1, n_v - 1)
+                row_lo[i] = lo
+                row_hi[i] = hi
+                wu = fu - iu
+                wd = fd - idd
+                for iv in range(lo, hi + 1):
+                    sa = 0.0
+                    sw = 0.0
+                    st = 0.0
+                    for du in range(2):
+                        wl = wu if du else 1.0 - wu
+                        c0 = cumulative[iv, iu + du, idd]
+                        c1 = cumulative[iv, iu + du, idd + 1]
+                        val = c0 * (1.0 - wd) + c1 * wd
+                        if math.isnan(val):  # rare: a sample outside the volume
+                            if not math.isnan(c0):
+                                val = c0
+                            elif not math.isnan(c1):
+                                val = c1
+                            else:
+                                continue
+                        sa += wl * val
+                        sw += wl
+                        st += wl * column_totals[iv, iu + du]
+                    prof[i, iv, 0] = sa
+                    prof[i, iv, 1] = sw
+                    prof[i, iv, 2] = st
+            # voxel loop, nearly branch-free: a voxel outside its profile's rows reads the two zero rows at
+            # n_v, n_v + 1, and 0 / 0 gives NaN (as does a zero total weight)
+            hl = h * inv_lat if snap else inv_lat
+            vl = v0 * inv_lat
+            for k in range(nk):
+                bz = bzs * k + bz0
                 for i in range(ni):
-                    g = tab_g[j, i]
-                    v = math.ceil(bz * g - 0.5) * h if snap else bz * g
-                    acc, tot, ok = _gather(
-                        flat, totals, n_u, n_v, n_d, tab_fu[j, i], (v - v0) * inv_lat, tab_fd[j, i]
-                    )
-                    if ok:
-                        entrance[k, j, i] = acc
-                        exit_[k, j, i] = tot - acc
+                    g = row_g[i]
+                    if snap:
+                        fv = math.ceil(bz * g - 0.5) * hl - vl
+                    else:
+                        fv = bz * g * hl - vl
+                    iv = math.floor(fv)
+                    wv = fv - iv
+                    if iv < row_lo[i] or iv >= row_hi[i]:
+                        iv = n_v
+                    sw = prof[i, iv, 1] * (1.0 - wv) + prof[i, iv + 1, 1] * wv
+                    sa = prof[i, iv, 0] * (1.0 - wv) + prof[i, iv + 1, 0] * wv
+                    st = prof[i, iv, 2] * (1.0 - wv) + prof[i, iv + 1, 2] * wv
+                    r = 1.0 / sw
+                    ent = sa * r
+                    entrance[k, j, i] = ent
+                    exit_[k, j, i] = st * r - ent
         return
     for k in numba.prange(nk):
         for j in range(nj):
@@ -595,6 +701,8 @@ def bev_interpolate(
             bz0 = bev[2, 1] * j + bev[2, 2] * k + bev[2, 3]
             for i in range(ni):
                 by = bev[1, 0] * i + by0
+                entrance[k, j, i] = np.nan
+                exit_[k, j, i] = np.nan
                 if by <= 0.0:
                     continue
                 bx = bev[0, 0] * i + bx0
