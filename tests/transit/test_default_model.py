@@ -57,8 +57,10 @@ def test_one_full_size_prediction_against_the_simulated_truth(tmp_path: Path) ->
     assert pair.epid.shape == (1024, 1024)
     net, _ = evaluate_image(pair.portal_dose, model.predict(pair.epid))
     base, _ = evaluate_image(pair.portal_dose, load_default_baseline().predict(pair.epid))
-    # Measured on this image: network and baseline both pass ~100 % at 3 %/3 mm; 95 % leaves room for the
-    # noise realisation of another platform without accepting a broken model (an untrained one gets < 20 %).
-    assert net.pass_rates_percent["3mm3pct"] >= 95.0
+    # Measured on this image: the hybrid network and the baseline both pass 100 % at 3 %/3 mm and 2 %/2 mm
+    # (the earlier pure network ~97 % and ~70 %); 99 % / 97 % leave room for the noise realisation of another
+    # platform without accepting a broken model (an untrained one gets < 20 %).
+    assert net.pass_rates_percent["3mm3pct"] >= 99.0
+    assert net.pass_rates_percent["2mm2pct"] >= 97.0
     assert base.pass_rates_percent["3mm3pct"] >= 95.0
     assert net.pass_rates_percent["5mm5pct"] >= 99.0

@@ -1,7 +1,9 @@
 """The default InTrEPID-2D model shipped inside the package, and its physics baseline.
 
-``intrepid/transit/models/default/`` holds ``model.json`` + ``model.safetensors`` (an ensemble of 8-filter
-U-Nets trained on the simulator's paper composition), ``training_manifest.json`` (data, seeds, folds, losses,
+``intrepid/transit/models/default/`` holds ``model.json`` + ``model.safetensors`` (a hybrid ensemble of
+8-filter U-Nets trained on the simulator's paper composition: each network predicts a smooth correction to
+the kernel baseline, whose parameters, the mean of the per-fold fits, are stored in ``model.json``; see
+:class:`intrepid.learn.Ensemble`), ``training_manifest.json`` (data, seeds, folds, losses,
 timings) and ``baseline.json`` (the kernel baseline fitted on the same training pairs). The command that
 reproduces them is ``python3 tools/train_default_model.py`` (see that script and the training manifest).
 """
