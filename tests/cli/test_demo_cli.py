@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from intrepid.cli._main import main
-from intrepid.transit import demo_specs
+from intrepid.report import demo_specs
 
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from scipy.ndimage import gaussian_filter, median_filter
 
 from intrepid.errors import ParameterError
 from intrepid.geometry import Grid, Quantity, Volume
+from intrepid.physics._kernel_baseline import _median3
 from intrepid.transit import (
     KernelBaseline,
     baseline_design,
@@ -19,7 +20,6 @@ from intrepid.transit import (
     fit_baseline_design,
     kernel_basis,
 )
-from intrepid.transit._baseline import _median3
 
 N = 48
 SPACING_MM = 2.0

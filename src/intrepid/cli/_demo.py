@@ -2,7 +2,7 @@
 
 By default the InTrEPID-2D demo: simulate a fresh test set of EPID / portal-dose pairs, predict it with the
 shipped default model and with the physics baseline, evaluate both (gamma, MAE) and write a self-contained
-HTML report (:func:`intrepid.transit.run_demo`). ``--foundation`` runs the earlier foundation demo instead: it
+HTML report (:func:`intrepid.report.run_demo`). ``--foundation`` runs the earlier foundation demo instead: it
 builds a small synthetic CT + RTSTRUCT + RTDOSE case, reads it back with the DICOM layer, co-registers the
 dose onto the CT, checks the results against their closed-form values and writes ``summary.json``,
 ``summary.md`` and the co-registered dose (NIfTI).
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             print((args.out / "summary.md").read_text(), end="")
             print(f"\nwrote {args.out}/summary.json, summary.md, dose_on_ct.nii.gz, ct.nii.gz and dicom/")
         return 0
-    from intrepid.transit import run_demo
+    from intrepid.report import run_demo
 
     result = run_demo(
         args.out,

@@ -17,8 +17,8 @@ the base at full detector resolution (it carries the field edges), the correctio
 grid. The base is non-trainable while the network learns, the idea of the dose-modulation layer of the
 JACMP 2023 U-Net (REFERENCES.md) applied to the classical kernel model of Wendling et al. 2006 /
 van Elmpt et al. 2008. Base models are created from ``model.json`` by loaders registered with
-:func:`register_base_model` (``intrepid.transit`` registers the kernel baseline; ``intrepid.learn`` itself
-imports nothing above it).
+:func:`register_base_model`; the kernel baseline of :mod:`intrepid.physics` is built in, and
+``intrepid.learn`` imports nothing above it.
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def _load_base(doc: Any) -> Any:
         raise ModelError("model.json key 'residual.base' must be an object with a 'format'")
     fmt = doc["format"]
     if fmt not in _BASE_LOADERS and fmt == "intrepid-kernel-baseline":
-        # The transit layer registers its kernel baseline when imported; import it by name on demand.
-        import importlib
+        # The built-in base: the physics layer's kernel model (read from JSON only).
+        from intrepid.physics._kernel_baseline import KernelBaseline
 
-        importlib.import_module("intrepid.transit._baseline")
+        _BASE_LOADERS[fmt] = KernelBaseline.from_dict
     loader = _BASE_LOADERS.get(fmt)
     if loader is None:
         raise ModelError(

@@ -8,6 +8,16 @@ from intrepid.physics._calibration import (
 )
 from intrepid.physics._epid import DetectorModel, Vendor, ghosting_factor
 from intrepid.physics._fields import Field, FieldShape
+from intrepid.physics._kernel_baseline import (
+    DEFAULT_SIGMAS_MM,
+    BaselineDesign,
+    KernelBaseline,
+    baseline_design,
+    fit_baseline,
+    fit_baseline_design,
+    kernel_basis,
+    load_baseline,
+)
 from intrepid.physics._kernels import DoseKernel, GlareKernel, convolve_kernels
 from intrepid.physics._proton import (
     BraggPeak,
@@ -52,6 +62,8 @@ from intrepid.physics._transport import (
 )
 
 __all__ = [
+    "DEFAULT_SIGMAS_MM",
+    "BaselineDesign",
     "BeamDoseBEV",
     "BeamModel",
     "BraggPeak",
@@ -65,6 +77,7 @@ __all__ = [
     "FieldShape",
     "GlareKernel",
     "HUCalibration",
+    "KernelBaseline",
     "PencilLattice",
     "ProtonDose",
     "RadiologicalDepth",
@@ -75,15 +88,20 @@ __all__ = [
     "SpreadOutBraggPeak",
     "TransitImages",
     "Vendor",
+    "baseline_design",
     "convolve_kernels",
     "csda_range_mm",
     "cumulative_path",
     "energy_from_range_mev",
+    "fit_baseline",
+    "fit_baseline_design",
     "ghosting_factor",
     "highland_sigma_mm",
     "hu_to_relative_electron_density",
     "hu_to_relative_stopping_power",
+    "kernel_basis",
     "line_integrals",
+    "load_baseline",
     "patient_scatter",
     "patient_sigma_mm",
     "pencil_beam_dose",

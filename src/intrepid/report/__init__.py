@@ -4,7 +4,16 @@
 >>> write_report(evaluation, "report.html")  # doctest: +SKIP
 """
 
+from intrepid.report._demo import DemoResult, demo_specs, run_demo
 from intrepid.report._figures import distribution_figure, image_figure
 from intrepid.report._html import render_html, write_report
 
-__all__ = ["distribution_figure", "image_figure", "render_html", "write_report"]
+__all__ = [
+    "DemoResult",
+    "demo_specs",
+    "distribution_figure",
+    "image_figure",
+    "render_html",
+    "run_demo",
+    "write_report",
+]

@@ -1,11 +1,11 @@
 """intrepid.transit: the InTrEPID-2D workflow, EPID image -> portal dose, and its evaluation.
 
-- :mod:`baseline <intrepid.transit._baseline>`: the physics baseline, a calibrated kernel model (no learning);
+- the physics baseline, a calibrated kernel model with no learning (it lives in :mod:`intrepid.physics` and is
+  re-exported here);
 - :mod:`evaluation <intrepid.transit._evaluation>`: gamma pass rates, MAE and maximum error per image,
   summaries per family and field size, leave-one-family-out;
 - :mod:`predict <intrepid.transit._predict>`: EPID files -> portal-dose RT Image (and ``.npz``) files;
 - :mod:`default model <intrepid.transit._default_model>`: the ensemble shipped with the package;
-- :mod:`demo <intrepid.transit._demo>`: simulate a fresh test set, predict, evaluate, report.
 
 Nothing here imports PyTorch at import time; the network is loaded by the functions that need it.
 
@@ -13,7 +13,7 @@ Nothing here imports PyTorch at import time; the network is loaded by the functi
 >>> ev = evaluate_pairs(pairs, {"network": load_default_model(), "baseline": load_default_baseline()})
 """
 
-from intrepid.transit._baseline import (
+from intrepid.physics._kernel_baseline import (
     DEFAULT_SIGMAS_MM,
     BaselineDesign,
     KernelBaseline,
@@ -29,7 +29,6 @@ from intrepid.transit._default_model import (
     load_default_baseline,
     load_default_model,
 )
-from intrepid.transit._demo import DemoResult, demo_specs, run_demo
 from intrepid.transit._evaluation import (
     DEFAULT_CRITERIA,
     Criterion,
@@ -51,7 +50,6 @@ __all__ = [
     "DEFAULT_SIGMAS_MM",
     "BaselineDesign",
     "Criterion",
-    "DemoResult",
     "Evaluation",
     "FamilyHoldout",
     "ImageEvaluation",
@@ -64,7 +62,6 @@ __all__ = [
     "baseline_design",
     "default_model_path",
     "default_training_manifest",
-    "demo_specs",
     "evaluate_image",
     "evaluate_pairs",
     "fit_baseline",
@@ -77,5 +74,4 @@ __all__ = [
     "load_predictor",
     "predict_files",
     "resolve_model_path",
-    "run_demo",
 ]

@@ -19,7 +19,7 @@ from intrepid.errors import ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn import Ensemble
-    from intrepid.transit._baseline import KernelBaseline
+    from intrepid.physics._kernel_baseline import KernelBaseline
 
 __all__ = [
     "default_model_path",
@@ -68,7 +68,7 @@ def load_default_model(*, device: str = "cpu") -> Ensemble:
 
 def load_default_baseline() -> KernelBaseline:
     """The kernel baseline fitted on the default model's training pairs (``baseline.json``)."""
-    from intrepid.transit._baseline import load_baseline
+    from intrepid.physics._kernel_baseline import load_baseline
 
     return load_baseline(default_model_path() / "baseline.json")
 

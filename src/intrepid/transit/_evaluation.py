@@ -559,7 +559,7 @@ def leave_one_family_out(
         Fewer than two families, an unknown family, a fold without training or test images.
     """
     from intrepid.learn import train_model
-    from intrepid.transit._baseline import fit_baseline
+    from intrepid.physics._kernel_baseline import fit_baseline
 
     records = list(dataset.records)
     all_families = sorted({r.family for r in records if r.family})

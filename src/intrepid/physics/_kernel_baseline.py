@@ -565,11 +565,3 @@ def fit_baseline(
     )
     return fit_baseline_design(design)
 
-
-def _register() -> None:
-    from intrepid.learn._ensemble import register_base_model
-
-    register_base_model(_FORMAT, KernelBaseline.from_dict)
-
-
-_register()

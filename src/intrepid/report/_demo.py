@@ -155,9 +155,9 @@ def run_demo(
 
     from intrepid.dicom._common import atomic_write
     from intrepid.learn import load_dataset
-    from intrepid.report import write_report
+    from intrepid.physics._kernel_baseline import load_baseline
+    from intrepid.report._html import write_report
     from intrepid.simulate import generate_pairs
-    from intrepid.transit._baseline import load_baseline
     from intrepid.transit._default_model import load_default_baseline
     from intrepid.transit._evaluation import evaluate_pairs
     from intrepid.transit._predict import load_predictor, resolve_model_path
