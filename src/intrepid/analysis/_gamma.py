@@ -567,7 +567,8 @@ def _run(
         task_hist = np.zeros((n_tasks, _HIST_BINS), dtype=np.int64)
         out = np.empty_like(ref)
         start = time.perf_counter()
-        gamma_kernel(
+        kernel: Any = gamma_kernel  # numba's Dispatcher stub does not accept *args
+        kernel(
             ref,
             ev,
             alpha,
@@ -585,24 +586,7 @@ def _run(
             n_threads,
             ndim,
             on_nodes,
-            star.nodes,
-            star.edge_nodes,
-            star.edge_inv_p,
-            star.face_edges,
-            star.face_m,
-            star.face_k,
-            star.rho2,
-            ring.vertices,
-            ring.m,
-            ring.inv_p,
-            ring.y,
-            ring.perp2,
-            ring.bound,
-            ring.cell_start,
-            ring.cell_base,
-            ring.cell_bound,
-            ring.cell_reach,
-            ring.limit2,
+            *_table_args(star, ring),
             task_stats,
             task_hist,
             1.0 + PASS_TOLERANCE,
@@ -658,6 +642,15 @@ def _empty_ring() -> Any:
     )
 
 
+def _table_args(star: Any, ring: Any) -> tuple[Any, ...]:
+    """The star- and ring-table arrays in the order :func:`gamma_kernel` takes them."""
+    return (
+        star.nodes, star.edge_nodes, star.edge_inv_p, star.face_edges, star.face_m, star.face_k, star.rho2,
+        ring.vertices, ring.m, ring.inv_p, ring.y, ring.perp2, ring.bound, ring.cell_start, ring.cell_base,
+        ring.cell_bound, ring.cell_reach, ring.limit2,
+    )  # fmt: skip
+
+
 def _prepare_kernel() -> float:
     """Load (or compile, the first time) the numba kernel so that timings exclude it; seconds taken."""
     from intrepid.analysis._gamma_kernels import face_table, gamma_kernel, ring_table, star_table
@@ -669,7 +662,8 @@ def _prepare_kernel() -> float:
     star = star_table(np.ones(3), 1)
     ring = ring_table(np.ones(3), 2.0, 1)
     one = np.ones((1, 1, 2))
-    gamma_kernel(
+    kernel: Any = gamma_kernel  # numba's Dispatcher stub does not accept *args
+    kernel(
         one,
         one,
         np.zeros(3),
@@ -687,24 +681,7 @@ def _prepare_kernel() -> float:
         1,
         1,
         True,
-        star.nodes,
-        star.edge_nodes,
-        star.edge_inv_p,
-        star.face_edges,
-        star.face_m,
-        star.face_k,
-        star.rho2,
-        ring.vertices,
-        ring.m,
-        ring.inv_p,
-        ring.y,
-        ring.perp2,
-        ring.bound,
-        ring.cell_start,
-        ring.cell_base,
-        ring.cell_bound,
-        ring.cell_reach,
-        ring.limit2,
+        *_table_args(star, ring),
         np.empty((1, 4)),
         np.zeros((1, 8), dtype=np.int64),
         1.0 + PASS_TOLERANCE,
