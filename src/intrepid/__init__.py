@@ -5,11 +5,13 @@ Sub-packages (imported lazily, so that ``import intrepid`` stays light and never
 - :mod:`intrepid.geometry` grids, volumes, IEC 61217 and DICOM patient frames, resampling;
 - :mod:`intrepid.dicom` DICOM RT readers and writers, NIfTI / NRRD / npz;
 - :mod:`intrepid.analysis` gamma index, DVH, isodoses, dose statistics;
-- :mod:`intrepid.physics` ray tracing, beam and EPID models;
+- :mod:`intrepid.physics` ray tracing, beam and EPID models; :mod:`intrepid.dose` the photon dose engine;
 - :mod:`intrepid.simulate` synthetic phantoms and EPID / portal-dose data sets;
 - :mod:`intrepid.transit` 2D EPID transit dosimetry; :mod:`intrepid.learn` networks and training;
 - :mod:`intrepid.devices` proton apertures and range compensators;
-- :mod:`intrepid.report` figures and HTML reports; :mod:`intrepid.cli` the ``intrepid`` command.
+- :mod:`intrepid.invivo` 3D in-vivo dosimetry;
+- :mod:`intrepid.report` figures and HTML reports; :mod:`intrepid.cli` the ``intrepid`` command;
+  :mod:`intrepid.app` the review web application.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ prefer_workqueue_threading()
 
 _SUBPACKAGES = (
     "analysis",
+    "app",
     "cli",
     "devices",
     "dicom",
+    "dose",
     "geometry",
     "invivo",
     "learn",

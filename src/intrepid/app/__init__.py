@@ -1,0 +1,1 @@
+"""intrepid.app: the review web application (``intrepid serve``); needs the ``app`` extra."""
