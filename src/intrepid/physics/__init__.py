@@ -8,6 +8,7 @@ from intrepid.physics._calibration import (
 )
 from intrepid.physics._epid import DetectorModel, Vendor, ghosting_factor
 from intrepid.physics._fields import Field, FieldShape
+from intrepid.physics._fluence import LinacHead, beam_fluence, jaw_fluence, segment_weights
 from intrepid.physics._kernel_baseline import (
     DEFAULT_SIGMAS_MM,
     BaselineDesign,
@@ -78,6 +79,7 @@ __all__ = [
     "GlareKernel",
     "HUCalibration",
     "KernelBaseline",
+    "LinacHead",
     "PencilLattice",
     "ProtonDose",
     "RadiologicalDepth",
@@ -89,6 +91,7 @@ __all__ = [
     "TransitImages",
     "Vendor",
     "baseline_design",
+    "beam_fluence",
     "convolve_kernels",
     "csda_range_mm",
     "cumulative_path",
@@ -99,6 +102,7 @@ __all__ = [
     "highland_sigma_mm",
     "hu_to_relative_electron_density",
     "hu_to_relative_stopping_power",
+    "jaw_fluence",
     "kernel_basis",
     "line_integrals",
     "load_baseline",
@@ -111,6 +115,7 @@ __all__ = [
     "relative_stopping_power",
     "scatter_kernel_radial",
     "scatter_to_primary_ratio",
+    "segment_weights",
     "simulate_transit",
     "spread_out_bragg_peak",
     "trace_ray",
