@@ -6,7 +6,11 @@
 - :mod:`composition <intrepid.simulate._composition>`: the seed's data set (Table 1 and its test split) and
   random compositions;
 - :mod:`pairs <intrepid.simulate._pairs>`: simulation of the pairs and their DICOM RTIMAGE files with a
-  ``manifest.csv``.
+  ``manifest.csv``;
+- :mod:`patients <intrepid.simulate._patients>`, :mod:`invivo plans <intrepid.simulate._invivo_plans>`,
+  :mod:`invivo errors <intrepid.simulate._invivo_errors>`,
+  :mod:`invivo cases <intrepid.simulate._invivo_cases>`:
+  3D in-vivo cases (patient phantoms with structures, plans, delivery errors, doses, transit images).
 """
 
 from intrepid.simulate._composition import (
@@ -23,6 +27,22 @@ from intrepid.simulate._composition import (
     paper_composition,
     random_composition,
 )
+from intrepid.simulate._invivo_cases import (
+    InvivoCase,
+    InvivoCaseSpec,
+    TransitFrame,
+    make_invivo_case,
+    plan_doses,
+    write_invivo_case,
+)
+from intrepid.simulate._invivo_errors import (
+    DeliveryError,
+    ErrorKind,
+    apply_patient_errors,
+    apply_plan_errors,
+    parse_error_spec,
+)
+from intrepid.simulate._invivo_plans import PlanKind, make_plan, scale_plan_mu
 from intrepid.simulate._pairs import (
     MANIFEST_COLUMNS,
     REQUIRED_COLUMNS,
@@ -31,6 +51,7 @@ from intrepid.simulate._pairs import (
     pair_seed,
     read_manifest,
 )
+from intrepid.simulate._patients import PatientPhantom, PatientSite, make_patient_case_phantom
 from intrepid.simulate._phantoms import (
     AIR_HU,
     BONE_HU,
@@ -73,28 +94,45 @@ __all__ = [
     "SPINE_HU",
     "TITANIUM_HU",
     "WATER_HU",
+    "DeliveryError",
+    "ErrorKind",
     "InsertMaterial",
+    "InvivoCase",
+    "InvivoCaseSpec",
     "IsocenterMode",
     "PairSpec",
+    "PatientPhantom",
+    "PatientSite",
     "Phantom",
     "PhantomFamily",
+    "PlanKind",
     "PlugMaterial",
     "SimulationVendor",
     "SlabCode",
     "Split",
+    "TransitFrame",
+    "apply_patient_errors",
+    "apply_plan_errors",
     "composition_counts",
     "decode_slab_code",
     "field_group",
     "field_size_cm",
     "generate_pairs",
     "make_insert_slab_phantom",
+    "make_invivo_case",
     "make_multiplug_phantom",
+    "make_patient_case_phantom",
     "make_patient_phantom",
     "make_phantom",
+    "make_plan",
     "make_slab_phantom",
     "make_thorax_phantom",
     "pair_seed",
     "paper_composition",
+    "parse_error_spec",
+    "plan_doses",
     "random_composition",
     "read_manifest",
+    "scale_plan_mu",
+    "write_invivo_case",
 ]
