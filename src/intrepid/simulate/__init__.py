@@ -15,6 +15,8 @@
 
 from intrepid.simulate._composition import (
     FIELD_GROUPS,
+    MLC_GROUPS,
+    MLC_KINDS,
     MU_CHOICES,
     PAPER_TABLE1,
     PAPER_TABLE1_AS_PRINTED,
@@ -24,6 +26,7 @@ from intrepid.simulate._composition import (
     composition_counts,
     field_group,
     field_size_cm,
+    mlc_kind,
     paper_composition,
     random_composition,
 )
@@ -84,6 +87,8 @@ __all__ = [
     "FIELD_GROUPS",
     "LUNG_HU",
     "MANIFEST_COLUMNS",
+    "MLC_GROUPS",
+    "MLC_KINDS",
     "MU_CHOICES",
     "PAPER_TABLE1",
     "PAPER_TABLE1_AS_PRINTED",
@@ -127,6 +132,7 @@ __all__ = [
     "make_plan",
     "make_slab_phantom",
     "make_thorax_phantom",
+    "mlc_kind",
     "pair_seed",
     "paper_composition",
     "parse_error_spec",
