@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._evaluate",
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
+    "intrepid.cli._dose",
 )
 
 _log = logging.getLogger("intrepid")
