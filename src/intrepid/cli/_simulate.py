@@ -77,6 +77,9 @@ def register(subparsers: Any) -> None:
     from intrepid.cli._invivo import add_simulate_invivo  # ``simulate invivo`` (InTrEPID-3D cases)
 
     add_simulate_invivo(sub)
+    from intrepid.cli._invivo import add_simulate_invivo  # ``simulate invivo`` (InTrEPID-3D cases)
+
+    add_simulate_invivo(sub)
     parser.set_defaults(func=_usage(parser))
 
 

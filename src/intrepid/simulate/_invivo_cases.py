@@ -16,8 +16,10 @@
 
 :func:`write_invivo_case` writes the STUDY_DIR: ``CT/`` (one file per slice), ``RTSTRUCT.dcm``,
 ``RTPLAN.dcm``, ``RTDOSE_plan.dcm`` (summation PLAN), ``RTDOSE_beam_<n>.dcm`` (summation BEAM),
-``delivered_dose.dcm``, ``transit/beam_<n>[_<k>].dcm`` (EPID RT Images with Referenced Beam Number) and
-``case.json``, all in one Frame of Reference and one study. Everything is deterministic for a seed.
+``delivered_dose.dcm``, ``transit/beam_<n>[_<k>].dcm`` (EPID RT Images with Referenced Beam Number),
+``portal_dose/beam_<n>[_<k>].dcm`` (the simulator's noise-free portal dose of the same frames: what a perfect
+InTrEPID-2D step would give) and ``case.json``, all in one Frame of Reference and one study. Everything is
+deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ class InvivoCase:
         return {
             "schema": CASE_SCHEMA,
             "site": self.phantom.site.value,
-            "plan": PlanKind(self.spec.plan).value if not isinstance(self.spec.plan, PlanKind)
+            "plan": PlanKind(self.spec.plan).value
+            if not isinstance(self.spec.plan, PlanKind)
             else self.spec.plan.value,
             "seed": self.spec.seed,
             "spacing_mm": self.spec.spacing_mm,
@@ -156,12 +159,20 @@ class InvivoCase:
             "errors": [e.to_dict() for e in self.errors],
             "error_free": not self.errors,
             "isocenter_mm": list(self.phantom.isocenter_mm),
-            "beams": [{"number": b.number, "name": b.name, "gantry_deg": b.gantry_deg,
-                       "planned_mu": float(b.meterset or 0.0),
-                       "delivered_mu": float(next(d.meterset for d in self.delivered_plan.beams
-                                                  if d.number == b.number) or 0.0)
-                       if any(d.number == b.number for d in self.delivered_plan.beams) else None}
-                      for b in self.plan.beams],
+            "beams": [
+                {
+                    "number": b.number,
+                    "name": b.name,
+                    "gantry_deg": b.gantry_deg,
+                    "planned_mu": float(b.meterset or 0.0),
+                    "delivered_mu": float(
+                        next(d.meterset for d in self.delivered_plan.beams if d.number == b.number) or 0.0
+                    )
+                    if any(d.number == b.number for d in self.delivered_plan.beams)
+                    else None,
+                }
+                for b in self.plan.beams
+            ],
             "ptv_d50_planned_gy": d50_plan,
             "ptv_d50_delivered_gy": d50_del,
             "ptv_d50_delivered_over_planned": d50_del / d50_plan if d50_plan > 0 else None,
@@ -173,21 +184,14 @@ class InvivoCase:
 # ------------------------------------------------------------------------------------------- dose engine
 def plan_doses(ct: Volume, plan: RTPlan) -> tuple[dict[int, Volume], Volume]:
     """Per-beam and total dose (Gy) of ``plan`` on ``ct.grid`` by :func:`intrepid.dose.compute_dose`."""
-    from intrepid.dose import compute_dose
+    try:
+        from intrepid.dose import compute_dose
+    except ImportError:  # the package may not re-export it yet
+        from intrepid.dose._engine import compute_dose
 
     result = compute_dose(ct, plan, grid=ct.grid)
-    beams_attr = getattr(result, "beams", None)
-    if beams_attr is None:
-        beams_attr = result.beam_doses
-    if isinstance(beams_attr, dict):
-        per_beam = {int(k): v for k, v in beams_attr.items()}
-    else:
-        per_beam = {int(getattr(b, "number", getattr(b, "beam_number", i + 1))): getattr(b, "dose", b)
-                    for i, b in enumerate(beams_attr)}
-    total = getattr(result, "total", None)
-    if total is None:
-        total = result.plan
-    return per_beam, total
+    per_beam = {int(b.number): b.dose for b in result.beams}
+    return per_beam, result.total
 
 
 # ------------------------------------------------------------------------------------------- EPID frames
@@ -223,8 +227,16 @@ def _field_of(cp0: Any, cp1: Any, collimator_deg: float) -> list[Any]:
     from intrepid.simulate._invivo_plans import LEAF_BOUNDARIES_MM
 
     if abs(((collimator_deg + 180.0) % 360.0) - 180.0) < 1e-6:
-        return [Field.from_jaws_and_mlc(jx[0], jx[1], jy[0], jy[1], LEAF_BOUNDARIES_MM.tolist(),
-                                        None if leaves is None else leaves.reshape(-1))]
+        return [
+            Field.from_jaws_and_mlc(
+                jx[0],
+                jx[1],
+                jy[0],
+                jy[1],
+                LEAF_BOUNDARIES_MM.tolist(),
+                None if leaves is None else leaves.reshape(-1),
+            )
+        ]
     # rotated collimator: one polygon per connected opening, rotated into the gantry frame
     from shapely.geometry import box
     from shapely.ops import unary_union
@@ -251,9 +263,19 @@ def _field_of(cp0: Any, cp1: Any, collimator_deg: float) -> list[Any]:
     return fields
 
 
+def _detector() -> Any:
+    """The simulated EPID: an Elekta iView geometry (SID 1600 mm, 410 mm panel) read out 2 × 2 binned
+    (512 × 512 pixels of 0.81 mm), which cuts the simulation time fourfold; 0.81 mm at the detector is
+    0.5 mm at the isocentre, far below the 4–5 mm dose grids the images are back-projected onto."""
+    from intrepid.physics import DetectorModel
+
+    return DetectorModel.elekta_iview(rows=512, columns=512, pixel_mm=0.81)
+
+
 def _transit_frames(ct: Volume, plan: RTPlan, planned: RTPlan, seed: int) -> tuple[TransitFrame, ...]:
     from intrepid.physics import simulate_transit
 
+    detector = _detector()
     frames = []
     rng = np.random.default_rng([int(seed), 104729])
     for b, pb in zip(plan.beams, planned.beams, strict=True):
@@ -269,9 +291,15 @@ def _transit_frames(ct: Volume, plan: RTPlan, planned: RTPlan, seed: int) -> tup
                 share = (w[k] - w[k - 1]) / (w[-1] - w[0])
                 cp0, cp1 = b.control_points[k - 1], b.control_points[k]
                 for fld in _field_of(cp0, cp1, cp1.collimator_deg):
-                    img = simulate_transit(ct, fld, gantry_deg=gantry, isocenter_mm=cp1.isocenter_mm,
-                                           mu=max(mu_beam * share, 1e-3),
-                                           seed=int(rng.integers(0, 2**31 - 1)))
+                    img = simulate_transit(
+                        ct,
+                        fld,
+                        gantry_deg=gantry,
+                        isocenter_mm=cp1.isocenter_mm,
+                        mu=max(mu_beam * share, 1e-3),
+                        detector=detector,
+                        seed=int(rng.integers(0, 2**31 - 1)),
+                    )
                     e = np.asarray(img.epid.array, dtype=np.float64)
                     d = np.asarray(img.portal_dose.array, dtype=np.float64)
                     epid_sum = e if epid_sum is None else epid_sum + e
@@ -280,14 +308,18 @@ def _transit_frames(ct: Volume, plan: RTPlan, planned: RTPlan, seed: int) -> tup
             if epid_sum is None or dose_sum is None or grid is None:
                 continue
             for_uid = ct.frame_of_reference_uid
-            frames.append(TransitFrame(
-                beam_number=b.number, gantry_deg=float(gantry),
-                planned_gantry_deg=float(planned_groups[min(gi, len(planned_groups) - 1)][2]),
-                epid=Volume(epid_sum, grid, Quantity.EPID_SIGNAL, "CU", for_uid),
-                portal_dose=Volume(dose_sum, grid, Quantity.PORTAL_DOSE, "Gy", for_uid),
-                mu=mu_beam * frac, sid_mm=float(meta.get("sid_mm", 1600.0)),
-                sad_mm=float(meta.get("sad_mm", 1000.0)),
-            ))
+            frames.append(
+                TransitFrame(
+                    beam_number=b.number,
+                    gantry_deg=float(gantry),
+                    planned_gantry_deg=float(planned_groups[min(gi, len(planned_groups) - 1)][2]),
+                    epid=Volume(epid_sum, grid, Quantity.EPID_SIGNAL, "CU", for_uid),
+                    portal_dose=Volume(dose_sum, grid, Quantity.PORTAL_DOSE, "Gy", for_uid),
+                    mu=mu_beam * frac,
+                    sid_mm=float(meta.get("sid_mm", 1600.0)),
+                    sad_mm=float(meta.get("sad_mm", 1000.0)),
+                )
+            )
     return tuple(frames)
 
 
@@ -313,8 +345,9 @@ def make_invivo_case(spec: InvivoCaseSpec) -> InvivoCase:
     kind = spec.plan if isinstance(spec.plan, PlanKind) else PlanKind(str(spec.plan).lower())
     phantom = make_patient_case_phantom(spec.site, spacing_mm=spec.spacing_mm)
     pts = _ptv_points(phantom)
-    plan = make_plan(kind, pts, phantom.isocenter_mm,
-                     frame_of_reference_uid=phantom.ct.frame_of_reference_uid)
+    plan = make_plan(
+        kind, pts, phantom.isocenter_mm, frame_of_reference_uid=phantom.ct.frame_of_reference_uid
+    )
     per_beam, total = plan_doses(phantom.ct, plan)
     d50 = float(np.median(np.asarray(total.array)[phantom.structures["PTV"]]))
     if not d50 > 0:
@@ -326,8 +359,9 @@ def make_invivo_case(spec: InvivoCaseSpec) -> InvivoCase:
     t_plan = time.perf_counter()
 
     delivered_phantom = apply_patient_errors(phantom, errors)
-    delivered_plan = apply_plan_errors(plan, errors, target_points_mm=pts, isocenter_mm=phantom.isocenter_mm,
-                                       kind=kind.value, seed=spec.seed)
+    delivered_plan = apply_plan_errors(
+        plan, errors, target_points_mm=pts, isocenter_mm=phantom.isocenter_mm, kind=kind.value, seed=spec.seed
+    )
     if errors:
         del_beams, delivered = plan_doses(delivered_phantom.ct, delivered_plan)
     else:
@@ -336,10 +370,21 @@ def make_invivo_case(spec: InvivoCaseSpec) -> InvivoCase:
     frames = _transit_frames(delivered_phantom.ct, delivered_plan, plan, spec.seed)
     t_epid = time.perf_counter()
     timings = {"plan_dose_s": t_plan - t0, "delivered_dose_s": t_del - t_plan, "transit_s": t_epid - t_del}
-    _log.info("in-vivo case %s/%s %s: %.1f s", phantom.site.value, kind.value, list(spec.errors),
-              t_epid - t0)
-    return InvivoCase(spec, phantom, delivered_phantom, plan, delivered_plan, errors, planned_beams, planned,
-                      del_beams, delivered, frames, timings)
+    _log.info("in-vivo case %s/%s %s: %.1f s", phantom.site.value, kind.value, list(spec.errors), t_epid - t0)
+    return InvivoCase(
+        spec,
+        phantom,
+        delivered_phantom,
+        plan,
+        delivered_plan,
+        errors,
+        planned_beams,
+        planned,
+        del_beams,
+        delivered,
+        frames,
+        timings,
+    )
 
 
 def write_invivo_case(case: InvivoCase, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -374,49 +419,116 @@ def write_invivo_case(case: InvivoCase, out_dir: str | os.PathLike[str], *, over
     try:
         ph = case.phantom
         pid = f"INVIVO_{ph.site.value.upper()}"[:64]
-        series = write_ct_series(ph.ct, tmp / "CT", patient_id=pid,
-                                 series_description=f"InTrEPID {ph.site.value}")
+        series = write_ct_series(
+            ph.ct, tmp / "CT", patient_id=pid, series_description=f"InTrEPID {ph.site.value}"
+        )
         structs = [
-            StructureDefinition(name,
-                                Volume(mask, ph.ct.grid, Quantity.MASK, "", ph.ct.frame_of_reference_uid),
-                                roi_type=ph.roi_types.get(name, "ORGAN"),
-                                color_rgb=_COLORS.get(ph.roi_types.get(name, "ORGAN"), (200, 200, 0)))
-            for name, mask in ph.structures.items() if mask.any()
+            StructureDefinition(
+                name,
+                Volume(mask, ph.ct.grid, Quantity.MASK, "", ph.ct.frame_of_reference_uid),
+                roi_type=ph.roi_types.get(name, "ORGAN"),
+                color_rgb=_COLORS.get(ph.roi_types.get(name, "ORGAN"), (200, 200, 0)),
+            )
+            for name, mask in ph.structures.items()
+            if mask.any()
         ]
         rs_path = write_rtstruct(tmp / "RTSTRUCT.dcm", structs, series)
         import pydicom
 
         rs_uid = str(pydicom.dcmread(rs_path, stop_before_pixels=True).SOPInstanceUID)
         study, for_uid = series.study_instance_uid, series.frame_of_reference_uid
-        plan_path = write_rtplan(case.plan, tmp / "RTPLAN.dcm", patient_id=pid, study_instance_uid=study,
-                                 frame_of_reference_uid=for_uid, structure_set_uid=rs_uid,
-                                 prescription_gy=case.spec.prescription_gy)
+        plan_path = write_rtplan(
+            case.plan,
+            tmp / "RTPLAN.dcm",
+            patient_id=pid,
+            study_instance_uid=study,
+            frame_of_reference_uid=for_uid,
+            structure_set_uid=rs_uid,
+            prescription_gy=case.spec.prescription_gy,
+        )
         plan_uid = str(pydicom.dcmread(plan_path, stop_before_pixels=True).SOPInstanceUID)
-        common: dict[str, Any] = dict(patient_id=pid, study_instance_uid=study, frame_of_reference_uid=for_uid)
-        _write_dose(write_rtdose, case.planned_dose, tmp / "RTDOSE_plan.dcm", "PLAN", plan_uid, None,
-                    "planned dose (plan)", common)
+        common: dict[str, Any] = dict(
+            patient_id=pid, study_instance_uid=study, frame_of_reference_uid=for_uid
+        )
+        _write_dose(
+            write_rtdose,
+            case.planned_dose,
+            tmp / "RTDOSE_plan.dcm",
+            "PLAN",
+            plan_uid,
+            None,
+            "planned dose (plan)",
+            common,
+        )
         for n, v in case.planned_beam_doses.items():
-            _write_dose(write_rtdose, v, tmp / f"RTDOSE_beam_{n}.dcm", "BEAM", plan_uid, n,
-                        f"planned dose beam {n}", common)
-        _write_dose(write_rtdose, case.delivered_dose, tmp / "delivered_dose.dcm", "PLAN", plan_uid, None,
-                    "delivered dose (truth)", common)
+            _write_dose(
+                write_rtdose,
+                v,
+                tmp / f"RTDOSE_beam_{n}.dcm",
+                "BEAM",
+                plan_uid,
+                n,
+                f"planned dose beam {n}",
+                common,
+            )
+        _write_dose(
+            write_rtdose,
+            case.delivered_dose,
+            tmp / "delivered_dose.dcm",
+            "PLAN",
+            plan_uid,
+            None,
+            "delivered dose (truth)",
+            common,
+        )
         (tmp / "transit").mkdir()
+        (tmp / "portal_dose").mkdir()
         counts: dict[int, int] = {}
         for fr in case.transit:
             k = counts.get(fr.beam_number, 0)
             counts[fr.beam_number] = k + 1
             name = f"beam_{fr.beam_number}.dcm" if k == 0 else f"beam_{fr.beam_number}_{k}.dcm"
             g = fr.epid.grid
-            write_rtimage(tmp / "transit" / name, fr.epid.array,
-                          pixel_spacing_mm=(g.spacing_mm[1], g.spacing_mm[0]),
-                          sid_mm=fr.sid_mm, sad_mm=fr.sad_mm, gantry_deg=fr.gantry_deg, collimator_deg=0.0,
-                          couch_deg=0.0, vendor=Vendor.VARIAN, quantity=Quantity.EPID_SIGNAL, units="CU",
-                          meterset=fr.mu, referenced_plan_uid=plan_uid, referenced_beam_number=fr.beam_number,
-                          description=f"transit EPID beam {fr.beam_number}", **common)
-        # rename the arc frames so that the first keeps beam_<n>.dcm only when the beam has one frame
+            write_rtimage(
+                tmp / "transit" / name,
+                fr.epid.array,
+                pixel_spacing_mm=(g.spacing_mm[1], g.spacing_mm[0]),
+                sid_mm=fr.sid_mm,
+                sad_mm=fr.sad_mm,
+                gantry_deg=fr.gantry_deg,
+                collimator_deg=0.0,
+                couch_deg=0.0,
+                vendor=Vendor.VARIAN,
+                quantity=Quantity.EPID_SIGNAL,
+                units="CU",
+                meterset=fr.mu,
+                referenced_plan_uid=plan_uid,
+                referenced_beam_number=fr.beam_number,
+                description=f"transit EPID beam {fr.beam_number}",
+                **common,
+            )
+            write_rtimage(
+                tmp / "portal_dose" / name,
+                fr.portal_dose.array,
+                pixel_spacing_mm=(g.spacing_mm[1], g.spacing_mm[0]),
+                sid_mm=fr.sid_mm,
+                sad_mm=fr.sad_mm,
+                gantry_deg=fr.gantry_deg,
+                collimator_deg=0.0,
+                couch_deg=0.0,
+                vendor=Vendor.GENERIC,
+                quantity=Quantity.PORTAL_DOSE,
+                units="Gy",
+                meterset=fr.mu,
+                referenced_plan_uid=plan_uid,
+                referenced_beam_number=fr.beam_number,
+                description=f"portal dose beam {fr.beam_number}",
+                **common,
+            )
         info = case.describe()
-        info["transit_frames"] = [{"beam_number": f.beam_number, "gantry_deg": f.gantry_deg, "mu": f.mu}
-                                  for f in case.transit]
+        info["transit_frames"] = [
+            {"beam_number": f.beam_number, "gantry_deg": f.gantry_deg, "mu": f.mu} for f in case.transit
+        ]
         (tmp / "case.json").write_text(json.dumps(info, indent=2) + "\n")
         if dest.exists():
             shutil.rmtree(dest)
@@ -427,16 +539,31 @@ def write_invivo_case(case: InvivoCase, out_dir: str | os.PathLike[str], *, over
     return dest
 
 
-_COLORS = {"EXTERNAL": (0, 255, 0), "PTV": (255, 0, 0), "GTV": (255, 128, 0), "CTV": (255, 160, 0),
-           "ORGAN": (0, 128, 255), "CAVITY": (128, 128, 128)}
+_COLORS = {
+    "EXTERNAL": (0, 255, 0),
+    "PTV": (255, 0, 0),
+    "GTV": (255, 128, 0),
+    "CTV": (255, 160, 0),
+    "ORGAN": (0, 128, 255),
+    "CAVITY": (128, 128, 128),
+}
 
 
-def _write_dose(writer: Any, volume: Volume, path: Path, summation: str, plan_uid: str, beam: int | None,
-                description: str, common: dict[str, Any]) -> None:
+def _write_dose(
+    writer: Any,
+    volume: Volume,
+    path: Path,
+    summation: str,
+    plan_uid: str,
+    beam: int | None,
+    description: str,
+    common: dict[str, Any],
+) -> None:
     from intrepid.dicom import RTDose
 
-    vol = volume.with_array(np.maximum(np.asarray(volume.array, dtype=np.float64), 0.0), units="Gy",
-                            quantity=Quantity.DOSE)
+    vol = volume.with_array(
+        np.maximum(np.asarray(volume.array, dtype=np.float64), 0.0), units="Gy", quantity=Quantity.DOSE
+    )
     ref = None
     fields = getattr(RTDose, "__dataclass_fields__", {})
     if "referenced_plan_uid" in fields:
@@ -477,5 +604,11 @@ def spec_from_args(
     specs = [parse_error_spec(s) for s in errors]
     if any(e.kind is ErrorKind.ANATOMY_CAVITY for e in specs) and site == "tg119":
         raise ParameterError("--error anatomy:cavity: the tg119 phantom has no air cavity")
-    return replace(InvivoCaseSpec(), site=site, plan=kind, errors=tuple(errors), seed=int(seed),
-                   spacing_mm=float(spacing_mm))
+    return replace(
+        InvivoCaseSpec(),
+        site=site,
+        plan=kind,
+        errors=tuple(errors),
+        seed=int(seed),
+        spacing_mm=float(spacing_mm),
+    )

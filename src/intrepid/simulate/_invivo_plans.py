@@ -218,8 +218,8 @@ def make_plan(
     if k is PlanKind.BOX4:
         for n, g in enumerate((0.0, 90.0, 180.0, 270.0), start=1):
             leaves, jaws = conformal_leaves(bev_coordinates_mm(pts, MachineAngles(g), iso))
-            cps = [_cp(0, 0.0, g, iso, leaves, jaws), _cp(1, 1.0, g, iso, leaves, jaws)]
-            beams.append(_beam(n, f"G{int(g):03d}", cps, mu_per_beam, False))
+            static = [_cp(0, 0.0, g, iso, leaves, jaws), _cp(1, 1.0, g, iso, leaves, jaws)]
+            beams.append(_beam(n, f"G{int(g):03d}", static, mu_per_beam, False))
     elif k is PlanKind.IMRT7:
         for n in range(7):
             g = round(n * 360.0 / 7.0)
