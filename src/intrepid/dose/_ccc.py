@@ -29,7 +29,7 @@ import numpy as np
 from numba import prange
 from numpy.typing import NDArray
 
-__all__ = ["ccc_dose", "fan_terma", "sample_density", "sample_fan"]
+__all__ = ["ccc_dose", "dominant_axis", "fan_terma", "index_directions", "sample_density", "sample_fan"]
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
@@ -160,6 +160,37 @@ def _all_directions(
     return out
 
 
+def index_directions(
+    dirs_local: NDArray[np.float64], z_mm: NDArray[np.float64], h_lat_mm: float, h_z_mm: float, sad_mm: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Cone directions in fan-grid index space and the physical step length per plane.
+
+    Returns
+    -------
+    d_idx : ndarray (n, 3)
+        Direction in index units along (k, j, i) with the isocentre-plane lateral spacing, scaled so that the
+        largest component is ±1 (one plane per step along the dominant axis).
+    step_cm : ndarray (n, nk)
+        Physical length (cm) of one step at each depth plane k (lateral steps scale with z / SAD).
+    """
+    d_idx = np.stack([dirs_local[:, 2] / h_z_mm, dirs_local[:, 1] / h_lat_mm, dirs_local[:, 0] / h_lat_mm], axis=1)
+    d_idx /= np.max(np.abs(d_idx), axis=1, keepdims=True)
+    scale = np.asarray(z_mm, dtype=float)[None, :] / sad_mm
+    lateral = (d_idx[:, 2:3] * h_lat_mm * scale) ** 2 + (d_idx[:, 1:2] * h_lat_mm * scale) ** 2
+    step = np.sqrt(lateral + (d_idx[:, 0:1] * h_z_mm) ** 2) / 10.0
+    return np.ascontiguousarray(d_idx), np.ascontiguousarray(step)
+
+
+def dominant_axis(d: NDArray[np.float64]) -> int:
+    """The sweep axis of an index-space direction (ties resolved as in the compiled sweep)."""
+    ax = 0
+    if abs(d[1]) > abs(d[ax]):
+        ax = 1
+    if abs(d[2]) > abs(d[ax]):
+        ax = 2
+    return ax
+
+
 def ccc_dose(
     eta: NDArray[np.float32],
     terma: NDArray[np.float32],
@@ -190,21 +221,11 @@ def ccc_dose(
         Lateral spacing at the isocentre plane and the spacing along k.
     sad_mm : float
     """
-    # Index-space direction (k, j, i) with the isocentre-plane lateral spacing; normalised to max |c| = 1.
-    d_idx = np.stack(
-        [dirs_local[:, 2] / h_z_mm, dirs_local[:, 1] / h_lat_mm, dirs_local[:, 0] / h_lat_mm], axis=1
-    )
-    d_idx /= np.max(np.abs(d_idx), axis=1, keepdims=True)
-    # Physical length (cm) of one plane step at each depth k: lateral steps scale with z / SAD.
-    scale = np.asarray(z_mm, dtype=float)[None, :] / sad_mm
-    step = np.sqrt(
-        (d_idx[:, 2:3] * h_lat_mm * scale) ** 2 + (d_idx[:, 1:2] * h_lat_mm * scale) ** 2 + (d_idx[:, 0:1] * h_z_mm) ** 2
-    ) / 10.0  # fmt: skip
-    # For sweeps along a lateral axis the depth index is the sweep's second axis; the table is indexed by k.
+    d_idx, step = index_directions(dirs_local, z_mm, h_lat_mm, h_z_mm, sad_mm)
     n_chunks = max(1, min(int(numba.get_num_threads()), dirs_local.shape[0]))
     return _all_directions(
         np.ascontiguousarray(eta, dtype=np.float32), np.ascontiguousarray(terma, dtype=np.float32),
-        np.ascontiguousarray(d_idx), np.ascontiguousarray(step), amp_a, att_a, amp_b, att_b, n_chunks,
+        d_idx, step, amp_a, att_a, amp_b, att_b, n_chunks,
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ spacing; its maximum on the central axis is set to ``spectrum.dose_per_mu_gy`` (
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -229,6 +230,7 @@ def _fan_dose(
     head: LinacHead,
     settings: DoseSettings,
     h: float,
+    superpose: Callable[..., NDArray[np.float32]] = ccc_dose,
 ) -> _FanDose:
     sad = float(beam.sad_mm[0]) if beam.sad_mm and beam.sad_mm[0] else head.sad_mm
     bld_to_lps = frame_transform(
@@ -271,7 +273,7 @@ def _fan_dose(
     ray_step = h * np.sqrt(1.0 + radius**2 / sad**2) / 10.0
     terma = fan_terma(eta, fluence, spectrum, mu, z_axis, ray_step, sad)
     k = settings.kernel
-    dose = ccc_dose(eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad)
+    dose = superpose(eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad)
     return _FanDose(dose, float(z_axis[0]), float(a_axis[0]), float(b_axis[0]), h, lps_to_bld)
 
 
@@ -344,8 +346,13 @@ def compute_beam_dose(
     patient_position: PatientPosition,
     plan: RTPlan | None = None,
     mu: float | None = None,
+    superpose: Callable[..., NDArray[np.float32]] = ccc_dose,
 ) -> BeamDose:
-    """Dose (Gy per fraction) of one beam on ``out_grid`` from a relative-electron-density volume ``red``."""
+    """Dose (Gy per fraction) of one beam on ``out_grid`` from a relative-electron-density volume ``red``.
+
+    ``superpose`` is the collapsed-cone sweep (:func:`intrepid.dose._ccc.ccc_dose`, numba, or
+    :func:`intrepid.dose._torch.ccc_dose_torch`); the MU calibration always uses the numba sweep.
+    """
     t0 = time.perf_counter()
     check_beam(beam, plan)
     meterset = float(mu if mu is not None else beam.meterset or 0.0)
@@ -361,7 +368,7 @@ def compute_beam_dose(
     weight_sum = 0.0
     for seg_ids, gantry, coll, couch in _sectors(beam, settings.arc_step_deg):
         angles = MachineAngles(gantry, coll, couch)
-        fan = _fan_dose(red, beam, seg_ids, angles, iso, patient_position, head, settings, h)
+        fan = _fan_dose(red, beam, seg_ids, angles, iso, patient_position, head, settings, h, superpose)
         index_to_bld = (fan.lps_to_bld @ m_out)[:3]
         sad = float(beam.sad_mm[0]) if beam.sad_mm and beam.sad_mm[0] else head.sad_mm
         total += sample_fan(
@@ -443,21 +450,24 @@ def compute_dose(
     use = engine
     if engine == "auto":
         use = "torch" if _cuda_available() else "numba"
+    superpose: Callable[..., NDArray[np.float32]] = ccc_dose
+    device = "cpu"
+    if use == "torch":
+        import torch
+
+        from intrepid.dose._torch import ccc_dose_torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        superpose = functools.partial(ccc_dose_torch, device=device)
     results = []
     for b in selected:
         position = b.patient_position or plan.patient_position or PatientPosition.HFS
-        if use == "torch":
-            from intrepid.dose._torch import compute_beam_dose_torch
-
-            results.append(compute_beam_dose_torch(red, b, out_grid, head=head, settings=settings,
-                                                   patient_position=position, plan=plan))  # fmt: skip
-        else:
-            results.append(compute_beam_dose(red, b, out_grid, head=head, settings=settings,
-                                             patient_position=position, plan=plan))  # fmt: skip
+        results.append(compute_beam_dose(red, b, out_grid, head=head, settings=settings,
+                                         patient_position=position, plan=plan, superpose=superpose))  # fmt: skip
     total = np.zeros(out_grid.shape, dtype=np.float32)
     for r in results:
         total += r.dose.array
-    name = "ccc-numba" if use == "numba" else "ccc-torch"
+    name = "ccc-numba" if use == "numba" else f"ccc-torch-{device}"
     k = settings.kernel
     meta: dict[str, Any] = {
         "kernel": "EDKnrc 6 MV (Varian Clinac), collapsed cones",
