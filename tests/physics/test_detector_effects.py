@@ -210,7 +210,7 @@ def test_frames_lose_more_at_low_mu() -> None:
     low = np.mean([frame_factor(5.0, fx, "elekta", rng) for _ in range(200)])
     high = np.mean([frame_factor(500.0, fx, "elekta", rng) for _ in range(200)])
     assert low < high < 1.0
-    assert 0.96 < high < 0.99  # ~2 % dropped plus a fraction of a frame
+    assert 0.97 < high < 0.99  # ~2 % dropped plus a fraction of a frame
 
 
 def test_panel_shift_moves_the_epid_not_the_dose(det: DetectorModel) -> None:

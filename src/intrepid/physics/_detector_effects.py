@@ -345,17 +345,17 @@ SATURATION_CU_PER_FRAME = {"elekta": 6.7, "varian": 2.2}
 def frame_factor(mu: float, fx: DetectorEffects, vendor: str, rng: np.random.Generator) -> float:
     """Fraction of the integrated signal kept: dropped frames (binomial) and a partial last frame.
 
-    The beam lasts MU / dose rate; the panel integrates n = duration / frame time frames, of which each is
-    lost with the drawn probability, and the last frame is cut at a uniform fraction (McDermott et al. 2006
+    The beam lasts MU / dose rate; the panel integrates n = duration / frame time frames; the drawn fraction
+    of the signal is lost to dropped frames and up to a tenth of a frame at beam-on (McDermott et al. 2006
     [recall]: 1–3 % at low MU / high dose rate).
     """
     if not fx.flags.frame_averaging:
         return 1.0
     n = max(1.0, 60.0 * mu / fx.beam_dose_rate_mu_min / FRAME_TIME_S[vendor])
-    frames = max(1, math.ceil(n))
-    dropped = int(rng.binomial(frames, fx.dropped_frame_probability)) if frames > 1 else 0
-    partial = float(rng.uniform(0.0, 0.5))  # part of one frame lost at beam-on / readout
-    return max(0.5, 1.0 - (dropped + partial) / n)
+    # the published 1-3 % is the signal lost, so the drawn fraction is lost as such (not a binomial count,
+    # which would lose whole frames of 5-10 % each in a short beam)
+    partial = float(rng.uniform(0.0, 0.1))  # part of a frame lost at beam-on / readout [assumption]
+    return max(0.5, 1.0 - fx.dropped_frame_probability - partial / n)
 
 
 def dose_rate_response(

@@ -270,8 +270,8 @@ def finish_signal(
         s = dose_rate_response(s, g_epid * mu, fx.dose_rate_coefficient)
     if flags.ghosting and fx.residual_fraction > 0:
         prev = previous_image_residual(s.shape, spacing_mm, rng)
-        level = float(np.max(s)) * float(rng.uniform(0.5, 1.5))
-        s = s + fx.residual_fraction * level * prev
+        # the previous image of a similar level: its residual is the drawn fraction of this image's maximum
+        s = s + fx.residual_fraction * float(np.max(s)) * prev
     if flags.saturation:
         n_frames = max(1.0, 60.0 * mu / fx.beam_dose_rate_mu_min / FRAME_TIME_S[vendor])
         s = soft_saturation(s / n_frames, SATURATION_CU_PER_FRAME[vendor]) * n_frames
