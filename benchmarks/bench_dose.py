@@ -94,7 +94,7 @@ def peer_worker(hu_path: str, repeats: int) -> dict:
     import SimpleITK as sitk
     from pyRadPlan import PhotonPlan, calc_dose_influence, generate_stf
     from pyRadPlan.ct import create_ct
-    from pyRadPlan.cst import create_cst
+    from pyRadPlan.cst import create_cst, create_voi
 
     hu = np.load(hu_path)
     nz, ny, nx = hu.shape
@@ -102,16 +102,25 @@ def peer_worker(hu_path: str, repeats: int) -> dict:
     img.SetSpacing((SPACING,) * 3)
     img.SetOrigin((-(nx - 1) / 2 * SPACING, -(ny - 1) / 2 * SPACING, -(nz - 1) / 2 * SPACING))
     ct = create_ct(cube_hu=img)
-    # The target: a 10 x 10 cm box through the body around the isocentre (its projection sets the field).
-    mask = np.zeros(hu.shape, dtype=np.uint8)
-    zc, yc, xc = nz // 2, ny // 2, nx // 2
-    half = int(FIELD_MM / 2 / SPACING)
-    mask[zc - half : zc + half, yc - half : yc + half, xc - half : xc + half] = 1
-    m = sitk.GetImageFromArray(mask)
-    m.CopyInformation(img)
-    cst = create_cst(cst_data=[{"name": "target", "type": "TARGET", "mask": m}], ct=ct)
+    # The target: a 10 x 10 cm prism along the beam (y) through the whole body: its projection is the field;
+    # the body (everything not air) is an OAR, so that the dose is computed in all of it.
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    target = np.zeros(hu.shape, dtype=np.uint8)
+    zc, xc = nz // 2, nx // 2
+    half = int(round(FIELD_MM / 2 / SPACING))
+    target[zc - half : zc + half, :, xc - half : xc + half] = 1
+    target &= (hu > -900).astype(np.uint8)
+    body = (hu > -900).astype(np.uint8)
+    vois = []
+    for name, kind, mask in (("target", "TARGET", target), ("body", "OAR", body)):
+        m = sitk.GetImageFromArray(mask)
+        m.CopyInformation(img)
+        vois.append(create_voi(name=name, voi_type=kind, mask=m, ct_image=ct))
+    cst = create_cst(vois=vois, ct=ct)
     pln = PhotonPlan(machine="Generic")
-    pln.prop_stf = {"gantry_angles": [0.0], "couch_angles": [0.0], "bixel_width": 5.0, "iso_center": [0, 0, 0]}
+    pln.prop_stf = {"gantry_angles": [0.0], "couch_angles": [0.0], "bixel_width": 5.0}
     walls = []
     dose = None
     for _ in range(repeats):
@@ -120,7 +129,8 @@ def peer_worker(hu_path: str, repeats: int) -> dict:
         dij = calc_dose_influence(ct, cst, stf, pln)
         res = dij.compute_result_ct_grid(np.ones(dij.total_num_of_bixels))
         walls.append(time.perf_counter() - t)
-        dose = sitk.GetArrayFromImage(res["physical_dose"]) if not isinstance(res["physical_dose"], np.ndarray) else res["physical_dose"]
+        phys = res["physical_dose"]
+        dose = phys if isinstance(phys, np.ndarray) else sitk.GetArrayFromImage(phys)
     assert dose is not None
     return {
         "wall_s": statistics.median(walls),
