@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--mlc-fraction", type=float, default=0.25)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--detector-pixels", type=int, default=None)
+    ap.add_argument("--panel", choices=["image", "dataset"], default="image",
+                    help="draw the panel values per image or once per data set (train and test share one panel)")
     ap.add_argument("--effects", nargs="+", default=["legacy", "all"],
                     help="'legacy' (effects=None) or EffectFlags.parse text, one run each")
     args = ap.parse_args()
@@ -62,8 +64,9 @@ def main() -> None:
             dirs = []
             for name, specs, seed in (("train", train_specs, 11), ("test", test_specs, 22)):
                 d = Path(tmp) / f"{spec}_{name}"
-                generate_pairs(specs, d, vendor=args.vendor, seed=seed, progress=False, workers=args.workers,
-                               detector_pixels=args.detector_pixels, effects=effects)
+                generate_pairs(specs, d, vendor=args.vendor, seed=seed if args.panel == "image" else 11,
+                               progress=False, workers=args.workers, detector_pixels=args.detector_pixels,
+                               effects=effects, panel=args.panel)
                 dirs.append(d)
             sim_s = time.perf_counter() - t0
             baseline = fit_baseline(load_dataset(dirs[0]))
@@ -74,7 +77,7 @@ def main() -> None:
             }
             results[spec]["simulation_s_per_pair"] = round(sim_s / (args.train + args.test) * args.workers, 2)
             print(spec, json.dumps(results[spec]), flush=True)
-    print(json.dumps({"train": args.train, "test": args.test, "vendor": args.vendor,
+    print(json.dumps({"train": args.train, "test": args.test, "vendor": args.vendor, "panel": args.panel,
                       "mlc_fraction": args.mlc_fraction, "results": results}, indent=1))
 
 

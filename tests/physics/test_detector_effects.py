@@ -18,6 +18,7 @@ from intrepid.physics import (
     DetectorModel,
     EffectFlags,
     Field,
+    MlcField,
     TabulatedEnergyResponse,
     generate_mlc_field,
     sample_effects,
@@ -253,3 +254,37 @@ def test_mlc_fields_use_the_shared_head_model(det: DetectorModel) -> None:
     assert img.metadata["field"] == "sns 10x10" and float(img.portal_dose.array.max()) > 0
     with pytest.raises(ParameterError, match="field must be a Field"):
         simulate_transit(None, generate_mlc_field("sns", 10, 10, rng), detector=det)
+
+
+def test_couch_attenuation_grows_with_the_gantry_angle(det: DetectorModel) -> None:
+    ph = _slab([(-100.0, 100.0, 0.0)])
+    fx = DetectorEffects(EffectFlags.only("couch"), couch_attenuation=0.02)
+    off = DetectorEffects(EffectFlags.none())
+    ratios = []
+    for g in (0.0, 50.0):
+        a = simulate_transit(ph, Field.square(10), detector=det, effects=fx, gantry_deg=g)
+        b = simulate_transit(ph, Field.square(10), detector=det, effects=off, gantry_deg=g)
+        ratios.append(_cax(a.portal_dose.array) / _cax(b.portal_dose.array))
+    assert ratios[0] == pytest.approx(0.98, abs=0.002)
+    assert ratios[1] == pytest.approx(1 - 0.02 / math.cos(math.radians(50.0)), abs=0.003)
+
+
+def test_varian_panel_with_every_effect() -> None:
+    det = _coarse(DetectorModel.varian_as1000(), 128)
+    fx = sample_effects(EffectFlags.all_on(), "varian", np.random.default_rng(8))
+    img = simulate_transit(_slab([(-100.0, 100.0, 0.0)]), Field.square(10), detector=det, effects=fx, mu=100)
+    assert img.metadata["vendor"] == "varian" and img.epid.units == "CU"
+    # behind 20 cm at SID 1500 mm: ~0.38 transmission x 0.44 inverse square x 100 MU ~ 17 CU, give or take
+    # the drawn panel response, the frames and the calibration
+    assert 10.0 < _cax(img.epid.array) < 25.0
+
+
+@pytest.mark.external
+def test_mlc_field_from_a_real_rtplan(external_data, det: DetectorModel) -> None:  # type: ignore[no-untyped-def]
+    from intrepid.dicom import read_rtplan
+
+    beam = read_rtplan(external_data / "dicompyler-example" / "rtplan.dcm").beams[0]
+    f = MlcField.from_rtplan_beam(beam)
+    img = simulate_transit(None, f, detector=det, effects=DetectorEffects(EffectFlags.none()), mu=100)
+    dose = img.portal_dose.array
+    assert float(dose.max()) > 0 and float((dose > 0.5 * dose.max()).mean()) < 0.5  # a modulated field

@@ -219,3 +219,18 @@ def test_pairs_with_effects_record_the_draws_and_stay_deterministic(specs, tmp_p
     assert read_manifest(c)[0]["effects"] != "all"
     legacy = generate_pairs([specs[0]], tmp_path / "d", seed=3, **FAST)
     assert read_manifest(legacy)[0]["effects"] == "legacy" and not (legacy.parent / "effects.json").exists()
+
+
+def test_one_panel_per_data_set_shares_the_panel_values(specs, tmp_path):
+    import json
+
+    from intrepid.physics import PANEL_FIELDS
+
+    other = replace(specs[0], seed=77, name="other")
+    m = generate_pairs([specs[0], other], tmp_path / "p", seed=5, effects="all", panel="dataset", **FAST)
+    values = json.loads((m.parent / "effects.json").read_text())
+    for name in PANEL_FIELDS:
+        assert values["0"][name] == values["1"][name]
+    assert values["0"]["gain"] != values["1"]["gain"]  # per acquisition
+    with pytest.raises(ParameterError, match="panel must be 'image' or 'dataset'"):
+        generate_pairs([specs[0]], tmp_path / "q", effects="all", panel="clinic", **FAST)

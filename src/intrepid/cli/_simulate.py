@@ -57,6 +57,11 @@ def register(subparsers: Any) -> None:
         "panel_shift, saturation. Default: the earlier near-linear physics",
     )
     pairs.add_argument(
+        "--panel", choices=["image", "dataset"], default="image",
+        help="with --effects: draw the panel, beam and scatter-physics values per image (default: the set "
+        "spans the published spread between panels) or once per data set (one panel in one clinic)",
+    )
+    pairs.add_argument(
         "--mlc-fraction", type=float, default=0.0,
         help="with --n: fraction (0-1) of pairs given MLC-modulated fields (step-and-shoot, sliding window, "
         "VMAT-like control points); default 0",
@@ -74,9 +79,6 @@ def register(subparsers: Any) -> None:
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
     pairs.add_argument("--json", action="store_true", help="print the summary as JSON")
     pairs.set_defaults(func=run)
-    from intrepid.cli._invivo import add_simulate_invivo  # ``simulate invivo`` (InTrEPID-3D cases)
-
-    add_simulate_invivo(sub)
     from intrepid.cli._invivo import add_simulate_invivo  # ``simulate invivo`` (InTrEPID-3D cases)
 
     add_simulate_invivo(sub)
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = generate_pairs(
         specs, out, vendor=vendor, seed=args.seed, progress=not args.no_progress, workers=args.workers,
         phantom_spacing_mm=args.phantom_spacing_mm, detector_pixels=args.detector_pixels, effects=flags,
+        panel=args.panel,
     )
     seconds = time.perf_counter() - start
     counts = composition_counts(specs)
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         "by_split": counts["by_split"],
         "by_family": counts["by_family"],
         "effects": "legacy" if flags is None else list(flags.enabled()),
+        "panel": args.panel,
         "seconds": round(seconds, 2),
     }
     if args.json:

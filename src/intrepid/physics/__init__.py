@@ -9,6 +9,7 @@ from intrepid.physics._calibration import (
 from intrepid.physics._detector_effects import (
     EFFECT_NAMES,
     EFFECT_RANGES,
+    PANEL_FIELDS,
     DetectorEffects,
     EffectFlags,
     EffectRange,
@@ -87,6 +88,7 @@ __all__ = [
     "DEFAULT_SIGMAS_MM",
     "EFFECT_NAMES",
     "EFFECT_RANGES",
+    "PANEL_FIELDS",
     "BaselineDesign",
     "BeamDoseBEV",
     "BeamModel",

@@ -44,6 +44,7 @@ from intrepid.errors import ParameterError
 __all__ = [
     "EFFECT_NAMES",
     "EFFECT_RANGES",
+    "PANEL_FIELDS",
     "DetectorEffects",
     "EffectFlags",
     "EffectRange",
@@ -258,8 +259,18 @@ class DetectorEffects:
         return d
 
 
+#: Values that belong to the panel, the beam and the patient-scatter physics rather than to one acquisition:
+#: with ``panel=`` (or ``generate_pairs(..., panel="dataset")``) they are drawn once and shared.
+PANEL_FIELDS: tuple[str, ...] = (
+    "response_strength", "multiple_scatter_coefficient", "second_angle_deg", "spread",
+    "overresponse_large_field", "glare_range_mm", "glare_nonstationarity", "mean_energy_drop_200mm",
+    "flood_tilt_u", "flood_tilt_v", "flood_pattern_sigma", "backscatter_fraction", "couch_attenuation",
+    "pattern_seed",
+)
+
+
 def sample_effects(
-    flags: EffectFlags, vendor: str, rng: np.random.Generator
+    flags: EffectFlags, vendor: str, rng: np.random.Generator, *, panel: DetectorEffects | None = None
 ) -> DetectorEffects:
     """Draw the effects of one image uniformly within their published ranges.
 
@@ -271,10 +282,20 @@ def sample_effects(
         Picks the vendor's backscatter range and frame time.
     rng : numpy.random.Generator
         Source of the draws (seeded by the caller).
+    panel : DetectorEffects, optional
+        Keep the panel / beam / scatter-physics values (:data:`PANEL_FIELDS`) of this draw, drawing only the
+        per-acquisition ones (gain drift, dark offset, dead lines, frames, ghosting, dose rate, shift,
+        dose rate of the beam): one panel in one clinic. Default: every value is drawn per image, so the
+        data set spans the published spread between panels and studies.
     """
     if not isinstance(flags, EffectFlags):
         raise ParameterError(f"flags must be an EffectFlags, got {type(flags).__name__}")
-    return _draw(flags, vendor, rng)
+    fx = _draw(flags, vendor, rng)
+    if panel is None:
+        return fx
+    if not isinstance(panel, DetectorEffects) or panel.flags != flags:
+        raise ParameterError("panel must be a DetectorEffects drawn with the same flags")
+    return replace(fx, **{name: getattr(panel, name) for name in PANEL_FIELDS})
 
 
 def _draw(flags: EffectFlags, vendor: str, rng: np.random.Generator | None) -> DetectorEffects:

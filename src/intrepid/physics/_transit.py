@@ -338,7 +338,7 @@ def simulate_transit(
             raise ParameterError(f"effects must be a DetectorEffects, got {type(effects).__name__}")
         fx_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
         dose_rel, epid_rel, scatter_fraction = noise_free_effects(
-            phys, field, thickness, gap, sid, shape_int, sp_int, effects, gap_map
+            phys, field, thickness, gap, sid, shape_int, sp_int, effects, gap_map, float(gantry_deg)
         )
         g_dose, g_epid = _gauges(phys, effects.calibration_view())
         signal, effects_info = finish_signal(

@@ -155,6 +155,7 @@ def noise_free_effects(
     spacing_mm: float,
     fx: DetectorEffects,
     gap_map_mm: NDArray[np.float64] | None,
+    gantry_deg: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     """Relative portal dose, relative calibrated EPID signal and central scatter fraction, with effects."""
     beam, det = phys.beam, phys.detector
@@ -175,7 +176,10 @@ def noise_free_effects(
     k_r = np.interp(rho_iso, radii, _in_air_kerma(beams, resp))
     couch = np.ones(shape)
     if flags.couch and fx.couch_attenuation > 0 and thickness_mm is not None:
-        couch = 1.0 - fx.couch_attenuation * np.sqrt(sid_mm**2 + rad2) / sid_mm
+        # path through the couch top grows as 1/cos of the angle from the vertical (gantry and ray obliquity),
+        # capped at twice the normal path (TG-176: 2 % at normal incidence, up to ~5 % oblique)
+        obl = np.sqrt(sid_mm**2 + rad2) / sid_mm / max(abs(math.cos(math.radians(gantry_deg))), 0.5)
+        couch = 1.0 - fx.couch_attenuation * np.minimum(obl, 2.0)
     if thickness_mm is None:
         p_d, p_e = phi * k_w, phi * k_r
         s_d = np.zeros_like(phi)

@@ -123,6 +123,8 @@ class GenerationSettings:
     effects : intrepid.physics.EffectFlags or None
         Detector and transit effects drawn per pair (:func:`intrepid.physics.sample_effects`); None keeps
         the earlier physics.
+    panel : intrepid.physics.DetectorEffects or None
+        Panel-level values shared by every pair (``generate_pairs(..., panel="dataset")``).
     """
 
     vendor: SimulationVendor = SimulationVendor.ELEKTA
@@ -130,6 +132,7 @@ class GenerationSettings:
     phantom_spacing_mm: float = 2.5
     detector_pixels: int | None = None
     effects: Any = None  #: EffectFlags or None (the earlier, near-linear physics)
+    panel: Any = None  #: DetectorEffects shared by every pair (panel="dataset"), or None (drawn per pair)
 
 
 def pair_seed(generation_seed: int, spec_seed: int) -> int:
@@ -164,7 +167,8 @@ def _effects(settings: GenerationSettings, field: Any, seed: int) -> Any:
     if settings.effects is None:
         # MLC fluences need the effects pipeline: with every effect off it is the plain physics
         return None if isinstance(field, Field) else DetectorEffects.nominal(EffectFlags.none())
-    return sample_effects(settings.effects, settings.vendor.value, np.random.default_rng([int(seed), 2]))
+    return sample_effects(settings.effects, settings.vendor.value, np.random.default_rng([int(seed), 2]),
+                          panel=settings.panel)
 
 
 def _flags_label(settings: GenerationSettings) -> str:
@@ -289,6 +293,7 @@ def generate_pairs(
     phantom_spacing_mm: float = 2.5,
     detector_pixels: int | None = None,
     effects: Any = None,
+    panel: str = "image",
 ) -> Path:
     """Simulate the pairs of ``specs`` into ``out_dir`` and write ``manifest.csv`` last.
 
@@ -318,6 +323,11 @@ def generate_pairs(
         :meth:`~intrepid.physics.EffectFlags.parse` (``"all"``, ``"none"``, ``"all-glare"``,
         ``"glare,couch"``). None (default) keeps the earlier near-linear physics. The drawn values of every
         pair are written to ``effects.json`` (index -> values) beside the manifest.
+    panel : {"image", "dataset"}
+        ``"image"`` (default): every effect value is drawn per pair, so the set spans the published spread
+        between panels; ``"dataset"``: the panel, beam and scatter-physics values
+        (:data:`intrepid.physics.PANEL_FIELDS`) are drawn once from ``seed`` and shared by every pair (one
+        panel in one clinic), the per-acquisition ones per pair.
 
     Returns
     -------
@@ -347,13 +357,18 @@ def generate_pairs(
         )
     if not (0.5 <= float(phantom_spacing_mm) <= 10.0):
         raise ParameterError(f"phantom_spacing_mm must be in [0.5, 10] mm, got {phantom_spacing_mm!r}")
+    if panel not in ("image", "dataset"):
+        raise ParameterError(f"panel must be 'image' or 'dataset', got {panel!r}")
     flags: Any = None
+    shared: Any = None
     if effects is not None:
-        from intrepid.physics import EffectFlags
+        from intrepid.physics import EffectFlags, sample_effects
 
         flags = effects if isinstance(effects, EffectFlags) else EffectFlags.parse(str(effects))
+        if panel == "dataset":
+            shared = sample_effects(flags, v.value, np.random.default_rng([int(seed), 3]))
     settings = GenerationSettings(v, int(seed), float(phantom_spacing_mm),
-                                  None if detector_pixels is None else int(detector_pixels), flags)
+                                  None if detector_pixels is None else int(detector_pixels), flags, shared)
     out = Path(out_dir)
     (out / "epid").mkdir(parents=True, exist_ok=True)
     (out / "portal_dose").mkdir(parents=True, exist_ok=True)
