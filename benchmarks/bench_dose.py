@@ -1,4 +1,4 @@
-"""Photon dose engine (collapsed cone) speed and water accuracy, side by side with pyRadPlan's SVD pencil beam.
+"""Photon dose engine (collapsed cone) speed and water accuracy beside pyRadPlan's SVD pencil beam.
 
 Run: ``python3 benchmarks/bench_dose.py`` from the project root. pyRadPlan runs in a subprocess in its own
 virtual environment (it pins pydantic 2.12.5), by default ``benchmarks/_data/venv-pyradplan``:
@@ -6,10 +6,10 @@ virtual environment (it pins pydantic 2.12.5), by default ``benchmarks/_data/ven
 pyRadPlan==0.5.0 pydantic==2.12.5`` (``--pyradplan-python`` for another one; ``--no-peer`` to skip it).
 
 Case (issue 10): one 10 × 10 cm² 6 MV beam, gantry 0, on a 200 × 200 × 120 CT at 2.5 mm (a synthetic thorax:
-water ellipse 36 × 24 cm with two lungs and a spine, air around), dose on the CT grid. Both engines get the same
-HU cube. Reported: wall time (median of ``--repeats`` after a warm-up that compiles the numba kernels), CPU
-time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's load average, and in
-water the central-axis depth dose of both engines normalised at their maxima.
+water ellipse 36 × 24 cm with two lungs and a spine, air around), dose on the CT grid. Both engines get
+the same HU cube. Reported: wall time (median of ``--repeats`` after a warm-up that compiles the numba
+kernels), CPU time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's
+load average, and in water the central-axis depth dose of both engines normalised at their maxima.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ FIELD_MM = 100.0
 
 
 def thorax_hu() -> np.ndarray:
-    """The synthetic thorax (HU), indexed [slice, row, column]: LPS x along columns, y (posterior) along rows."""
-    nz, ny, nx = SHAPE
+    """The synthetic thorax (HU), [slice, row, column]: LPS x along columns, y (posterior) along rows."""
+    _, ny, nx = SHAPE
     x = (np.arange(nx) - (nx - 1) / 2) * SPACING
     y = (np.arange(ny) - (ny - 1) / 2) * SPACING
     yy, xx = np.meshgrid(y, x, indexing="ij")
@@ -47,13 +47,13 @@ def thorax_hu() -> np.ndarray:
 
 def water_hu() -> np.ndarray:
     """Water everywhere below y = -100 mm (the surface, SSD 90 cm for the beam from the anterior)."""
-    nz, ny, nx = SHAPE
+    ny = SHAPE[1]
     y = (np.arange(ny) - (ny - 1) / 2) * SPACING
     hu = np.where(y[None, :, None] >= -100.0, 0.0, -1000.0).astype(np.float32)
     return np.broadcast_to(hu, SHAPE).copy()
 
 
-def _volume(hu: np.ndarray):  # noqa: ANN202
+def _volume(hu: np.ndarray):
     from intrepid.geometry import Grid, Quantity, Volume
 
     nz, ny, nx = hu.shape
@@ -93,8 +93,8 @@ def peer_worker(hu_path: str, repeats: int) -> dict:
     """Inside the pyRadPlan environment: SVDPB dose of a 10 x 10 cm2 field (5 mm bixels, all weights 1)."""
     import SimpleITK as sitk
     from pyRadPlan import PhotonPlan, calc_dose_influence, generate_stf
-    from pyRadPlan.ct import create_ct
     from pyRadPlan.cst import create_cst, create_voi
+    from pyRadPlan.ct import create_ct
 
     hu = np.load(hu_path)
     nz, ny, nx = hu.shape
@@ -109,7 +109,7 @@ def peer_worker(hu_path: str, repeats: int) -> dict:
     logging.disable(logging.CRITICAL)
     target = np.zeros(hu.shape, dtype=np.uint8)
     zc, xc = nz // 2, nx // 2
-    half = int(round(FIELD_MM / 2 / SPACING))
+    half = round(FIELD_MM / 2 / SPACING)
     target[zc - half : zc + half, :, xc - half : xc + half] = 1
     target &= (hu > -900).astype(np.uint8)
     body = (hu > -900).astype(np.uint8)
@@ -173,15 +173,22 @@ def main() -> None:
                                             args.pyradplan_python)  # fmt: skip
     load1 = os.getloadavg()[0]
     print(f"load average (1 min) before / after: {load0:.1f} / {load1:.1f} on {os.cpu_count()} cores")
-    print("| case | InTrEPID wall (s) | InTrEPID CPU (s) | first call (s) | peak RSS (MB) | pyRadPlan SVDPB (s) | "
-          "pyRadPlan RSS (MB) | ratio |")
+    print(
+        "| case | InTrEPID wall (s) | InTrEPID CPU (s) | first call (s) | peak RSS (MB) | "
+        "pyRadPlan SVDPB (s) | "
+        "pyRadPlan RSS (MB) | ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for case, r in rows.items():
         o, p = r["ours"], r.get("peer")
         ratio = f"{p['wall_s'] / o['wall_s']:.1f}×" if p else "—"
-        print(f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | {o['maxrss_mb']:.0f} | "
-              f"{p['wall_s']:.1f} | {p['maxrss_mb']:.0f} | {ratio} |" if p else
-              f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | {o['maxrss_mb']:.0f} | — | — | — |")
+        print(
+            f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | {o['maxrss_mb']:.0f} | "
+            f"{p['wall_s']:.1f} | {p['maxrss_mb']:.0f} | {ratio} |"
+            if p
+            else f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | "
+            f"{o['maxrss_mb']:.0f} | — | — | — |"
+        )
     w = rows["water"]
     y = (np.arange(SHAPE[1]) - (SHAPE[1] - 1) / 2) * SPACING + 100.0  # depth below the water surface, mm
     a = np.asarray(w["ours"]["axis"])

@@ -94,7 +94,8 @@ def test_json_contract_and_rtdose(ct_dir: Path, tmp_path: Path, capsys: pytest.C
     out = tmp_path / "dose.dcm"
     per = tmp_path / "beams"
     per.mkdir()
-    status = main(["dose", "--ct", str(ct_dir), "--plan", str(plan), "--out", str(out), "--per-beam", str(per),
+    status = main(["dose", "--ct", str(ct_dir), "--plan", str(plan), "--out", str(out), "--per-beam",
+    str(per),
                    "--json"])  # fmt: skip
     assert status == 0
     data = json.loads(capsys.readouterr().out)
@@ -110,7 +111,9 @@ def test_json_contract_and_rtdose(ct_dir: Path, tmp_path: Path, capsys: pytest.C
     assert (per / "beam_1.dcm").exists()
 
 
-def test_compare_with_itself_passes_gamma(ct_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_compare_with_itself_passes_gamma(
+    ct_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     plan = write_plan(tmp_path / "plan.dcm")
     first = tmp_path / "a.dcm"
     assert main(["dose", "--ct", str(ct_dir), "--plan", str(plan), "--out", str(first)]) == 0
@@ -155,7 +158,9 @@ def test_electron_beam_is_refused(ct_dir: Path, tmp_path: Path, capsys: pytest.C
 
 def test_missing_ct_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     plan = write_plan(tmp_path / "plan.dcm")
-    status = main(["dose", "--ct", str(tmp_path / "nope"), "--plan", str(plan), "--out", str(tmp_path / "d.dcm")])
+    status = main(
+        ["dose", "--ct", str(tmp_path / "nope"), "--plan", str(plan), "--out", str(tmp_path / "d.dcm")]
+    )
     assert status != 0 and "--ct" in capsys.readouterr().err
 
 

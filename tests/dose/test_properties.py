@@ -8,7 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from intrepid.dose import DoseSettings, compute_dose, cone_kernel, open_field_plan, slab_phantom, water_phantom
+from intrepid.dose import (
+    DoseSettings,
+    compute_dose,
+    cone_kernel,
+    open_field_plan,
+    slab_phantom,
+    water_phantom,
+)
 from intrepid.dose._ccc import ccc_dose
 from intrepid.geometry import Grid
 from intrepid.physics import jaw_fluence
@@ -67,7 +74,7 @@ def test_symmetric_setup_gives_symmetric_dose() -> None:
     np.testing.assert_allclose(d, d[::-1, :, :], atol=0.01 * float(d.max()))
 
 
-def _parallel(plan):  # noqa: ANN001, ANN202
+def _parallel(plan):
     """The plan with a source 100 m away: a (nearly) parallel beam, as O'Connor's theorem needs."""
     beam = replace(plan.beams[0], sad_mm=(1e5, 1e5))
     return replace(plan, beams=(beam,))
@@ -87,7 +94,7 @@ def test_density_scaling_theorem() -> None:
     sc_w = float(jaw_fluence((-60, 60), (-60, 60), [0.0], [0.0])[0, 0])
     sc_l = float(jaw_fluence((-120, 120), (-120, 120), [0.0], [0.0])[0, 0])
 
-    def axis(d, sc):  # noqa: ANN001, ANN202
+    def axis(d, sc):
         g = d.total.grid
         y = g.origin_mm[1] + np.arange(g.shape[1]) * g.spacing_mm[1]
         return y, d.total.array[g.shape[0] // 2, :, g.shape[2] // 2] / sc
@@ -95,7 +102,9 @@ def test_density_scaling_theorem() -> None:
     yw, dw = axis(water, sc_w)
     yl, dl = axis(light, sc_l)
     for depth in (30.0, 60.0, 100.0):
-        assert float(np.interp(depth / rho, yl, dl)) == pytest.approx(float(np.interp(depth, yw, dw)), rel=0.03)
+        assert float(np.interp(depth / rho, yl, dl)) == pytest.approx(
+            float(np.interp(depth, yw, dw)), rel=0.03
+        )
 
 
 def test_lung_slab_behaviour() -> None:

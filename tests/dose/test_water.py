@@ -1,9 +1,9 @@
 """Water validation of the collapsed-cone engine: PDD, d_max, output factors, penumbra, MU calibration.
 
 Reference numbers and their sources: tests/dose/data/reference_6mv.json. Tolerances: AAPM MPPG 5.a
-(Smilowitz et al. 2015, JACMP 16:14): 2 % of the local dose on the central axis beyond d_max, 2 mm / 3 % in the
-build-up and penumbra. Tolerances the engine misses are marked xfail (strict) with the measured deviation,
-never loosened: see docs/dose.md, "Validation".
+(Smilowitz et al. 2015, JACMP 16:14): 2 % of the local dose on the central axis beyond d_max, 2 mm / 3 %
+in the build-up and penumbra. Tolerances the engine misses are marked xfail (strict) with the measured
+deviation, never loosened: see docs/dose.md, "Validation".
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def test_profile_symmetric_flat_and_penumbra(water_fields: dict[int, PlanDose]) 
     assert 4.0 < x20 - x80 < 9.0  # 80/20 penumbra, mm (measured 6-7 mm; MPPG 5.a: within 2-3 mm)
 
 
-@pytest.mark.xfail(strict=True, reason="measured: 0.925 of the centre at 80 % of the half-width (10 cm depth)")
+@pytest.mark.xfail(
+    strict=True, reason="measured: 0.925 of the centre at 80 % of the half-width (10 cm depth)"
+)
 def test_profile_flat_within_3_percent(water_fields: dict[int, PlanDose]) -> None:
     x, p = profile(water_fields[100], 100.0)
     q = p / float(np.interp(0.0, x, p))

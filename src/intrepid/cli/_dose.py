@@ -1,9 +1,10 @@
 """``intrepid dose``: recompute a photon plan on its CT (collapsed cone) and compare it with the TPS dose.
 
-JSON keys (``--json``), a contract: ``beams`` (a list of ``number``, ``name``, ``mu``, ``max_gy``, ``seconds``),
-``max_gy``, ``grid``, ``engine``, ``compute_seconds``, ``dose_quantity``, ``out``; with ``--per-beam``
-``per_beam`` (file per beam number); with ``--compare`` a ``compare`` object: ``gamma`` (pass rate, mean,
-settings) and, with ``--struct``, ``dvh`` (per ROI: mean, D95, D2 of both doses and their differences in Gy).
+JSON keys (``--json``), a contract: ``beams`` (a list of ``number``, ``name``, ``mu``, ``max_gy``,
+``seconds``), ``max_gy``, ``grid``, ``engine``, ``compute_seconds``, ``dose_quantity``, ``out``; with
+``--per-beam`` ``per_beam`` (file per beam number); with ``--compare`` a ``compare`` object: ``gamma``
+(pass rate, mean, settings) and, with ``--struct``, ``dvh`` (per ROI: mean, D95, D2 of both doses and their
+differences in Gy).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ def register(subparsers: Any) -> None:
         "dose",
         help="recompute a 6 MV photon plan on its CT by collapsed-cone convolution/superposition",
         description=(
-            "Independent dose recalculation: the RTPLAN's beams (static, step-and-shoot, sliding window, arcs) "
+            "Independent dose recalculation: the RTPLAN's beams (static, step-and-shoot, sliding window, "
+            "arcs) "
             "on the CT by collapsed-cone convolution/superposition (EDKnrc 6 MV kernel, 64 cones; "
-            "docs/dose.md). Writes the plan dose (and each beam's with --per-beam) as RTDOSE, dose to medium, "
+            "docs/dose.md). Writes the plan dose (and each beam's with --per-beam) as RTDOSE, dose to "
+            "medium, "
             "Gy per fraction. --compare runs a 3D gamma against the planning system's RTDOSE and, with "
             "--struct, per-structure DVH differences: a secondary dose check."
         ),
@@ -41,13 +44,19 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="beam number or name to compute (repeatable; default: all treatment beams)",
     )
-    p.add_argument("--grid-mm", type=float, default=None, help="isotropic dose grid spacing, mm (default: CT)")
-    p.add_argument("--per-beam", type=Path, default=None, metavar="DIR", help="also write one RTDOSE per beam")
+    p.add_argument(
+        "--grid-mm", type=float, default=None, help="isotropic dose grid spacing, mm (default: CT)"
+    )
+    p.add_argument(
+        "--per-beam", type=Path, default=None, metavar="DIR", help="also write one RTDOSE per beam"
+    )
     p.add_argument("--engine", choices=("auto", "numba", "torch"), default="auto", help="compute engine")
     p.add_argument("--compare", type=Path, default=None, metavar="TPS_RTDOSE", help="planning system dose")
     p.add_argument("--dd", type=float, default=3.0, help="gamma dose difference, percent (default 3)")
     p.add_argument("--dta", type=float, default=2.0, help="gamma distance to agreement, mm (default 2)")
-    p.add_argument("--struct", type=Path, default=None, metavar="RTSTRUCT", help="structures for DVH differences")
+    p.add_argument(
+        "--struct", type=Path, default=None, metavar="RTSTRUCT", help="structures for DVH differences"
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -84,8 +93,9 @@ def _compare(dose: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.struct is not None:
         ss = read_rtstruct(args.struct)
-        ours = compute_dvhs(dose, ss)
-        theirs = compute_dvhs(tps, ss)
+        structures: Any = ss
+        ours = compute_dvhs(dose, structures)
+        theirs = compute_dvhs(tps, structures)
         rows = {}
         for name, d in ours.items():
             t = theirs[name]
@@ -133,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     if args.per_beam is not None:
         data["per_beam"] = {
             str(b.number): str(
-                write_rtdose(b.dose, args.per_beam / f"beam_{b.number}.dcm", summation_type="BEAM", description=desc)
+                write_rtdose(
+                    b.dose, args.per_beam / f"beam_{b.number}.dcm", summation_type="BEAM", description=desc
+                )
             )
             for b in result.beams
         }
@@ -145,13 +157,15 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"dose ({result.engine}, {result.quantity.value}) -> {data['out']}"]
     for b in data["beams"]:
         lines.append(
-            f"  beam {b['number']:>3} {b['name']:<16} {b['mu']:8.1f} MU  max {b['max_gy']:.3f} Gy  {b['seconds']:.2f} s"
+            f"  beam {b['number']:>3} {b['name']:<16} {b['mu']:8.1f} MU  max {b['max_gy']:.3f} Gy  "
+            f"{b['seconds']:.2f} s"
         )
     lines.append(f"  plan max {data['max_gy']:.3f} Gy, compute {data['compute_seconds']:.2f} s")
     if "compare" in data:
         g = data["compare"]["gamma"]
         lines.append(
-            f"  gamma {g['dd_percent']:g}%/{g['dta_mm']:g} mm vs {args.compare}: {g['pass_rate_percent']:.1f} % pass"
+            f"  gamma {g['dd_percent']:g}%/{g['dta_mm']:g} mm vs {args.compare}: "
+            f"{g['pass_rate_percent']:.1f} % pass"
         )
         for name, row in data["compare"].get("dvh", {}).items():
             lines.append(

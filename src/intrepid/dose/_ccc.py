@@ -1,6 +1,7 @@
 """Compiled (numba) kernels of the collapsed-cone engine: TERMA along fan lines, the cone sweeps, sampling.
 
-All three work on the *divergent* (fan) grid of one beam, indexed ``[k, j, i]``: k along the central axis (distance
+All three work on the *divergent* (fan) grid of one beam, indexed ``[k, j, i]``: k along the central axis
+(distance
 z from the source), j and i the isocentre-plane coordinates b (IEC Y_b) and a (IEC X_b) of the ray through the
 voxel, so the voxel centre is at X_b = a z / SAD, Y_b = b z / SAD. Fan lines are straight along k.
 
@@ -96,8 +97,8 @@ def _sweep(
     ib = np.float32(1.0 / att_b)
     for s in range(n0):
         p = s if forward else n0 - 1 - s
-        o1 = int(math.floor(s * fu + 0.5))
-        o2 = int(math.floor(s * fv + 0.5))
+        o1 = int(math.floor(s * fu + 0.5))  # noqa: RUF046 (numba)
+        o2 = int(math.floor(s * fv + 0.5))  # noqa: RUF046 (numba)
         for u in range(n1):
             l1 = u - o1 + pad
             stp = np.float32(step_cm[p] if depth_axis == 0 else step_cm[u])
@@ -105,7 +106,8 @@ def _sweep(
             row_b = rb[l1]
             for v in range(n2):
                 l2 = v - o2 + pad
-                # Δp floored at 1e-5 g/cm² (vacuum): the formulas below then tend to "deposit R_in, carry R_in".
+                # Δp floored at 1e-5 g/cm² (vacuum): the formulas below then tend to "deposit R_in, carry
+                # R_in".
                 dp = max(eta[p, u, v] * stp, np.float32(1e-5))
                 t = terma[p, u, v]
                 ra_in = row_a[l2]
@@ -173,7 +175,9 @@ def index_directions(
     step_cm : ndarray (n, nk)
         Physical length (cm) of one step at each depth plane k (lateral steps scale with z / SAD).
     """
-    d_idx = np.stack([dirs_local[:, 2] / h_z_mm, dirs_local[:, 1] / h_lat_mm, dirs_local[:, 0] / h_lat_mm], axis=1)
+    d_idx = np.stack(
+        [dirs_local[:, 2] / h_z_mm, dirs_local[:, 1] / h_lat_mm, dirs_local[:, 0] / h_lat_mm], axis=1
+    )
     d_idx /= np.max(np.abs(d_idx), axis=1, keepdims=True)
     scale = np.asarray(z_mm, dtype=float)[None, :] / sad_mm
     lateral = (d_idx[:, 2:3] * h_lat_mm * scale) ** 2 + (d_idx[:, 1:2] * h_lat_mm * scale) ** 2

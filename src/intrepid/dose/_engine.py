@@ -2,11 +2,11 @@
 
 Pipeline for one beam (or one gantry sector of an arc):
 
-1. **Fluence** at the isocentre plane from the control points (:func:`intrepid.physics.beam_fluence`, the shared
-   head model) on the lateral axes of a divergent *fan grid* aligned with the beam (lateral spacing h at the
-   isocentre plane, depth spacing h along the axis, the field plus ``margin_mm`` on each side).
-2. **Density**: HU → relative electron density η (:data:`intrepid.physics.hu_to_relative_electron_density` or the
-   caller's calibration), sampled trilinearly at the fan voxels.
+1. **Fluence** at the isocentre plane from the control points (:func:`intrepid.physics.beam_fluence`, the
+   shared head model) on the lateral axes of a divergent *fan grid* aligned with the beam (lateral spacing h
+   at the    isocentre plane, depth spacing h along the axis, the field plus ``margin_mm`` on each side).
+2. **Density**: HU → relative electron density η (:data:`intrepid.physics.hu_to_relative_electron_density`
+   or the caller's calibration), sampled trilinearly at the fan voxels.
 3. **TERMA** by divergent ray tracing along the fan lines (radiological depth accumulated voxel by voxel from
    the source), with the off-axis spectrum of :meth:`LinacHead.spectrum_weights` and NIST μ/ρ of water.
 4. **Collapsed-cone superposition** (:mod:`intrepid.dose._ccc`) with the EDKnrc 6 MV kernel collapsed onto
@@ -41,7 +41,7 @@ from intrepid.geometry._frames import Frame, MachineAngles, frame_transform
 from intrepid.physics import LinacHead, beam_fluence, hu_to_relative_electron_density
 from intrepid.physics._beam import water_mass_attenuation_cm2_g
 
-__all__ = ["DoseSettings", "compute_dose", "compute_beam_dose"]
+__all__ = ["DoseSettings", "compute_beam_dose", "compute_dose"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +103,15 @@ def check_beam(beam: Beam, plan: RTPlan | None = None) -> None:
         raise ParameterError(f"{where}: radiation type {beam.radiation_type} is not supported (photons only)")
     if len(beam.control_points) < 2:
         raise ParameterError(
-            f"{where}: needs at least 2 control points (Control Point Sequence), has {len(beam.control_points)}"
+            f"{where}: needs at least 2 control points (Control Point Sequence), has "
+            f"{len(beam.control_points)}"
         )
     energies = {cp.nominal_energy for cp in beam.control_points}
     for e in energies:
         if e is None or not any(abs(float(e) - s) < 0.5 for s in SUPPORTED_ENERGIES_MV):
             raise ParameterError(
-                f"{where}: unknown energy {e} {beam.energy_unit} (Nominal Beam Energy): the beam model is 6 MV"
+                f"{where}: unknown energy {e} {beam.energy_unit} (Nominal Beam Energy): the beam model is "
+                "6 MV"
             )
     if beam.meterset is None or not beam.meterset > 0:
         raise ParameterError(f"{where}: no Beam Meterset (300A,0086) in the fraction group")
@@ -124,7 +126,8 @@ def check_beam(beam: Beam, plan: RTPlan | None = None) -> None:
                 jaw = cp.jaw_y_mm if dev.device_type.value == "MLCX" else cp.jaw_x_mm
                 if jaw is not None and (jaw[0] < lo - 0.5 or jaw[1] > hi + 0.5):
                     raise ParameterError(
-                        f"{where}: control point {cp.index}: the jaws ({jaw[0]:g}, {jaw[1]:g}) mm open beyond "
+                        f"{where}: control point {cp.index}: the jaws ({jaw[0]:g}, {jaw[1]:g}) mm open "
+                        "beyond "
                         f"the MLC leaves ({lo:g} .. {hi:g} mm)"
                     )
                 m = cp.mlc_mm
@@ -135,10 +138,11 @@ def check_beam(beam: Beam, plan: RTPlan | None = None) -> None:
 
 
 def check_plan(plan: RTPlan) -> None:
-    """Raise :class:`ParameterError` for a plan the engine refuses (ions, photons and ions mixed, no beams)."""
+    """Raise :class:`ParameterError` for a plan the engine refuses (photons and ions mixed, no beams)."""
     if not plan.beams:
         raise ParameterError(f"{plan.source or 'plan'}: the plan has no beams")
-    kinds = {"ION" if (b.is_ion or b.radiation_type.upper() in ("PROTON", "ION")) else b.radiation_type.upper()
+    ions = ("PROTON", "ION")
+    kinds = {"ION" if (b.is_ion or b.radiation_type.upper() in ions) else b.radiation_type.upper()
              for b in plan.beams}  # fmt: skip
     if "ION" in kinds and len(kinds) > 1:
         raise ParameterError(f"{plan.source or 'plan'}: photons and ions mixed in one plan")
@@ -188,7 +192,8 @@ def _index_affine(grid: Grid) -> NDArray[np.float64]:
 
 def _field_bounds(beam: Beam, seg_ids: Sequence[int]) -> tuple[float, float, float, float]:
     """Jaw (or MLC) opening of the sector's control points at the isocentre plane: (a0, a1, b0, b1) mm."""
-    xs, ys = [], []
+    xs: list[float] = []
+    ys: list[float] = []
     for k in seg_ids:
         for cp in (beam.control_points[k - 1], beam.control_points[k]):
             jx, jy = cp.jaw_x_mm, cp.jaw_y_mm
@@ -274,7 +279,14 @@ def _fan_dose(
     terma = fan_terma(eta, fluence, spectrum, mu, z_axis, ray_step, sad)
     k = settings.kernel
     dose = superpose(eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad)
-    return _FanDose(dose, float(z_axis[0]), float(a_axis[0]), float(b_axis[0]), h, lps_to_bld)
+    return _FanDose(
+        dose,
+        float(z_axis[0]),
+        float(a_axis[0]),
+        float(b_axis[0]),
+        h,
+        np.asarray(lps_to_bld, dtype=np.float64),
+    )
 
 
 # ------------------------------------------------------------------------------------------ calibration
@@ -294,7 +306,7 @@ def water_phantom(
 
 @lru_cache(maxsize=8)
 def _calibration(head: LinacHead, settings: DoseSettings, h: float) -> float:
-    """Relative fan dose per unit meterset at d_max of a 10 × 10 cm² field at SSD 100 cm (the 1 cGy/MU point)."""
+    """Relative fan dose per unit meterset at d_max of a 10 × 10 cm² field at SSD 100 cm (1 cGy/MU)."""
     from intrepid.dose._plans import open_field_plan
 
     ct = water_phantom((240.0 + 2 * settings.margin_mm, 300.0, 240.0 + 2 * settings.margin_mm), h)
@@ -304,8 +316,8 @@ def _calibration(head: LinacHead, settings: DoseSettings, h: float) -> float:
     fan = _fan_dose(
         red, beam, [1], MachineAngles(0.0), (0.0, 0.0, 0.0), PatientPosition.HFS, head, settings, h
     )
-    ja = int(round(-fan.a0_mm / h))
-    jb = int(round(-fan.b0_mm / h))
+    ja = round(-fan.a0_mm / h)
+    jb = round(-fan.b0_mm / h)
     axis = fan.dose[:, jb, ja].astype(float)
     k = int(np.argmax(axis))
     if 0 < k < axis.size - 1:  # parabolic peak between samples
@@ -331,7 +343,7 @@ def _output_grid(ct: Volume, grid: Grid | float | None) -> Grid:
     lo, hi = ct.grid.bounds_mm(edges=True)
     if not ct.grid.is_axis_aligned:
         raise GeometryError("a dose grid spacing needs an axis-aligned CT; pass a Grid instead")
-    n = [max(1, int(math.floor((hi[a] - lo[a]) / h))) for a in range(3)]
+    n = [max(1, math.floor((hi[a] - lo[a]) / h)) for a in range(3)]
     origin = tuple(float(lo[a] + 0.5 * (hi[a] - lo[a] - (n[a] - 1) * h)) for a in range(3))
     return Grid((n[2], n[1], n[0]), origin_mm=origin, spacing_mm=(h, h, h))  # type: ignore[arg-type]
 
@@ -360,20 +372,20 @@ def compute_beam_dose(
     iso = np.asarray(beam.isocenter_mm, dtype=float)
     if not bool(red.grid.contains(iso[None, :])[0]):
         raise GeometryError(
-            f"{_where(plan, beam)}: the isocentre ({iso[0]:.1f}, {iso[1]:.1f}, {iso[2]:.1f}) mm lies outside the CT"
+            f"{_where(plan, beam)}: the isocentre ({iso[0]:.1f}, {iso[1]:.1f}, {iso[2]:.1f}) mm lies outside "
+            "the CT"
         )
     calib = _calibration(head, settings, h)
     total = np.zeros(out_grid.shape, dtype=np.float32)
     m_out = _index_affine(out_grid)
+    si, sj, sk = out_grid.shape_ijk
     weight_sum = 0.0
     for seg_ids, gantry, coll, couch in _sectors(beam, settings.arc_step_deg):
         angles = MachineAngles(gantry, coll, couch)
         fan = _fan_dose(red, beam, seg_ids, angles, iso, patient_position, head, settings, h, superpose)
         index_to_bld = (fan.lps_to_bld @ m_out)[:3]
         sad = float(beam.sad_mm[0]) if beam.sad_mm and beam.sad_mm[0] else head.sad_mm
-        total += sample_fan(
-            fan.dose, index_to_bld, out_grid.shape, sad, fan.z0_mm, h, fan.a0_mm, fan.b0_mm, h
-        )
+        total += sample_fan(fan.dose, index_to_bld, (sk, sj, si), sad, fan.z0_mm, h, fan.a0_mm, fan.b0_mm, h)
         weight_sum += 1.0
     scale = meterset * head.spectrum.dose_per_mu_gy / calib
     dose = Volume(
@@ -462,8 +474,12 @@ def compute_dose(
     results = []
     for b in selected:
         position = b.patient_position or plan.patient_position or PatientPosition.HFS
-        results.append(compute_beam_dose(red, b, out_grid, head=head, settings=settings,
-                                         patient_position=position, plan=plan, superpose=superpose))  # fmt: skip
+        results.append(
+            compute_beam_dose(
+                red, b, out_grid, head=head, settings=settings, patient_position=position, plan=plan,
+                superpose=superpose,
+            )
+        )  # fmt: skip
     total = np.zeros(out_grid.shape, dtype=np.float32)
     for r in results:
         total += r.dose.array

@@ -1,7 +1,8 @@
 """Polyenergetic point kernel of 6 MV photons in water, collapsed onto a set of cone directions.
 
 The kernel is the EDKnrc (EGSnrc Monte Carlo) energy deposition kernel of a Varian Clinac 6 MV spectrum in
-water, 48 polar bins of 3.75° × 24 spherical shells to 60 cm (``data/edk_6mv_varian.json``, with its source and
+water, 48 polar bins of 3.75° × 24 spherical shells to 60 cm (``data/edk_6mv_varian.json``, with its
+source and
 licence). For the collapsed-cone transport (Ahnesjö 1989, Med Phys 16:577, doi:10.1118/1.596360) the polar
 bins are grouped into ``n_zenith`` cones; in each cone the cumulative radial energy fraction is fitted with
 Ahnesjö's two-exponential form

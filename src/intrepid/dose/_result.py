@@ -16,10 +16,12 @@ __all__ = ["BeamDose", "DoseQuantity", "PlanDose"]
 class DoseQuantity(enum.Enum):
     """Which absorbed dose the engine reports.
 
-    The collapsed-cone engine transports energy with water kernels and water interaction coefficients scaled by
+    The collapsed-cone engine transports energy with water kernels and water interaction coefficients
+    scaled by
     the relative electron density η of each voxel (Ahnesjö 1989; O'Connor's theorem). The energy imparted is
     divided by the mass of a water-like medium of density η: this is **dose to water-like medium**, called
-    dose to medium (D_m) in the TPS literature for superposition engines; no stopping-power-ratio conversion to
+    dose to medium (D_m) in the TPS literature for superposition engines; no stopping-power-ratio
+    conversion to
     dose to water (D_w) is applied (Siebers et al. 2000, Phys Med Biol 45:983). In water both are equal.
     """
 
