@@ -48,9 +48,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=ROOT / "benchmarks/_data", help="simulated data sets")
     p.add_argument("--seed", type=int, default=0, help="simulation and training seed (default 0)")
     p.add_argument(
-        "--random", type=int, default=None, help="N random pairs per vendor instead of the paper composition"
+        "--random", type=int, default=100, help="N random pairs per vendor beside the paper composition (100)"
     )
-    p.add_argument("--detector-pixels", type=int, default=512, help="panel columns simulated (default 512)")
+    p.add_argument("--mlc-fraction", type=float, default=0.3, help="MLC fields among the random pairs (0.3)")
+    p.add_argument("--no-paper", action="store_true", help="no paper composition (quick trials)")
+    p.add_argument("--effects", default="all", help="detector and transit effects (default all)")
+    p.add_argument(
+        "--lofo-epochs", type=int, default=0, help="leave-one-family-out: epochs per fold (0: off)"
+    )
+    p.add_argument("--detector-pixels", type=int, default=256, help="panel columns simulated (default 256)")
     p.add_argument("--folds", type=int, default=4, help="k of the k-fold CV = ensemble members (default 4)")
     p.add_argument("--members", type=int, default=None, help="train only the first N folds")
     p.add_argument("--plain-members", type=int, default=0, help="also train N pure U-Nets (benchmark)")
@@ -69,33 +75,49 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="reuse fold checkpoints found in --work")
     p.add_argument("--baseline-only", action="store_true", help="only fit and write OUT/baseline.json")
     p.add_argument("--evaluate", type=Path, default=None, help="write the test-set evaluation JSON here")
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="no training: evaluate the model in --out (and --work/plain_ensemble when present)",
+    )
     return p.parse_args(argv)
 
 
-def _data_sets(args: argparse.Namespace, log: Any) -> dict[str, Path]:
+def _data_sets(args: argparse.Namespace, log: Any) -> dict[str, list[Path]]:
+    """vendor -> data-set folders (the paper composition and, with ``--random N``, N random pairs with MLC
+    fields), simulated with ``--effects`` when missing."""
     from intrepid.simulate import generate_pairs, paper_composition, random_composition
 
-    out = {}
-    kind = "paper" if args.random is None else f"random{args.random}"
+    tag = args.effects.replace(",", "+").replace("-", "_minus_")
+    out: dict[str, list[Path]] = {}
     for vendor in VENDORS:
-        folder = args.data_root / f"t9_{kind}_{vendor}_{args.detector_pixels}"
-        if not (folder / "manifest.csv").exists():
-            log.info("simulating the %s composition for %s into %s", kind, vendor, folder)
-            specs = (
-                paper_composition(seed=args.seed)
-                if args.random is None
-                else random_composition(args.random, seed=args.seed)
+        kinds: list[tuple[str, Any]] = []
+        if not args.no_paper:
+            kinds.append(("paper", lambda: paper_composition(seed=args.seed)))
+        if args.random:
+            kinds.append(
+                (
+                    f"random{args.random}",
+                    lambda: random_composition(
+                        args.random, seed=args.seed + 1, mlc_fraction=args.mlc_fraction
+                    ),
+                )
             )
-            generate_pairs(
-                specs,
-                folder,
-                seed=args.seed,
-                vendor=vendor,
-                workers=args.workers,
-                detector_pixels=args.detector_pixels,
-                progress=False,
-            )
-        out[vendor] = folder
+        for kind, make in kinds:
+            folder = args.data_root / f"t9_{kind}_{tag}_{vendor}_{args.detector_pixels}"
+            if not (folder / "manifest.csv").exists():
+                log.info("simulating the %s composition for %s into %s", kind, vendor, folder)
+                generate_pairs(
+                    make(),
+                    folder,
+                    seed=args.seed if kind == "paper" else args.seed + 1,
+                    vendor=vendor,
+                    workers=args.workers,
+                    detector_pixels=args.detector_pixels,
+                    effects=args.effects,
+                    progress=False,
+                )
+            out.setdefault(vendor, []).append(folder)
     return out
 
 
@@ -279,10 +301,26 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     folders = _data_sets(args, log)
+    if args.evaluate_only:
+        from intrepid.learn import load_model
+        from intrepid.transit import load_baseline
+
+        plain_dir = args.work / "plain_ensemble"
+        result = _evaluate(
+            args,
+            folders,
+            load_model(args.out),
+            load_model(plain_dir) if (plain_dir / "model.json").exists() else None,
+            load_baseline(args.out / "baseline.json"),
+            log,
+        )
+        _write_evaluation(args, result, log)
+        return 0
     t_sim = time.perf_counter() - t0
     raw_train: list[Any] = []
     for vendor in VENDORS:
-        raw_train += list(load_dataset(folders[vendor], split="train", cache=False))
+        for folder in folders[vendor]:
+            raw_train += list(load_dataset(folder, split="train", cache=False))
     if not args.no_open_fields:
         raw_train += open_field_pairs(args.detector_pixels, args.seed)
     train, infos_in = canonical_pairs(raw_train)
@@ -379,14 +417,38 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "training_manifest.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     log.info("wrote %s (%d members) in %.0f s", args.out, len(states), time.perf_counter() - t0)
     if args.evaluate is not None:
-        _evaluate(args, folders, ens, plain, baseline, log)
+        result = _evaluate(args, folders, ens, plain, baseline, log)
+        if args.lofo_epochs > 0:
+            result["leave_one_family_out"] = _lofo(
+                args, folders, arrays, basis_wg, design, feats, records, ranges, log
+            )
+        _write_evaluation(args, result, log)
     return 0
 
 
-def _evaluate(
-    args: argparse.Namespace, folders: dict[str, Path], ens: Any, plain: Any, baseline: Any, log: Any
-) -> None:
+def _write_evaluation(args: argparse.Namespace, result: dict[str, Any], log: Any) -> None:
+    if args.evaluate is None:
+        raise SystemExit("--evaluate FILE is needed to write the evaluation")
+    args.evaluate.parent.mkdir(parents=True, exist_ok=True)
+    args.evaluate.write_text(json.dumps(result, indent=1) + "\n")
+    log.info("evaluation written to %s", args.evaluate)
+
+
+def _test_pairs(folders: list[Path], family: str | None = None) -> list[Any]:
     from intrepid.learn import load_dataset
+
+    out = []
+    for folder in folders:
+        for p in load_dataset(folder, split="test", cache=False):
+            if family is None or p.record.family == family:
+                p.epid.metadata["mu"] = p.record.mu
+                out.append(p)
+    return out
+
+
+def _evaluate(
+    args: argparse.Namespace, folders: dict[str, list[Path]], ens: Any, plain: Any, baseline: Any, log: Any
+) -> dict[str, Any]:
     from intrepid.transit import TransitModel, compare_methods, evaluate_pairs
     from intrepid.transit._evaluation import json_ready
 
@@ -397,24 +459,101 @@ def _evaluate(
         methods["unet"] = TransitModel(plain, ranges, "unet")
     methods["baseline"] = TransitModel(baseline, ranges, "baseline")
     result: dict[str, Any] = {"command": "python3 tools/train_default_model.py " + " ".join(sys.argv[1:])}
-    for vendor, folder in folders.items():
-        test = list(load_dataset(folder, split="test", cache=False))
-        for p in test:
-            p.epid.metadata["mu"] = p.record.mu
-        ev = evaluate_pairs(test, methods, settings={"data": str(folder), "vendor": vendor})
+    every = [f for fs in folders.values() for f in fs]
+    for vendor in [*folders, "both"]:
+        test = _test_pairs(folders[vendor] if vendor != "both" else every)
+        ev = evaluate_pairs(test, methods, settings={"data": [str(f) for f in folders.get(vendor, [])]})
         d = ev.to_dict()
-        d["comparisons"] = [
-            c.to_dict()
-            for other in ev.methods
-            if other != "baseline"
-            for c in compare_methods(ev, other, "baseline")
-        ]
+        d.pop("images") if vendor == "both" else None
+        pairs = [(m, "baseline") for m in ev.methods if m != "baseline"]
+        if "unet" in ev.methods:
+            pairs.append(("hybrid", "unet"))
+        d["comparisons"] = [c.to_dict() for a, b in pairs for c in compare_methods(ev, a, b)]
         result[vendor] = d
         for m in ev.methods:
             log.info("%s %s: %s", vendor, m, {k: round(ev.statistics(m, k).mean, 3) for k in ev.metric_names})
-    args.evaluate.parent.mkdir(parents=True, exist_ok=True)
-    args.evaluate.write_text(json.dumps(json_ready(result), indent=1) + "\n")
-    log.info("evaluation written to %s", args.evaluate)
+    return json_ready(result)
+
+
+def _lofo(
+    args: argparse.Namespace,
+    folders: dict[str, list[Path]],
+    arrays: Any,
+    basis_wg: Any,
+    design: Any,
+    feats: Any,
+    records: list[Any],
+    ranges: Any,
+    log: Any,
+) -> list[dict[str, Any]]:
+    """Leave-one-family-out: a one-member hybrid and the kernel baseline trained without a family, tested on
+    that family's test images of both vendors."""
+    import numpy as np
+
+    from intrepid.learn import Ensemble, PreprocessConfig, TrainConfig, UNetConfig, train_model
+    from intrepid.transit import (
+        CALIBRATED_UNITS_PER_MU,
+        TransitModel,
+        compare_methods,
+        evaluate_pairs,
+        fit_baseline_design,
+    )
+    from intrepid.transit._evaluation import json_ready
+
+    all_folders = [f for fs in folders.values() for f in fs]
+    families = sorted({r.family for r in records if r.family and r.family != "OPEN"})
+    shape = (args.working_size, args.working_size)
+    unet = UNetConfig(initial_filters=args.filters)
+    out = []
+    for fam in families:
+        test = _test_pairs(all_folders, fam)
+        train_idx = [i for i, r in enumerate(records) if r.family != fam]
+        if not test or not train_idx:
+            continue
+        t = time.perf_counter()
+        base = fit_baseline_design(design, train_idx, input_units=CALIBRATED_UNITS_PER_MU)
+        base_wg = np.stack([base.from_basis(b, f) for b, f in zip(basis_wg, feats, strict=True)])
+        seed = int(np.random.SeedSequence([args.seed, 1, len(out)]).generate_state(1)[0] % (2**31))
+        cfg = TrainConfig(
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            epochs=args.lofo_epochs,
+            seed=seed,
+            device="cpu",
+        )
+        model = train_model(
+            arrays.with_base(base_wg).take(train_idx),
+            (),
+            cfg,
+            unet=unet,
+            preprocess=PreprocessConfig(working_shape=shape),
+            progress=False,
+        )
+        ens = Ensemble(unet, model.preprocess, [model.state], base=base)
+        hybrid = TransitModel(ens, ranges, "hybrid")
+        baseline = TransitModel(base, ranges, "baseline")
+        ev = evaluate_pairs(test, {"hybrid": hybrid, "baseline": baseline})
+        d = ev.to_dict()
+        out.append(
+            json_ready(
+                {
+                    "family": fam,
+                    "n_train": len(train_idx),
+                    "n_test": len(test),
+                    "seconds": time.perf_counter() - t,
+                    "summary": d["summary"],
+                    "comparisons": [c.to_dict() for c in compare_methods(ev, "hybrid", "baseline")],
+                }
+            )
+        )
+        log.info(
+            "LOFO %s: hybrid %.2f %%, baseline %.2f %% at 2%%/2mm (%d test images)",
+            fam,
+            ev.statistics("hybrid", "pass_rate_2mm2pct_percent").mean,
+            ev.statistics("baseline", "pass_rate_2mm2pct_percent").mean,
+            len(test),
+        )
+    return out
 
 
 if __name__ == "__main__":
