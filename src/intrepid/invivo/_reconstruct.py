@@ -61,10 +61,10 @@ class BeamInputs:
 
 
 class BeamRefiner(Protocol):
-    """A model that turns :class:`BeamInputs` into a beam dose (the 3D network's ensemble)."""
+    """A model that turns the :class:`BeamInputs` of a plan into beam doses (the 3D network's ensemble)."""
 
-    def refine(self, inputs: Sequence[BeamInputs]) -> list[NDArray[np.float32]]:
-        """One dose array (Gy, CT grid) per input."""
+    def refine(self, inputs: Sequence[BeamInputs]) -> dict[int, NDArray[np.float32]]:
+        """One dose array (Gy, CT grid) per beam number (the images of an arc beam are combined)."""
         ...
 
 
@@ -146,20 +146,20 @@ def reconstruct(
     t0 = time.perf_counter()
     inputs = beam_inputs(images, ct, baseline=baseline, settings=settings)
     t1 = time.perf_counter()
-    if m is Method.FOD:
-        arrays = [np.asarray(b.fod.array, dtype=np.float32) for b in inputs]
-    elif m is Method.BASELINE:
-        arrays = [np.asarray(b.baseline.array, dtype=np.float32) for b in inputs]
-    else:
-        assert network is not None
-        arrays = network.refine(inputs)
-    t2 = time.perf_counter()
     per_beam: dict[int, NDArray[np.float64]] = {}
     fod_sum = np.zeros(ct.shape, dtype=np.float64)
-    for b, a in zip(inputs, arrays, strict=True):
-        n = b.image.beam_number
-        per_beam[n] = per_beam.get(n, np.zeros(ct.shape, dtype=np.float64)) + np.maximum(a, 0.0)
+    for b in inputs:
         fod_sum += np.asarray(b.fod.array, dtype=np.float64)
+    if m is Method.NETWORK:
+        assert network is not None
+        for n, a in network.refine(inputs).items():
+            per_beam[n] = np.maximum(np.asarray(a, dtype=np.float64), 0.0)
+    else:
+        for b in inputs:
+            a = np.asarray((b.fod if m is Method.FOD else b.baseline).array, dtype=np.float64)
+            n = b.image.beam_number
+            per_beam[n] = per_beam.get(n, np.zeros(ct.shape, dtype=np.float64)) + np.maximum(a, 0.0)
+    t2 = time.perf_counter()
     uid = ct.frame_of_reference_uid
     beam_doses = {
         n: Volume(
