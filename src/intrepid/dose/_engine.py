@@ -32,7 +32,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from intrepid.dicom import Beam, RTPlan
-from intrepid.dose._ccc import ccc_dose, fan_terma, sample_density, sample_fan
 from intrepid.dose._kernel import DEFAULT_N_AZIMUTH, DEFAULT_ZENITH_EDGES_DEG, ConeKernel, cone_kernel
 from intrepid.dose._result import BeamDose, DoseQuantity, PlanDose
 from intrepid.errors import GeometryError, ParameterError
@@ -236,8 +235,10 @@ def _fan_dose(
     head: LinacHead,
     settings: DoseSettings,
     h: float,
-    superpose: Callable[..., NDArray[np.float32]] = ccc_dose,
+    superpose: Callable[..., NDArray[np.float32]] | None = None,
 ) -> _FanDose:
+    from intrepid.dose._ccc import ccc_dose, fan_terma, sample_density  # numba: loaded on first use
+
     sad = float(beam.sad_mm[0]) if beam.sad_mm and beam.sad_mm[0] else head.sad_mm
     bld_to_lps = frame_transform(
         Frame.BEAM_LIMITING_DEVICE,
@@ -279,7 +280,9 @@ def _fan_dose(
     ray_step = h * np.sqrt(1.0 + radius**2 / sad**2) / 10.0
     terma = fan_terma(eta, fluence, spectrum, mu, z_axis, ray_step, sad)
     k = settings.kernel
-    dose = superpose(eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad)
+    dose = (superpose or ccc_dose)(
+        eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad
+    )
     return _FanDose(
         dose,
         float(z_axis[0]),
@@ -359,13 +362,15 @@ def compute_beam_dose(
     patient_position: PatientPosition,
     plan: RTPlan | None = None,
     mu: float | None = None,
-    superpose: Callable[..., NDArray[np.float32]] = ccc_dose,
+    superpose: Callable[..., NDArray[np.float32]] | None = None,
 ) -> BeamDose:
     """Dose (Gy per fraction) of one beam on ``out_grid`` from a relative-electron-density volume ``red``.
 
     ``superpose`` is the collapsed-cone sweep (:func:`intrepid.dose._ccc.ccc_dose`, numba, or
     :func:`intrepid.dose._torch.ccc_dose_torch`); the MU calibration always uses the numba sweep.
     """
+    from intrepid.dose._ccc import sample_fan  # numba: loaded on first use
+
     t0 = time.perf_counter()
     check_beam(beam, plan)
     meterset = float(mu if mu is not None else beam.meterset or 0.0)
@@ -463,7 +468,7 @@ def compute_dose(
     use = engine
     if engine == "auto":
         use = "torch" if _cuda_available() else "numba"
-    superpose: Callable[..., NDArray[np.float32]] = ccc_dose
+    superpose: Callable[..., NDArray[np.float32]] | None = None
     device = "cpu"
     if use == "torch":
         import torch
