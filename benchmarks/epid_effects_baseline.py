@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--detector-pixels", type=int, default=None)
     ap.add_argument("--panel", choices=["image", "dataset"], default="image",
-                    help="draw the panel values per image or once per data set (train and test share one panel)")
+                    help="panel values drawn per image, or once per data set (train and test share a panel)")
     ap.add_argument("--effects", nargs="+", default=["legacy", "all"],
                     help="'legacy' (effects=None) or EffectFlags.parse text, one run each")
     args = ap.parse_args()
