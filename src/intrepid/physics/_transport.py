@@ -600,7 +600,7 @@ def spectral_scatter_to_primary_ratio(
     return scatter / float(primary_transmission(thickness_mm, beam, response=response))
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=64)
 def _spectral_kernel_spectrum(
     beam: BeamModel,
     thickness_mm: float,
