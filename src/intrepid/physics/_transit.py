@@ -6,6 +6,10 @@ as coarse as the detector (0.81 mm for the iView, well below the ≥ 1.5 mm σ o
 patient scatter on a grid four times coarser still, and the radiological thickness by one divergent ray
 trace per image; the result is upsampled to the detector grid, where noise, dead pixels and the vendor
 encoding are applied pixel by pixel. See docs/physics.md for every effect and its source.
+
+With ``effects=`` (:class:`intrepid.physics.DetectorEffects`) the detector and transit effects of
+:mod:`intrepid.physics._detector_effects` are simulated by :mod:`intrepid.physics._transit_effects` instead
+(model version ``intrepid-transit-2.0``); without, the earlier model is kept unchanged.
 """
 
 from __future__ import annotations
@@ -256,7 +260,7 @@ def simulate_transit(
         Detector and transit effects of this image (:func:`intrepid.physics.sample_effects`); None keeps the
         earlier near-linear model (no energy-resolved multiple scatter, one stationary glare, ideal flood
         field, fixed lag). ``field`` may then also be an MLC fluence (an object with
-        ``fluence(beam, u_mm, v_mm)``, see :class:`intrepid.physics.MlcFluence`).
+        ``fluence(beam, u_mm, v_mm)``, see :class:`intrepid.physics.MlcField`).
 
     Returns
     -------

@@ -20,6 +20,10 @@ the manifest. Each DICOM file is written atomically and the manifest last, also 
 leaves no manifest (an earlier manifest in ``out_dir`` is removed first), so a manifest never names missing
 files.
 
+Physics: by default the earlier, near-linear transit model; with ``effects=`` (``--effects``) the detector and
+transit effects of :mod:`intrepid.physics` are drawn per pair from its seed (stream 2; MLC leaf sequences from
+stream 1), the manifest gets ``effects`` and ``effects.json`` lists every drawn value.
+
 Determinism: the simulation seed of a pair is derived from the generation ``seed`` and the spec's ``seed``
 (:func:`pair_seed`); the same inputs give byte-identical pixel data, whatever the number of worker
 processes. The study and Frame of Reference UIDs are derived from the same inputs too; SOP Instance UIDs are
