@@ -59,6 +59,7 @@ def test_pairs_text_summary_and_overwrite(tmp_path, capsys):
         (["--n", "1", "--detector-pixels", "10"], "detector_pixels must be a multiple of 4"),
         (["--n", "1", "--effects", "glair"], "--effects 'glair': unknown effect 'glair'"),
         (["--n", "1", "--mlc-fraction", "2"], "--mlc-fraction must be in [0, 1], got 2.0"),
+        (["--composition", "paper", "--mlc-fraction", "0.5"], "--mlc-fraction applies to --n"),
     ],
 )
 def test_pairs_bad_parameters(tmp_path, capsys, argv, message):

@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.mlc_fraction <= 1.0:
         raise ParameterError(f"--mlc-fraction must be in [0, 1], got {args.mlc_fraction}")
+    if args.mlc_fraction > 0 and args.composition == "paper":
+        raise ParameterError("--mlc-fraction applies to --n (random compositions); the paper composition "
+                             "has Table 1's jaw fields only")
     flags = None
     if args.effects is not None:
         from intrepid.physics import EffectFlags
