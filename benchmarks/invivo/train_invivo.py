@@ -71,7 +71,10 @@ def main() -> int:
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--patches", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-val", type=int, default=None, help="validate on at most N held-out beams")
+    ap.add_argument("--baseline", type=Path, default=None, help="use this baseline.json instead of fitting")
     ap.add_argument("--baseline-only", action="store_true")
+    ap.add_argument("--broad-scatter", action="store_true", help="fit the two-Gaussian baseline")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
@@ -96,9 +99,16 @@ def main() -> int:
         f"back-projected in {time.perf_counter() - t0:.0f} s; fitting the baseline on {len(fitting)} beams",
         flush=True,
     )
-    bl = fit_baseline(
-        fitting, training=f"{len(cases)} cases of {args.data.name}, {len(fitting)} static beams"
-    )
+    if args.baseline is not None:
+        from intrepid.invivo import load_baseline
+
+        bl = load_baseline(args.baseline)
+    else:
+        bl = fit_baseline(
+            fitting,
+            training=f"{len(cases)} cases of {args.data.name}, {len(fitting)} static beams",
+            broad_scatter=args.broad_scatter,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     bl.save(args.out / "baseline.json")
     print(f"baseline: {bl}", flush=True)
@@ -122,6 +132,7 @@ def main() -> int:
         patch=args.patch,
         patches_per_sample=args.patches,
         seed=args.seed,
+        max_val_samples=args.max_val,
     )
     print(f"training on {len(samples)} beam samples", flush=True)
     ens = train_volume_ensemble(
@@ -136,7 +147,7 @@ def main() -> int:
                 "entrance_depth_over_200mm",
             ],
             "scale": "99.9th percentile of the beam baseline",
-            "baseline": {"scale": bl.scale, "sigma_mm": bl.sigma_mm, "buildup_mm": bl.buildup_mm},
+            "baseline": {k: v for k, v in bl.__dict__.items() if k != "training"},
             "command": " ".join(sys.argv),
         },
     )

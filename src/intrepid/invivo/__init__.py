@@ -40,6 +40,12 @@ from intrepid.invivo._fod import (
     first_order_dose,
     relative_electron_density,
 )
+from intrepid.invivo._network import (
+    InvivoNetwork,
+    beam_features,
+    default_invivo_model_path,
+    load_invivo_model,
+)
 from intrepid.invivo._reconstruct import (
     BeamInputs,
     BeamRefiner,
@@ -58,6 +64,7 @@ __all__ = [
     "FODSettings",
     "GammaSummary",
     "InvivoBaseline",
+    "InvivoNetwork",
     "InvivoResult",
     "Method",
     "PortalImage",
@@ -67,12 +74,15 @@ __all__ = [
     "apply_baseline",
     "back_project",
     "baseline_path",
+    "beam_features",
     "beam_inputs",
     "check_study",
     "compare_doses",
+    "default_invivo_model_path",
     "first_order_dose",
     "fit_baseline",
     "load_baseline",
+    "load_invivo_model",
     "load_study",
     "portal_images",
     "reconstruct",

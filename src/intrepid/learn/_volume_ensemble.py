@@ -79,6 +79,8 @@ class VolumeTrainConfig:
     seed : int
     threads : int
         PyTorch CPU threads.
+    max_val_samples : int or None
+        Validate on at most this many held-out samples (a seeded subset; None: all) to save time.
     """
 
     repeats: int = 1
@@ -90,6 +92,7 @@ class VolumeTrainConfig:
     batch_size: int = 4
     seed: int = 0
     threads: int = 2
+    max_val_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.folds < 2 or self.repeats < 1 or self.epochs < 1:
@@ -245,6 +248,9 @@ def train_volume_ensemble(
             rng = np.random.default_rng(seed)
             train = [s for s in samples if s.group not in held]
             val = [s for s in samples if s.group in held]
+            if config.max_val_samples is not None and len(val) > config.max_val_samples:
+                pick = rng.choice(len(val), config.max_val_samples, replace=False)
+                val = [val[i] for i in sorted(pick)]
             net = build_unet3d(architecture)
             # residual start: the last layer at zero, so the untrained member returns the base
             head = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)][-1]
