@@ -38,7 +38,8 @@ def test_cone_transport_conserves_energy() -> None:
         k.amp_a / k.att_a * (1 - np.exp(-k.att_a * path)) + k.amp_b / k.att_b * (1 - np.exp(-k.att_b * path))
     )
     assert float(dose.sum()) == pytest.approx(float(expected), rel=1e-3)
-    assert k.total_fraction() == pytest.approx(1.0, rel=1e-9)
+    assert k.fraction_within(60.0) == pytest.approx(1.0, rel=1e-9)  # normalised inside the tabulated sphere
+    assert k.total_fraction() > 1.0  # the exponential tails continue beyond 60 cm
 
 
 def test_kernel_has_64_cones_forward_peaked() -> None:

@@ -34,14 +34,14 @@ def test_dmax_between_13_and_17_mm(water_fields: dict[int, PlanDose], field: int
 
 
 #: (field mm, depth mm) points that miss the 2 % tolerance today, with the measured PDD (see docs/dose.md).
+#: Measured after the kernel-fit fix (docs/dose.md, "Kernel"): the 10 x 10 cm2 points now pass; the field-size
+#: dependence is still too strong (5 x 5 too low at depth, 20 x 20 too high).
 KNOWN_MISSES = {
-    (50, 200): "measured 32.8 % against 35.0 %",
-    (100, 50): "measured 89.0 % against 86.7 %",
-    (100, 100): "measured 69.4 % against 66.8 %",
-    (100, 200): "measured 39.5 % against 38.6 %",
-    (200, 50): "measured 92.5 % against 88.5 %",
-    (200, 100): "measured 76.8 % against 70.8 %",
-    (200, 200): "measured 48.1 % against 43.0 %",
+    (50, 100): "measured 61.7 % against 63.0 % (-2.1 %)",
+    (50, 200): "measured 32.2 % against 35.0 % (-8.0 %)",
+    (200, 50): "measured 91.3 % against 88.5 % (+3.2 %)",
+    (200, 100): "measured 74.5 % against 70.8 % (+5.2 %)",
+    (200, 200): "measured 45.8 % against 43.0 % (+6.5 %)",
 }
 CASES = [
     pytest.param(f, d, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[(f, d)]))
@@ -99,7 +99,7 @@ def test_profile_symmetric_flat_and_penumbra(water_fields: dict[int, PlanDose]) 
 
 
 @pytest.mark.xfail(
-    strict=True, reason="measured: 0.925 of the centre at 80 % of the half-width (10 cm depth)"
+    strict=True, reason="measured: 0.928 of the centre at 80 % of the half-width (10 cm depth)"
 )
 def test_profile_flat_within_3_percent(water_fields: dict[int, PlanDose]) -> None:
     x, p = profile(water_fields[100], 100.0)

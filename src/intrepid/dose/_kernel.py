@@ -9,10 +9,24 @@ Ahnesjö's two-exponential form
 
     C_m(r) = A_m/a_m (1 − e^{−a_m r}) + B_m/b_m (1 − e^{−b_m r}),        r in g/cm² (radiological),
 
-the A/a term the short primary (electron) part and the B/b term the long scatter part (a_m > b_m). The kernel
-is normalised so that the energy deposited within 60 cm sums to 1 (the file's own sum is 0.303 of the incident
-energy — a normalisation of the tabulation we could not trace; its *shape* is what matters, the absolute dose
-comes from the MU calibration).
+the A/a term the short primary (electron) part and the B/b term the long scatter part (a_m > b_m).
+
+Normalisation. The tabulated values sum to 0.303. They are verified identical, value by value, to the upstream
+file (1152 values), and they are a *uniformly* scaled total kernel, not a partial one: bin by bin they are
+0.20–0.36 × the same author's monoenergetic 2 MeV EDKnrc kernel (whose listing gives the absolute
+F_tot = 0.958, primary 0.528), near the origin (primary electrons) as well as at 20–60 cm (scatter), and the
+upstream code itself divides by a run total (``f_total = 0.2896``) before use. An EDKnrc run with a spectrum
+source scores energy per history relative to a reference energy other than the mean incident energy (most
+likely the spectrum's top energy: 0.96 × Ē/E_max ≈ 0.30 for Ē ≈ 1.9 MeV [inference, the run listing is not
+readable]). Only the shape matters here: the kernel is normalised to 1 within its 60 cm sphere and the
+absolute dose comes from the MU calibration.
+
+Fit. Each cone's two exponentials are fitted to the tabulated cumulative energy with equal absolute weight at
+every radius (the misplaced energy fraction is what the transport conserves), and scaled so that the fit
+deposits exactly the tabulated energy within 60 cm. The first version forced the infinite-range sums
+A/a + B/b to the 60 cm total with a relative-error fit: its cumulative fell 5–50 % short of the table
+(up to 45 % of a backward cone's energy went beyond 60 cm, and 6–9 % of the forward cones' energy moved out
+of the first 2 cm) — see docs/dose.md, "Kernel".
 """
 
 from __future__ import annotations
@@ -29,11 +43,13 @@ from scipy.optimize import curve_fit
 
 from intrepid.errors import ParameterError
 
-__all__ = ["ConeKernel", "cone_kernel", "edk_table"]
+__all__ = ["KERNEL_RADIUS_CM", "ConeKernel", "cone_kernel", "edk_table"]
 
 #: Polar-bin edges (degrees, multiples of the table's 3.75°) of the default 8 cones: narrow forward cones
 #: where the primary energy is concentrated, wide backward ones.
 DEFAULT_ZENITH_EDGES_DEG = (0.0, 7.5, 15.0, 26.25, 41.25, 60.0, 90.0, 127.5, 180.0)
+#: Outer radius of the tabulated kernel (cm of water): the fit is normalised to the energy deposited inside it.
+KERNEL_RADIUS_CM = 60.0
 #: Default number of azimuthal directions per cone (every 45°): 8 × 8 = 64 collapsed-cone directions.
 DEFAULT_N_AZIMUTH = 8
 
@@ -96,21 +112,40 @@ class ConeKernel:
         return int(self.directions.shape[0])
 
     def total_fraction(self) -> float:
-        """Σ over directions of A/a + B/b: the energy fraction the kernel deposits (≈ 1)."""
+        """Σ over directions of A/a + B/b: the energy fraction deposited out to infinite range (≥ 1).
+
+        Slightly above 1 because the fit is normalised within the tabulated 60 cm sphere
+        (:meth:`fraction_within`); the part beyond it never reaches a voxel of a patient-sized grid.
+        """
         return float(np.sum(self.amp_a / self.att_a + self.amp_b / self.att_b))
+
+    def fraction_within(self, radius_cm: float = KERNEL_RADIUS_CM) -> float:
+        """Energy fraction deposited within ``radius_cm`` (g/cm² in water) of the interaction; 1 at 60 cm."""
+        r = float(radius_cm)
+        a, b = self.att_a, self.att_b
+        return float(np.sum(self.amp_a / a * (1 - np.exp(-a * r)) + self.amp_b / b * (1 - np.exp(-b * r))))
+
+    def primary_fraction(self, radius_cm: float = KERNEL_RADIUS_CM) -> float:
+        """Share of the short-range (A, a) term in :meth:`fraction_within`."""
+        r = float(radius_cm)
+        a = self.att_a
+        return float(np.sum(self.amp_a / a * (1 - np.exp(-a * r)))) / self.fraction_within(r)
 
 
 def _fit_cone(r: NDArray[np.float64], cum: NDArray[np.float64]) -> tuple[float, float, float, float]:
+    """Fit ``_cumulative`` to one cone's cumulative energy ``cum`` at the shell radii ``r`` (cm).
+
+    Equal absolute weights (every radius counts by the energy it misplaces); the result is scaled so that the
+    fit deposits exactly ``cum[-1]`` within the last radius (energy conservation inside the tabulated sphere).
+    """
     total = float(cum[-1])
-    p0 = (0.6 * total, 3.0, 0.4 * total, 0.08)
-    w = 0.01 * total + cum  # relative-ish weights: both the steep start and the tail matter
+    p0 = (0.5 * total, 3.0, 0.5 * total, 0.08)
     popt, _ = curve_fit(
-        _cumulative, r, cum, p0=p0, sigma=w, bounds=([0, 0.3, 0, 0.005], [2 * total, 200.0, 2 * total, 0.3]),
-        maxfev=20000,
+        _cumulative, r, cum, p0=p0, sigma=np.full_like(cum, 0.02 * total),
+        bounds=([0, 0.3, 0, 0.005], [2 * total, 200.0, 2 * total, 0.3]), maxfev=20000,
     )  # fmt: skip
     aa, a, bb, b = (float(v) for v in popt)
-    # Keep the fitted total exactly equal to the tabulated one (energy conservation per cone).
-    s = total / (aa + bb)
+    s = total / float(_cumulative(np.asarray([r[-1]]), aa, a, bb, b)[0])
     return aa * s, a, bb * s, b
 
 
