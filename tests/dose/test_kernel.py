@@ -38,7 +38,7 @@ def test_licence_notice_ships_next_to_the_data() -> None:
 
 
 def test_table_is_a_total_kernel_forward_peaked_near_the_origin() -> None:
-    """The 0.303 sum is a uniform scale, not a missing primary part: the first shell carries primary electrons.
+    """The 0.303 sum is a uniform scale, not a missing primary part: the first shell holds primary electrons.
 
     Energy per steradian in the innermost shell is > 100 x larger forward (0-3.75 deg) than backward.
     """

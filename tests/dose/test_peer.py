@@ -53,7 +53,8 @@ def test_water_depth_dose_beside_pyradplan() -> None:
     g = ct.grid
     shifted = Grid(g.shape, (g.origin_mm[0], -(N - 1) / 2 * H, g.origin_mm[2]), g.spacing_mm)
     ct = replace(ct, grid=shifted)
-    ours = compute_dose(ct, open_field_plan(FIELD, FIELD, isocenter_mm=tuple(iso)), settings=DoseSettings(5.0))
+    plan = open_field_plan(FIELD, FIELD, isocenter_mm=tuple(iso))
+    ours = compute_dose(ct, plan, settings=DoseSettings(5.0))
     d = ours.total.array
     c = N // 2
     y = (np.arange(N) - (N - 1) / 2) * H

@@ -126,7 +126,7 @@ def test_lung_slab_behaviour() -> None:
     assert in_lung > 1.05
 
 
-def _arc_plan(gantries: list[float]):  # noqa: ANN202
+def _arc_plan(gantries: list[float]):
     """open_field_plan's beam turned into an arc through ``gantries`` (equal meterset per segment)."""
     plan = open_field_plan(60.0, 60.0, mu=100.0)
     beam = plan.beams[0]

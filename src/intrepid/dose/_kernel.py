@@ -48,7 +48,7 @@ __all__ = ["KERNEL_RADIUS_CM", "ConeKernel", "cone_kernel", "edk_table"]
 #: Polar-bin edges (degrees, multiples of the table's 3.75°) of the default 8 cones: narrow forward cones
 #: where the primary energy is concentrated, wide backward ones.
 DEFAULT_ZENITH_EDGES_DEG = (0.0, 7.5, 15.0, 26.25, 41.25, 60.0, 90.0, 127.5, 180.0)
-#: Outer radius of the tabulated kernel (cm of water): the fit is normalised to the energy deposited inside it.
+#: Outer radius (cm of water) of the tabulated kernel: the fit is normalised to the energy inside it.
 KERNEL_RADIUS_CM = 60.0
 #: Default number of azimuthal directions per cone (every 45°): 8 × 8 = 64 collapsed-cone directions.
 DEFAULT_N_AZIMUTH = 8
