@@ -151,6 +151,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "n": len(rs),
                 "sensitivity_percent": 100 * float(np.mean([r["verdict"] == "alert" for r in rs])),
                 "auc_gamma_fail": _auc(neg, [100 - r["plan_gamma_3pct2mm"] for r in rs]),
+                "auc_iso": _auc(
+                    [abs(r["iso_ratio"] - 1) for r in free], [abs(r["iso_ratio"] - 1) for r in rs]
+                ),
+                "auc_d50": _auc(
+                    [abs(r["ptv_d50_diff"] or 0) for r in free], [abs(r["ptv_d50_diff"] or 0) for r in rs]
+                ),
             }
         out[m] = {
             "accuracy_error_free_by_site": acc,
@@ -166,17 +172,58 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """Markdown tables of a summary (accuracy per site, detection per error type)."""
+    lines = []
+    for m, sm in summary.items():
+        lines.append(f"**{m}** — accuracy against the delivered dose, error-free fractions:\n")
+        lines.append("| site | n | γ 3%/2mm (%) | γ 2%/2mm (%) | MAE (% of Rx) |")
+        lines.append("|---|---|---|---|---|")
+        for site, a in sm["accuracy_error_free_by_site"].items():
+            lines.append(
+                f"| {site} | {a['n']} | {a['acc_gamma_3pct2mm']:.1f} | {a['acc_gamma_2pct2mm']:.1f} | "
+                f"{a['acc_mae_percent']:.2f} |"
+            )
+        a = sm["accuracy_all_cases"]
+        lines.append(
+            f"| all cases (with errors) | {a['n']} | {a['acc_gamma_3pct2mm']:.1f} | "
+            f"{a['acc_gamma_2pct2mm']:.1f} | {a['acc_mae_percent']:.2f} |"
+        )
+        lines.append(
+            f"\nFalse alerts on error-free fractions: {sm['false_alert_percent']:.0f} % "
+            f"(n = {sm['error_free_n']}).\n"
+        )
+        lines.append(
+            "| error | n | sensitivity (%) | ROC AUC: 100 − γ% | AUC: abs(iso ratio − 1) | "
+            "AUC: abs(PTV ΔD50) |"
+        )
+        lines.append("|---|---|---|---|---|---|")
+        for kind, d in sm["detection"].items():
+            lines.append(
+                f"| `{kind}` | {d['n']} | {d['sensitivity_percent']:.0f} | {d['auc_gamma_fail']:.2f} | "
+                f"{d['auc_iso']:.2f} | {d['auc_d50']:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="?")
     ap.add_argument("--methods", default="fod,baseline,network")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--merge", type=Path, nargs="*", default=None, help="summarise earlier --json outputs")
+    ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    res = evaluate(args.folder, args.methods.split(","))
+    if args.merge:
+        rows = [r for p in args.merge for r in json.loads(p.read_text())["rows"]]
+        res = {"rows": rows, "summary": summarise(rows)}
+    else:
+        res = evaluate(args.folder, args.methods.split(","))
     text = json.dumps(res, indent=2, default=float)
     if args.json:
         args.json.write_text(text + "\n")
-    print(json.dumps(res["summary"], indent=2, default=float))
+    print(markdown(res["summary"]) if args.markdown else json.dumps(res["summary"], indent=2, default=float))
     return 0
 
 
