@@ -15,7 +15,14 @@ import time
 
 import pytest
 
-from intrepid.learn import PreprocessConfig, ProtocolConfig, RayOptions, UNetConfig, load_dataset, run_protocol
+from intrepid.learn import (
+    PreprocessConfig,
+    ProtocolConfig,
+    RayOptions,
+    UNetConfig,
+    load_dataset,
+    run_protocol,
+)
 
 pytest.importorskip("torch")
 ray = pytest.importorskip("ray", reason="Ray is not installed (extra intrepid-rt[ray])")
