@@ -88,3 +88,24 @@ def test_stacked_errors(arrays):
     ]
     with pytest.raises(ParameterError, match="share one loss"):
         train_stacked(jobs, unet=UNetConfig(depth=3, initial_filters=4), preprocess=_PRE, device="cpu")
+
+
+def test_protocol_with_stacked_runs_equals_one_at_a_time(dicom_dataset, tmp_path):
+    from intrepid.learn import ProtocolConfig, run_protocol
+
+    ds = load_dataset(dicom_dataset, split="train")
+    cfg = ProtocolConfig(
+        filters=(4,), learning_rates=(1e-3, 1e-2), batch_sizes=(4,), repeats=2, folds=2, epochs=2, seed=9,
+        device="cpu", unet=UNetConfig(depth=3, initial_filters=4), preprocess=_PRE,
+    )
+    one = run_protocol(ds, cfg, tmp_path / "one", progress=False)
+    many = run_protocol(ds, cfg, tmp_path / "many", progress=False, stack=8)
+    assert many.runs == one.runs == 8
+    for a, b in zip(one.summaries, many.summaries, strict=True):
+        assert a.configuration == b.configuration
+        assert b.val_loss_mean == pytest.approx(a.val_loss_mean, rel=1e-4)
+        assert b.gamma_pass_rate_mean_percent == pytest.approx(a.gamma_pass_rate_mean_percent, abs=0.05)
+    import json
+
+    m = json.loads(next((tmp_path / "many" / "runs").rglob("r00_f0.json")).read_text())
+    assert m["execution"]["stacked_with"] == 8

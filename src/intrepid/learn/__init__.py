@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
         resume_protocol,
         run_protocol,
     )
+    from intrepid.learn._stacked import StackedJob, build_stacked_unet, train_stacked
     from intrepid.learn._training import (
         Loss,
         TrainConfig,
@@ -67,6 +68,7 @@ _WHERE = {
     "_checkpoint": ("TrainingCheckpoint", "read_checkpoint", "write_checkpoint"),
     "_distributed": ("RayOptions", "execute_runs_on_ray"),
     "_runs": ("RunContext", "RunSpec", "execute_run", "execute_runs_locally", "run_done"),
+    "_stacked": ("StackedJob", "build_stacked_unet", "train_stacked"),
     "_dataset": ("MANIFEST_NAME", "Pair", "PairDataset", "PairRecord", "load_dataset", "read_image"),
     "_ensemble": ("Ensemble", "register_base_model", "select_device"),
     "_model_io": ("describe_model", "load_model", "read_model_files", "write_model_files"),
@@ -125,6 +127,7 @@ __all__ = [
     "RunContext",
     "RunSpec",
     "Scaling",
+    "StackedJob",
     "TrainConfig",
     "TrainedModel",
     "TrainingCheckpoint",
@@ -133,6 +136,7 @@ __all__ = [
     "ValidationGrid",
     "WorkingArrays",
     "augment_batch",
+    "build_stacked_unet",
     "build_unet",
     "count_parameters",
     "cv_splits",
@@ -157,6 +161,7 @@ __all__ = [
     "select_device",
     "to_working_grid",
     "train_model",
+    "train_stacked",
     "working_grid",
     "write_checkpoint",
     "write_model_files",

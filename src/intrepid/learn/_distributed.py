@@ -77,18 +77,23 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_run(ctx: RunContext, spec: RunSpec) -> str:
-    """Body of one Ray task (module level, so that workers import it by name)."""
-    from intrepid.learn._runs import execute_run
+def _ray_run(ctx: RunContext, chunk: list[RunSpec]) -> int:
+    """Body of one Ray task (module level, so that workers import it by name): one run or a stack."""
+    from intrepid.learn._runs import execute_chunk
 
-    execute_run(ctx, spec, progress=False)
-    return spec.label
+    execute_chunk(ctx, chunk, progress=False)
+    return len(chunk)
 
 
 def execute_runs_on_ray(
-    ctx: RunContext, specs: Sequence[RunSpec], options: RayOptions, *, progress: bool = True
+    ctx: RunContext,
+    specs: Sequence[RunSpec],
+    options: RayOptions,
+    *,
+    progress: bool = True,
+    stack: int = 1,
 ) -> None:
-    """Execute ``specs`` as Ray tasks and wait for all of them.
+    """Execute ``specs`` as Ray tasks (one task per run, or per stack of ``stack`` runs) and wait for all.
 
     Raises
     ------
@@ -123,21 +128,23 @@ def execute_runs_on_ray(
             max_retries=options.max_retries,
             retry_exceptions=False,
         )(_ray_run)
-        refs = {task.remote(ctx_ref, spec): spec for spec in specs}
-        bar = tqdm(total=len(refs), desc="runs (ray)", unit="run", disable=not progress)
+        from intrepid.learn._runs import stacks
+
+        refs = {task.remote(ctx_ref, chunk): chunk for chunk in stacks(specs, stack)}
+        bar = tqdm(total=len(specs), desc="runs (ray)", unit="run", disable=not progress)
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             for ref in done:
-                spec = refs[ref]
+                chunk = refs[ref]
                 try:
                     ray.get(ref)
                 except Exception as exc:
                     raise IntrepidError(
-                        f"run {spec.label} failed on Ray after {options.max_retries} retries: "
+                        f"run {chunk[0].label} failed on Ray after {options.max_retries} retries: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                     ) from exc
-                bar.update(1)
+                bar.update(len(chunk))
         bar.close()
     finally:
         if started_here:

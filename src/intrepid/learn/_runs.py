@@ -34,7 +34,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn._selection import Configuration, CVSplit, ProtocolConfig
     from intrepid.learn._training import TrainedModel, WorkingArrays
 
-__all__ = ["RunContext", "RunSpec", "execute_run", "execute_runs_locally", "run_done"]
+__all__ = [
+    "RunContext",
+    "RunSpec",
+    "execute_chunk",
+    "execute_run",
+    "execute_runs_locally",
+    "execute_stacked",
+    "run_done",
+    "stacks",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -84,23 +93,11 @@ def run_done(spec: RunSpec, out_dir: Path) -> bool:
     return True
 
 
-def execute_run(ctx: RunContext, spec: RunSpec, *, progress: bool = False) -> dict[str, Any]:
-    """Train, validate and record one run; resumes from its checkpoint when one is there.
-
-    Returns the run's manifest (also written to ``<stem>.json``).
-    """
-    from safetensors.numpy import save_file
-
-    from intrepid.dicom._common import atomic_write
-    from intrepid.learn._selection import _validate, _write_json
-    from intrepid.learn._training import TrainConfig, train_model
+def _train_config(ctx: RunContext, spec: RunSpec) -> Any:
+    from intrepid.learn._training import TrainConfig
 
     cfg = ctx.config
-    stem = spec.stem(ctx.out_dir)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = stem.parent / f"{stem.name}.ckpt.safetensors"
-    resumed_from = _checkpoint_epoch(ckpt)
-    tcfg = TrainConfig(
+    return TrainConfig(
         loss=cfg.loss,
         learning_rate=spec.configuration.learning_rate,
         batch_size=spec.configuration.batch_size,
@@ -109,17 +106,82 @@ def execute_run(ctx: RunContext, spec: RunSpec, *, progress: bool = False) -> di
         device=ctx.device,
         augmentation=cfg.augmentation,
     )
-    unet = replace(cfg.unet, initial_filters=spec.configuration.initial_filters)
+
+
+def execute_run(ctx: RunContext, spec: RunSpec, *, progress: bool = False) -> dict[str, Any]:
+    """Train, validate and record one run; resumes from its checkpoint when one is there.
+
+    Returns the run's manifest (also written to ``<stem>.json``).
+    """
+    from intrepid.learn._training import train_model
+
+    cfg = ctx.config
+    stem = spec.stem(ctx.out_dir)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = stem.parent / f"{stem.name}.ckpt.safetensors"
+    resumed_from = _checkpoint_epoch(ckpt)
     t_run = time.perf_counter()
     model = train_model(
         ctx.arrays.take(spec.split.train_indices),
         ctx.arrays.take(spec.split.val_indices),
-        tcfg,
-        unet=unet,
+        _train_config(ctx, spec),
+        unet=replace(cfg.unet, initial_filters=spec.configuration.initial_filters),
         preprocess=cfg.preprocess,
         progress=progress,
         checkpoint=ckpt,
     )
+    manifest = _record(ctx, spec, model, {"resumed_from_epoch": resumed_from}, time.perf_counter() - t_run)
+    ckpt.unlink(missing_ok=True)
+    return manifest
+
+
+def execute_stacked(
+    ctx: RunContext, specs: Sequence[RunSpec], *, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Train ``specs`` (one architecture) at once as one grouped network (:mod:`intrepid.learn._stacked`),
+    then validate and record each run as :func:`execute_run` does. No per-epoch checkpoint: a stack that is
+    interrupted starts again."""
+    from intrepid.learn._stacked import StackedJob, train_stacked
+
+    if len({s.configuration.initial_filters for s in specs}) != 1:
+        raise ParameterError("a stack of runs must share one architecture (initial filters)")
+    cfg = ctx.config
+    jobs = [
+        StackedJob(
+            ctx.arrays.take(s.split.train_indices),
+            ctx.arrays.take(s.split.val_indices),
+            _train_config(ctx, s),
+        )
+        for s in specs
+    ]
+    t_run = time.perf_counter()
+    models = train_stacked(
+        jobs,
+        unet=replace(cfg.unet, initial_filters=specs[0].configuration.initial_filters),
+        preprocess=cfg.preprocess,
+        device=ctx.device,
+        progress=progress,
+    )
+    share = (time.perf_counter() - t_run) / len(specs)
+    return [
+        _record(ctx, s, m, {"stacked_with": len(specs), "resumed_from_epoch": 0}, share)
+        for s, m in zip(specs, models, strict=True)
+    ]
+
+
+def _record(
+    ctx: RunContext, spec: RunSpec, model: TrainedModel, execution: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """Validate a trained run and write its weights and manifest (the manifest last)."""
+    from safetensors.numpy import save_file
+
+    from intrepid.dicom._common import atomic_write
+    from intrepid.learn._selection import _validate, _write_json
+
+    cfg = ctx.config
+    stem = spec.stem(ctx.out_dir)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
     per_image = _validate(model, ctx.dataset, ctx.arrays, spec.split.val_indices, cfg)
     g_mean = float(np.mean([r["gamma_pass_rate_percent"] for r in per_image]))
     mae = float(np.mean([r["mae_gy"] for r in per_image]))
@@ -129,8 +191,8 @@ def execute_run(ctx: RunContext, spec: RunSpec, *, progress: bool = False) -> di
         "repeat": spec.split.repeat,
         "fold": spec.split.fold,
         "seeds": {"protocol": cfg.seed, "run": spec.seed},
-        "train_config": tcfg.to_dict(),
-        "unet": unet.to_dict(),
+        "train_config": model.config.to_dict(),
+        "unet": model.unet.to_dict(),
         "preprocess": model.preprocess.to_dict(),
         "fold_membership": {
             "train": [records[i].name for i in spec.split.train_indices],
@@ -146,18 +208,34 @@ def execute_run(ctx: RunContext, spec: RunSpec, *, progress: bool = False) -> di
             "mae_mean_gy": mae,
             "per_image": per_image,
         },
-        "execution": {
-            "host": platform.node(),
-            "device": model.config.device,
-            "resumed_from_epoch": resumed_from,
-        },
-        "seconds": time.perf_counter() - t_run,
+        "execution": {"host": platform.node(), "device": model.config.device, **execution},
+        "seconds": seconds + time.perf_counter() - t0,
     }
     state = {k: np.ascontiguousarray(v) for k, v in model.state.items()}
     atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(state, str(tmp)))
     _write_json(stem.with_suffix(".json"), manifest)  # last: marks the run as done
-    ckpt.unlink(missing_ok=True)
     return manifest
+
+
+def stacks(specs: Sequence[RunSpec], size: int) -> list[list[RunSpec]]:
+    """``specs`` cut into stacks of at most ``size`` runs sharing an architecture (order kept within)."""
+    if size < 1:
+        raise ParameterError(f"stack size must be >= 1, got {size}")
+    by_arch: dict[int, list[RunSpec]] = {}
+    for s in specs:
+        by_arch.setdefault(s.configuration.initial_filters, []).append(s)
+    out: list[list[RunSpec]] = []
+    for group in by_arch.values():
+        out.extend(group[i : i + size] for i in range(0, len(group), size))
+    return out
+
+
+def execute_chunk(ctx: RunContext, chunk: Sequence[RunSpec], *, progress: bool = False) -> None:
+    """One run alone (checkpointed) or a stack of runs."""
+    if len(chunk) == 1:
+        execute_run(ctx, chunk[0], progress=progress)
+    else:
+        execute_stacked(ctx, chunk, progress=progress)
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -178,18 +256,20 @@ def execute_runs_locally(
     specs: Sequence[RunSpec],
     *,
     progress: bool = True,
+    stack: int = 1,
     on_done: Callable[[RunSpec], None] | None = None,
 ) -> None:
-    """Execute ``specs`` one after the other in this process."""
+    """Execute ``specs`` in this process, one after the other or ``stack`` at a time (grouped network)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
-    for spec in specs:
-        bar.set_postfix(run=spec.label)
-        execute_run(ctx, spec, progress=progress)
-        if on_done is not None:
-            on_done(spec)
-        bar.update(1)
+    for chunk in stacks(specs, stack):
+        bar.set_postfix(run=chunk[0].label if len(chunk) == 1 else f"{len(chunk)} stacked")
+        execute_chunk(ctx, chunk, progress=progress)
+        for spec in chunk:
+            if on_done is not None:
+                on_done(spec)
+        bar.update(len(chunk))
     bar.close()
 
 
