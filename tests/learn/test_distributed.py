@@ -36,7 +36,7 @@ def _cfg() -> ProtocolConfig:
         batch_sizes=(4,),
         repeats=2,
         folds=2,
-        epochs=12,
+        epochs=6,
         seed=4,
         device="cpu",
         unet=UNetConfig(depth=3, initial_filters=4),
@@ -44,7 +44,7 @@ def _cfg() -> ProtocolConfig:
     )
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def two_worker_cluster():
     cluster = cluster_utils.Cluster(
         initialize_head=True,
@@ -58,6 +58,20 @@ def two_worker_cluster():
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ray_map_keeps_order_and_names_failures(two_worker_cluster):
+    import math
+
+    from intrepid.errors import IntrepidError
+    from intrepid.learn import ray_map
+
+    opts = RayOptions(address="auto")
+    assert ray_map(math.factorial, [5, 3, 4, 0], opts, progress=False) == [120, 6, 24, 1]
+    assert ray_map(math.pow, [1.0, 2.0], opts, shared=3.0, progress=False) == [1.0, 8.0]
+    with pytest.raises(IntrepidError, match=r"study-b: .*math domain error"):
+        ray_map(math.sqrt, [4.0, -1.0], opts, describe=lambda x: "study-b" if x < 0 else "study-a",
+                progress=False)
 
 
 def test_protocol_survives_a_killed_worker(dicom_dataset, tmp_path, two_worker_cluster):

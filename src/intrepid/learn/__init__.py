@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn._checkpoint import TrainingCheckpoint, read_checkpoint, write_checkpoint
     from intrepid.learn._dataset import MANIFEST_NAME, Pair, PairDataset, PairRecord, load_dataset, read_image
-    from intrepid.learn._distributed import RayOptions, execute_runs_on_ray
+    from intrepid.learn._distributed import RayOptions, execute_runs_on_ray, ray_map
     from intrepid.learn._ensemble import Ensemble, register_base_model, select_device
     from intrepid.learn._model_io import describe_model, load_model, read_model_files, write_model_files
     from intrepid.learn._preprocess import (
@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _WHERE = {
     "_checkpoint": ("TrainingCheckpoint", "read_checkpoint", "write_checkpoint"),
-    "_distributed": ("RayOptions", "execute_runs_on_ray"),
+    "_distributed": ("RayOptions", "execute_runs_on_ray", "ray_map"),
     "_runs": ("RunContext", "RunSpec", "execute_run", "execute_runs_locally", "run_done"),
     "_stacked": ("StackedJob", "build_stacked_unet", "train_stacked"),
     "_dataset": ("MANIFEST_NAME", "Pair", "PairDataset", "PairRecord", "load_dataset", "read_image"),
@@ -150,6 +150,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "prepare_working_arrays",
+    "ray_map",
     "read_checkpoint",
     "read_image",
     "read_model_files",

@@ -17,16 +17,19 @@ GPUs or nodes, or on a GPU shared by several concurrent runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from intrepid.errors import IntrepidError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn._runs import RunContext, RunSpec
 
-__all__ = ["RayOptions", "execute_runs_on_ray"]
+__all__ = ["RayOptions", "execute_runs_on_ray", "ray_map"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _log = logging.getLogger(__name__)
 
@@ -77,6 +80,92 @@ def _import_ray() -> Any:
     return ray
 
 
+def _connect(ray: Any, options: RayOptions) -> bool:
+    """Initialise Ray as ``options`` say unless it already is; whether this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        if options.address is None:
+            ray.init(
+                num_cpus=options.num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            return True
+        ray.init(address=options.address, log_to_driver=False, configure_logging=False)
+        return False
+    except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray
+        where = options.address or "a local instance"
+        raise IntrepidError(f"cannot start or join Ray at {where}: {exc}") from exc
+
+
+def ray_map(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    options: RayOptions,
+    *,
+    shared: Any = None,
+    describe: Callable[[T], str] = str,
+    progress: bool = True,
+    desc: str = "tasks (ray)",
+) -> list[R]:
+    """``[func(item) for item in items]`` as Ray tasks, results in the order of ``items``.
+
+    Batch jobs (simulating data sets, predicting or reconstructing many studies) use it. ``func`` must be
+    importable by name (a module-level function); with ``shared`` (put once in the object store) it is
+    called as ``func(item, shared)``. Tasks are retried ``options.max_retries`` times when their worker dies.
+
+    Raises
+    ------
+    IntrepidError
+        Ray missing or unreachable; an item whose task raised (named with ``describe(item)``, the first line
+        of its error), after the others finished.
+    """
+    from tqdm.auto import tqdm
+
+    ray = _import_ray()
+    started_here = _connect(ray, options)
+    try:
+        remote = ray.remote(
+            num_cpus=options.cpus_per_run,
+            num_gpus=options.gpus_per_run,
+            max_retries=options.max_retries,
+            retry_exceptions=False,
+        )(_call)
+        shared_ref = ray.put(shared) if shared is not None else None
+        refs = [remote.remote(func, item, shared_ref) for item in items]
+        results: list[Any] = [None] * len(refs)
+        index = {ref: n for n, ref in enumerate(refs)}
+        failures: list[str] = []
+        bar = tqdm(total=len(refs), desc=desc, unit="task", disable=not progress)
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            for ref in done:
+                n = index[ref]
+                try:
+                    results[n] = ray.get(ref)
+                except Exception as exc:
+                    cause = getattr(exc, "cause", None) or exc
+                    text = str(cause).strip().splitlines()
+                    failures.append(f"{describe(items[n])}: {text[-1] if text else type(cause).__name__}")
+                bar.update(1)
+        bar.close()
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise IntrepidError(f"{failures[0]}{more}")
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _call(func: Callable[..., Any], item: Any, shared: Any) -> Any:
+    """Body of a :func:`ray_map` task."""
+    return func(item) if shared is None else func(item, shared)
+
+
 def _ray_run(ctx: RunContext, chunk: list[RunSpec]) -> int:
     """Body of one Ray task (module level, so that workers import it by name): one run or a stack."""
     from intrepid.learn._runs import execute_chunk
@@ -104,22 +193,7 @@ def execute_runs_on_ray(
     from tqdm.auto import tqdm
 
     ray = _import_ray()
-    started_here = False
-    if not ray.is_initialized():
-        try:
-            if options.address is None:
-                ray.init(
-                    num_cpus=options.num_cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-                started_here = True
-            else:
-                ray.init(address=options.address, log_to_driver=False, configure_logging=False)
-        except Exception as exc:  # ConnectionError, RuntimeError, ValueError from Ray
-            where = options.address or "a local instance"
-            raise IntrepidError(f"cannot start or join Ray at {where}: {exc}") from exc
+    started_here = _connect(ray, options)
     try:
         ctx_ref = ray.put(ctx)
         task = ray.remote(
