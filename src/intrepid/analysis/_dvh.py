@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from intrepid.analysis._dvh_sampling import FINE_MAX_CC, cumulative_from_spread, planar_volume_cc, sample_structure
 from intrepid.errors import FrameOfReferenceError, GeometryError, ParameterError
 from intrepid.geometry import Grid, Volume
 
@@ -700,6 +701,8 @@ def _dvh_from_roi(dose: Volume, roi: RoiLike, bw: float, factor: int | None, nam
     d_all = np.asarray(dose.array, dtype=float)
     voxel_cc = grid.voxel_volume_mm3 / 1000.0
     f = factor
+    if f is None and planar_volume_cc(polys) <= FINE_MAX_CC:
+        return _dvh_fine(dose, polys, label, number, bw, thickness_mm)
     if f is None or f == 1:
         occ = _occupancy_on(polys, grid.subgrid(start, stop), thickness_mm)
         if f is None:
@@ -730,6 +733,35 @@ def _dvh_from_roi(dose: Volume, roi: RoiLike, bw: float, factor: int | None, nam
         roi_number=number,
         supersample=f,
     )
+
+
+def _dvh_fine(
+    dose: Volume, polys: list[NDArray[np.float64]], label: str, number: int | None, bw: float,
+    thickness_mm: float,
+) -> DVH:
+    """DVH of a small contoured structure from the interpolated solid (:mod:`._dvh_sampling`)."""
+    s = sample_structure(polys, dose, single_plane_thickness_mm=thickness_mm)
+    if s.outside_fraction > 1e-9:
+        _log.warning(
+            "ROI %r: %.2f %% of its volume lies outside the dose grid and is left out of the DVH",
+            label,
+            100.0 * s.outside_fraction,
+        )
+    if s.dose_gy.size == 0:
+        return DVH.from_doses(label, [], [], bin_width_gy=bw, roi_number=number)
+    if s.min_gy < 0:
+        raise ParameterError(f"dose must be >= 0 Gy for a DVH, got minimum {s.min_gy}")
+    n_bins = math.floor(s.max_gy / bw) + 1
+    if n_bins > 10_000_000:
+        raise ParameterError(
+            f"bin_width_gy {bw} gives {n_bins} bins up to {s.max_gy:.4g} Gy; use a wider bin (max 1e7 bins)"
+        )
+    edges, cum = cumulative_from_spread(s.dose_gy, s.volume_cc, s.spread_gy, s.min_gy, s.max_gy, bw)
+    total = float(s.volume_cc.sum())
+    cum[0] = total
+    mean = float(np.dot(s.dose_gy, s.volume_cc) / total)
+    factor = max(1, round(min(dose.grid.spacing_mm) / s.step_mm))
+    return DVH(label, edges, cum, cum[:-1] - cum[1:], total, s.min_gy, s.max_gy, mean, number, factor)
 
 
 def compute_dvhs(
