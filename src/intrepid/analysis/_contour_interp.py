@@ -317,6 +317,8 @@ class ContourStack:
             for i in range(a, b - 1):
                 z0, z1 = float(self.z_mm[i]), float(self.z_mm[i + 1])
                 m = max(int(math.ceil((z1 - z0) / z_step_mm - 1e-9)), 1)
+                if not self.interpolate:
+                    m += m % 2  # even: no slab straddles the midpoint where the stepwise model switches
                 h = (z1 - z0) / m
                 t = (np.arange(m) + 0.5) / m
                 zc = z0 + t * (z1 - z0)
