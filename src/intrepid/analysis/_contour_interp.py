@@ -155,9 +155,9 @@ def _segment_distance(
 
 
 def _unsigned_distance(
-    polys: Sequence[NDArray[np.float64]], xs: NDArray[np.float64], ys: NDArray[np.float64], step_mm: float
+    polys: Sequence[NDArray[np.float64]], px: NDArray[np.float64], py: NDArray[np.float64], step_mm: float
 ) -> NDArray[np.float64]:
-    """Exact distance (mm) from each lattice point to the nearest polygon edge, shape (ny, nx).
+    """Exact distance (mm) from each point (px, py) to the nearest polygon edge.
 
     The nearest edge is found through a k-d tree of points placed along every edge at most ``step_mm / 2``
     apart; the distance is then computed exactly to that edge and its two neighbours.
@@ -183,14 +183,36 @@ def _unsigned_distance(
     sid = np.repeat(seg, n_pts)
     t = (np.arange(sid.size) - (np.cumsum(n_pts) - n_pts)[sid]) / n_pts[sid]
     pts = np.column_stack([ax[sid] + t * (bx - ax)[sid], ay[sid] + t * (by - ay)[sid]])
-    gx, gy = np.meshgrid(xs, ys)
-    q = np.column_stack([gx.ravel(), gy.ravel()])
+    q = np.column_stack([px, py])
     _, nearest = cKDTree(pts).query(q)
     s = sid[nearest]
     d = _segment_distance(q[:, 0], q[:, 1], ax[s], ay[s], bx[s], by[s])
     for other in (prev_seg[s], next_seg[s]):
         d = np.minimum(d, _segment_distance(q[:, 0], q[:, 1], ax[other], ay[other], bx[other], by[other]))
-    return d.reshape(ys.size, xs.size)
+    return np.asarray(d)
+
+
+#: Lattice points within this many steps of the contour get the exact distance; farther ones the Euclidean
+#: distance transform's (error below half a step, where it only shapes the interpolation between planes).
+_EXACT_BAND_STEPS = 3.0
+
+
+def _signed_distance(
+    polys: Sequence[NDArray[np.float64]], xs: NDArray[np.float64], ys: NDArray[np.float64], step_mm: float
+) -> NDArray[np.float64]:
+    """Signed distance (mm, negative inside) from the lattice points to the polygons of one plane."""
+    from scipy.ndimage import distance_transform_edt
+
+    inside = _inside_lattice(polys, xs, ys)
+    # distance to the nearest lattice point of the other side, minus half a step: the boundary lies between
+    approx = np.where(inside, -distance_transform_edt(inside), distance_transform_edt(~inside)) * step_mm
+    approx = approx - np.sign(approx) * 0.5 * step_mm
+    band = np.abs(approx) <= _EXACT_BAND_STEPS * step_mm
+    r, c = np.nonzero(band)
+    if r.size:
+        exact = _unsigned_distance(polys, xs[c], ys[r], step_mm)
+        approx[r, c] = np.where(inside[r, c], -exact, exact)
+    return np.asarray(approx)
 
 
 def _hermite(
@@ -279,11 +301,7 @@ class ContourStack:
         self.xs = lo_xy[0] + (np.arange(nx) + 0.5) * step_mm
         self.ys = lo_xy[1] + (np.arange(ny) + 0.5) * step_mm
         self.areas_mm2 = np.array([_net_area(p.polygons) for p in planes])
-        dist = []
-        for p in planes:
-            ud = _unsigned_distance(p.polygons, self.xs, self.ys, step_mm)
-            inside = _inside_lattice(p.polygons, self.xs, self.ys)
-            dist.append(np.where(inside, -ud, ud))
+        dist = [_signed_distance(p.polygons, self.xs, self.ys, step_mm) for p in planes]
         self.plane_distance_mm = dist
         self.plane_vertices_mm = [np.concatenate(p.polygons) for p in planes]
         r2 = self.areas_mm2 / math.pi

@@ -2,24 +2,32 @@
 
 Conventions (stated once, used everywhere in this module):
 
-* **Occupancy.** A structure is a fractional occupancy in [0, 1] per voxel (partial volume). From contours it
+* **Structures from contours (``supersample="auto"``, the default).** An ROI of at most
+  :data:`~intrepid.analysis._dvh_sampling.FINE_MAX_CC` (50 cm³) is a continuous solid: shape-based
+  interpolation between its contour planes and half-slice end caps beyond the outermost ones (the convention of
+  Nelms et al. 2015, see :mod:`intrepid.analysis._contour_interp`). The dose is interpolated trilinearly on an
+  occupancy lattice finer than the dose grid (about 25 000 samples inside the structure), adapted to the
+  surface (partial occupancy and centroid of each boundary cell), and each sample's volume is spread over the
+  dose range across its cell (:mod:`intrepid.analysis._dvh_sampling`). **Dmin / Dmax** are then the extremes
+  of the continuous (trilinear) dose over the solid, surface included; **Dmean** the volume-weighted mean.
+  Larger ROIs (where one dose voxel is small against the structure) use the stepwise model below.
+* **Occupancy (stepwise model).** An occupancy Volume, an ROI above 50 cm³, or an explicit integer
+  ``supersample``: a fractional occupancy in [0, 1] per voxel (partial volume). From contours it
   is the exact volume fraction of each voxel inside the stack of contour slabs (polygon_stack_occupancy of
   :mod:`intrepid.geometry`), with half-slice end caps: the first and last contour planes each extend half the
   contour spacing outwards; a structure on a single plane is one dose-grid slice thick. A voxel contributes
   ``occupancy × voxel volume`` to the DVH at its dose.
-* **Supersampling.** For small structures (fewer than :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose
-  voxels) the occupancy is rebuilt on a grid ``s`` times finer along each axis over the structure's bounding
-  box, and the dose is sampled at the sub-voxel centres by trilinear interpolation of the dose grid. This
-  keeps
-  the volume of small structures and finds hot (and cold) spots that lie between dose-voxel centres.
-* **Dmin / Dmax** are the smallest / largest (sub-)voxel dose among the (sub-)voxels with occupancy >= 0.5
-  (:data:`EXTREMES_MIN_OCCUPANCY`: for a boundary that is flat at the voxel scale these are the voxels whose
-  centres lie inside the structure), or among all (sub-)voxels with occupancy > 0 when none reaches 0.5 (very
-  small or thin structures). A voxel with a sliver of occupancy has its centre up to a voxel outside the
-  structure, and at a skin or field edge its dose is not a dose inside the structure (on the Eclipse example
-  the Tumor Bed Dmin would fall from 14.1 to 9.4 Gy). The error is about half a (sub-)voxel times the local
-  dose gradient, hence the supersampling of small structures. **Dmean** is the
-  occupancy-weighted mean of the (sub-)voxel doses (computed exactly, not from the histogram).
+* **Supersampling (stepwise model).** For small structures (fewer than :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS`
+  effective dose voxels) the occupancy is rebuilt on a grid ``s`` times finer along each axis over the
+  structure's bounding box, and the dose is sampled at the sub-voxel centres by trilinear interpolation of the
+  dose grid.
+* **Dmin / Dmax (stepwise model)** are the smallest / largest (sub-)voxel dose among the (sub-)voxels with
+  occupancy >= 0.5 (:data:`EXTREMES_MIN_OCCUPANCY`: for a boundary that is flat at the voxel scale these are
+  the voxels whose centres lie inside the structure), or among all (sub-)voxels with occupancy > 0 when none
+  reaches 0.5 (very small or thin structures). A voxel with a sliver of occupancy has its centre up to a voxel
+  outside the structure, and at a skin or field edge its dose is not a dose inside the structure. The error
+  is about half a (sub-)voxel times the local dose gradient. **Dmean** is the occupancy-weighted mean of the
+  (sub-)voxel doses (computed exactly, not from the histogram).
 * **Bins.** Bin edges start at 0 Gy with width ``bin_width_gy``; the last edge lies above Dmax. Within each
   bin
   the dose is taken as uniformly distributed, so the cumulative curve is piecewise linear between bin edges,
@@ -559,11 +567,13 @@ def compute_dvh(
     bin_width_gy : float
         Histogram bin width, Gy (default 0.01 Gy).
     supersample : int or "auto"
-        Sub-voxel factor per axis (1 = none). ``"auto"``: 1 for structures of at least
-        :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose voxels, otherwise a factor (2-6) giving about
-        20 000 sub-voxels. For an ROI the occupancy is rasterised on the finer grid; for an occupancy Volume
-        each voxel's occupancy is shared equally by its sub-voxels. The dose is trilinearly interpolated at
-        the sub-voxel centres.
+        ``"auto"`` for an ROI of at most 50 cm³: the interpolated, end-capped solid sampled finely with
+        boundary-included extremes (module notes; ``DVH.supersample`` then reports the ratio of the dose
+        spacing to the lattice step). Otherwise the stepwise model: sub-voxel factor per axis (1 = none);
+        ``"auto"`` gives 1 for structures of at least :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose
+        voxels, otherwise a factor (2-6) giving about 20 000 sub-voxels. For an ROI the occupancy is
+        rasterised on the finer grid; for an occupancy Volume each voxel's occupancy is shared equally by its
+        sub-voxels. The dose is trilinearly interpolated at the sub-voxel centres.
     name : str, optional
         Name of the DVH (default: the ROI's name, or the occupancy volume's ``metadata["name"]``).
 
@@ -581,8 +591,10 @@ def compute_dvh(
 
     Notes
     -----
-    Tested against analytic spheres, cylinders and cones in linear dose gradients after Nelms et al. 2015,
-    doi:10.1118/1.4923175.
+    Tested against analytic spheres, cylinders and cones (upright and rotated, 0.2-30 cm³, 2-3 mm planes, 1-3
+    mm dose grids, superior-inferior and anterior-posterior gradients) after Nelms et al. 2015,
+    doi:10.1118/1.4923175: 0 of 300 comparisons (volume, Dmean, Dmax, Dmin, D95) off by more than 3 %
+    (``tests/analysis/test_dvh_analytic.py``, ``docs/dvh.md``).
 
     Examples
     --------

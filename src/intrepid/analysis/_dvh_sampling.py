@@ -46,7 +46,7 @@ _log = logging.getLogger(__name__)
 #: Structures (planar volume estimate) up to this many cm³ are sampled by this module under ``"auto"``.
 FINE_MAX_CC = 50.0
 #: Samples aimed at inside the structure.
-TARGET_SAMPLES = 60_000.0
+TARGET_SAMPLES = 25_000.0
 #: Finest lattice step, mm.
 MIN_STEP_MM = 0.05
 
@@ -80,10 +80,11 @@ def planar_volume_cc(polygons_mm: Sequence[NDArray[np.float64]]) -> float:
     return float(sum(areas)) * spacing / 1000.0
 
 
-def _trilinear(dose: Volume, points_mm: NDArray[np.float64]) -> tuple[
+def _trilinear(dose: Volume, points_mm: NDArray[np.float64], gradient: bool = True) -> tuple[
     NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]
 ]:
-    """Trilinear dose (Gy), its world gradient (Gy/mm, shape (n, 3)) and inside-the-grid flags at points."""
+    """Trilinear dose (Gy), its world gradient (Gy/mm, shape (n, 3); zeros unless ``gradient``) and
+    inside-the-grid flags at points."""
     grid = dose.grid
     idx = grid.world_to_index(points_mm)
     n_ijk = np.asarray(grid.shape_ijk)
@@ -116,9 +117,10 @@ def _trilinear(dose: Volume, points_mm: NDArray[np.float64]) -> tuple[
                 kk = np.minimum(i0s[2] + dk, nk - 1)
                 v = a[kk, jj, ii]
                 vals += wi * wj * wk * v
-                grads[:, 0] += dwi * wj * wk * v
-                grads[:, 1] += wi * dwj * wk * v
-                grads[:, 2] += wi * wj * dwk * v
+                if gradient:
+                    grads[:, 0] += dwi * wj * wk * v
+                    grads[:, 1] += wi * dwj * wk * v
+                    grads[:, 2] += wi * wj * dwk * v
     g_world = (grid.direction_matrix @ (grads / np.asarray(grid.spacing_mm)).T).T
     return vals, g_world, inside
 
@@ -232,7 +234,7 @@ def sample_structure(
     surf = np.column_stack([np.concatenate(sx), np.concatenate(sy), np.concatenate(sz)])
     extremes = dose_s[inside]
     if surf.shape[0]:
-        d_surf, _, in_surf = _trilinear(dose, surf)
+        d_surf, _, in_surf = _trilinear(dose, surf, gradient=False)
         extremes = np.concatenate([extremes, d_surf[in_surf]])
     keep = w_in > 0
     if not np.any(keep):
