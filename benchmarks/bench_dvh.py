@@ -4,11 +4,12 @@ Run: ``python3 benchmarks/bench_dvh.py`` (from the project root). Needs the exte
 (``INTREPID_EXTERNAL_DATA`` or ``../shared/data``). The peers run where they are installed:
 
 * dicompyler-core needs pydicom 2: a separate venv whose python is ``$DICOMPYLER_PYTHON``
-  (default ``/work/venvs/dicompyler/bin/python``; ``python3 -m venv ... && pip install dicompyler-core
-  "pydicom<3"``); it is timed inside its own process (interpreter start-up excluded).
-* plastimatch (pip package ``plastimatch``): ``$PLASTIMATCH`` (default: ``plastimatch`` on PATH, then
-  ``/work/venvs/plastimatch/bin/plastimatch``); ``plastimatch dvh`` is timed as a whole process, file reading
-  included (it has no other mode).
+  (default ``benchmarks/_data/venv-dicompyler/bin/python``; ``python3 -m venv benchmarks/_data/venv-dicompyler
+  && benchmarks/_data/venv-dicompyler/bin/pip install dicompyler-core "pydicom<3"``); it is timed inside its
+  own process (interpreter start-up excluded).
+* plastimatch (Debian ``apt-get install plastimatch``, or the pip package): ``$PLASTIMATCH`` (default:
+  ``plastimatch`` on PATH, then ``/work/venvs/plastimatch/bin/plastimatch``); ``plastimatch dvh`` is timed as
+  a whole process, file reading included (it has no other mode).
 
 Prints markdown tables (timings, then per-ROI statistics). Generated files go under benchmarks/_data/.
 """
@@ -103,7 +104,7 @@ def _eclipse() -> dict[str, DVH]:
 
 
 def _dicompyler() -> tuple[dict[str, dict[str, float] | None], float] | None:
-    py = os.environ.get("DICOMPYLER_PYTHON", "/work/venvs/dicompyler/bin/python")
+    py = os.environ.get("DICOMPYLER_PYTHON", str(ROOT / "benchmarks/_data/venv-dicompyler/bin/python"))
     if not Path(py).exists():
         print(f"dicompyler-core: {py} not found, skipped", file=sys.stderr)
         return None
@@ -195,12 +196,12 @@ def main() -> int:
     print(f"| InTrEPID read RTDOSE + RTSTRUCT | {read_s:.3f} | — | once |")
     if dcp is not None:
         print(
-            f"| dicompyler-core 0.5.6 get_dvh × 10 | {dcp[1]:.3f} | {dcp[1] / ours_s:.1f} | median of 3, "
+            f"| dicompyler-core get_dvh × 10 | {dcp[1]:.3f} | {dcp[1] / ours_s:.1f} | median of 3, "
             "reads inside get_dvh |"
         )
     if plm is not None:
         print(
-            f"| plastimatch 1.10 dvh (process) | {plm[1]:.3f} | {plm[1] / ours_s:.1f} | median of 3, whole "
+            f"| plastimatch dvh (process) | {plm[1]:.3f} | {plm[1] / ours_s:.1f} | median of 3, whole "
             "process incl. reading |"
         )
     print()

@@ -93,10 +93,10 @@ def _contoured_sphere_cc() -> float:
 
 def test_sphere_volume_matches_contoured_solid(sphere_dvh: DVH) -> None:
     # Shape-based interpolation is exact for spheres between planes (p = |x|² - r² is quadratic in z): the
-    # volume is the contoured solid's to the in-plane sampling error (< 0.1 %).
-    assert sphere_dvh.volume_cc == pytest.approx(_contoured_sphere_cc(), rel=1e-3)
+    # volume is the contoured solid's to the sampling error (0.78 mm lattice, ~15 000 samples: < 0.2 %).
+    assert sphere_dvh.volume_cc == pytest.approx(_contoured_sphere_cc(), rel=2e-3)
     # The two 0.5 mm end caps hold 2 × 9.2 mm³ more than the polar caps they replace: +0.25 % over the sphere.
-    assert sphere_dvh.volume_cc == pytest.approx(4 / 3 * math.pi * R_SPHERE**3 / 1000 * 1.0025, rel=1e-3)
+    assert sphere_dvh.volume_cc == pytest.approx(4 / 3 * math.pi * R_SPHERE**3 / 1000 * 1.0025, rel=2e-3)
     assert sphere_dvh.supersample > 1  # finer than the dose grid
 
 

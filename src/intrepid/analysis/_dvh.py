@@ -6,7 +6,7 @@ Conventions (stated once, used everywhere in this module):
   :data:`~intrepid.analysis._dvh_sampling.FINE_MAX_CC` (50 cm³) is a continuous solid: shape-based
   interpolation between its contour planes and half-slice end caps beyond the outermost ones (the convention of
   Nelms et al. 2015, see :mod:`intrepid.analysis._contour_interp`). The dose is interpolated trilinearly on an
-  occupancy lattice finer than the dose grid (about 25 000 samples inside the structure), adapted to the
+  occupancy lattice finer than the dose grid (about 15 000 samples inside the structure), adapted to the
   surface (partial occupancy and centroid of each boundary cell), and each sample's volume is spread over the
   dose range across its cell (:mod:`intrepid.analysis._dvh_sampling`). **Dmin / Dmax** are then the extremes
   of the continuous (trilinear) dose over the solid, surface included; **Dmean** the volume-weighted mean.
@@ -607,6 +607,14 @@ def compute_dvh(
     0.512
     """
     _check_dose(dose)
+    return _compute_checked(dose, occupancy, bin_width_gy, supersample, name)
+
+
+def _compute_checked(
+    dose: Volume, occupancy: Volume | RoiLike, bin_width_gy: float, supersample: int | Literal["auto"],
+    name: str | None,
+) -> DVH:
+    """:func:`compute_dvh` once the dose has been checked (a structure set checks it once for all ROIs)."""
     bw = _check_bin_width(bin_width_gy)
     factor = _check_supersample(supersample)
     if isinstance(occupancy, Volume):
@@ -813,7 +821,8 @@ def compute_dvhs(
                 f"ROI {missing[0]!r} is not in the structure set; available: {sorted(by_name)}"
             )
         chosen = [by_name[n] for n in names]
+    _check_dose(dose)
     out: dict[str, DVH] = {}
     for roi in chosen:
-        out[roi.name] = compute_dvh(dose, roi, bin_width_gy=bin_width_gy, supersample=supersample)
+        out[roi.name] = _compute_checked(dose, roi, bin_width_gy, supersample, None)
     return out
