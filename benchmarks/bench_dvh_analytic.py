@@ -1,11 +1,14 @@
-"""DVH accuracy on the analytic set (issue 13): InTrEPID vs dicompyler-core vs plastimatch against closed forms.
+"""DVH accuracy on the analytic set (issue 13): InTrEPID vs dicompyler-core vs plastimatch against closed
+forms.
 
 Run: ``python3 benchmarks/bench_dvh_analytic.py`` from the project root. The 60 cases (spheres, cylinders,
-cones, upright and rotated, 0.2-30 cm³, 2-3 mm planes, superior-inferior and anterior-posterior gradients, 1, 2
+cones, upright and rotated, 0.2-30 cm³, 2-3 mm planes, superior-inferior and anterior-posterior gradients, 1,
+2
 and 3 mm dose grids) and their closed-form truth come from ``tests/analysis/test_dvh_analytic.py``. Each case
 is written as an RTSTRUCT + RTDOSE pair under ``benchmarks/_data/dvh_analytic/`` and given to the peers:
 
-* dicompyler-core (pydicom 2): ``$DICOMPYLER_PYTHON`` (default ``benchmarks/_data/venv-dicompyler/bin/python``;
+* dicompyler-core (pydicom 2): ``$DICOMPYLER_PYTHON`` (default
+``benchmarks/_data/venv-dicompyler/bin/python``;
   made by ``python3 -m venv benchmarks/_data/venv-dicompyler && benchmarks/_data/venv-dicompyler/bin/pip
   install dicompyler-core "pydicom<3"``), ``dvhcalc.get_dvh`` with its defaults, all cases in one process;
 * plastimatch (``apt-get install plastimatch``): ``plastimatch dvh --input CASE_FOLDER``,
@@ -39,7 +42,8 @@ from intrepid.geometry import Quantity, Volume  # noqa: E402
 WORK = ROOT / "benchmarks" / "_data" / "dvh_analytic"
 TOL = 0.03
 
-_spec = importlib.util.spec_from_file_location("dvh_analytic_set", ROOT / "tests/analysis/test_dvh_analytic.py")
+_SET_FILE = ROOT / "tests/analysis/test_dvh_analytic.py"
+_spec = importlib.util.spec_from_file_location("dvh_analytic_set", _SET_FILE)
 assert _spec is not None and _spec.loader is not None
 SET = importlib.util.module_from_spec(_spec)
 sys.modules["dvh_analytic_set"] = SET
@@ -72,7 +76,8 @@ def _write_case(case, roi, dose) -> Path:  # type: ignore[no-untyped-def]
     series = write_ct_series(ct, folder / "ct", patient_id="ANALYTIC")
     contours = tuple(np.asarray(c.points_mm, dtype=float) for c in roi.contours)
     write_rtstruct(folder / "rtss.dcm", [StructureDefinition("shape", contours=contours)], series)
-    write_rtdose(dose, folder / "rtdose.dcm", patient_id="ANALYTIC", study_instance_uid=series.study_instance_uid,
+    write_rtdose(dose, folder / "rtdose.dcm", patient_id="ANALYTIC",
+                 study_instance_uid=series.study_instance_uid,
                  frame_of_reference_uid=series.frame_of_reference_uid)
     return folder
 
@@ -88,7 +93,8 @@ def _plastimatch(folder: Path) -> dict[str, float] | None:
         return None
     out_csv = folder.parent / f"{folder.name}.plastimatch.csv"
     res = subprocess.run(
-        [exe, "dvh", "--input", str(folder), "--output-csv", str(out_csv), "--bin-width", "0.01", "--num-bins", "8000", "--normalization", "vox"],
+        [exe, "dvh", "--input", str(folder), "--output-csv", str(out_csv), "--bin-width", "0.01",
+         "--num-bins", "8000", "--normalization", "vox"],
         capture_output=True, text=True,
     )
     if res.returncode != 0 or not out_csv.exists():

@@ -1,18 +1,18 @@
-"""DVHs of contoured analytic solids in linear dose gradients against closed-form truth (after Nelms et al. 2015).
+"""DVHs of contoured analytic solids in linear dose gradients against closed-form truth (Nelms et al. 2015).
 
 The set (:func:`analytic_cases`): spheres, cylinders and cones, upright (axis along z) and rotated (cylinder
 axis along x, cone axis along y), 0.2-30 cm³, contoured on 2 or 3 mm axial planes, in linear dose gradients
 along the superior-inferior (z) and anterior-posterior (y) axes, on 1, 2 and 3 mm dose grids: 60 cases, 300
 comparisons (volume, Dmean, Dmax, Dmin, D95).
 
-**Truth as contoured.** Each solid is cut by the contour planes ``z_k`` (those where its section is not empty);
-the structure is the solid between the first and last plane plus end caps: the outermost sections extruded half
-a plane spacing outwards (the convention of Nelms et al. 2015, Med Phys 42:4435, doi:10.1118/1.4923175). Its
-sections ``S(z)`` are closed-form (discs, rectangles, the hyperbola-bounded sections of a cone lying along y),
-and so are their areas ``A(z)``, their areas above a level ``y`` and their y extents. Volume, V(>= D), Dmean,
-Dmin and Dmax follow from one-dimensional integrals of these over z (adaptive quadrature, relative error
-< 1e-8); D95 is the root of V(>= D) = 0.95 V. Contours are polygons of 256 vertices scaled to the exact
-section area.
+**Truth as contoured.** Each solid is cut by the contour planes ``z_k`` (those where its section is not
+empty); the structure is the solid between the first and last plane plus end caps: the outermost sections
+extruded half a plane spacing outwards (the convention of Nelms et al. 2015, Med Phys 42:4435,
+doi:10.1118/1.4923175). Its sections ``S(z)`` are closed-form (discs, rectangles, the hyperbola-bounded
+sections of a cone lying along y), and so are their areas ``A(z)``, their areas above a level ``y`` and their
+y extents. Volume, V(>= D), Dmean, Dmin and Dmax follow from one-dimensional integrals of these over z
+(adaptive quadrature, relative error < 1e-8); D95 is the root of V(>= D) = 0.95 V. Contours are polygons of
+256 vertices scaled to the exact section area.
 
 Dose: ``D = 35 Gy + 1 Gy/mm × (u - u_c)`` with ``u`` = z or y and ``u_c`` the solid's centre: 1 Gy/mm is a
 steep gradient for a structure of a few mm (a 0.2 cm³ sphere spans 26-43 Gy) and keeps every dose positive.
@@ -179,7 +179,8 @@ class Case:
 
     @property
     def label(self) -> str:
-        return f"{self.shape}-{self.volume_cc}cc-{self.slice_mm:g}mm-slices-{self.grid_mm:g}mm-grid-{self.gradient}"
+        return (f"{self.shape}-{self.volume_cc}cc-{self.slice_mm:g}mm-slices-{self.grid_mm:g}mm-grid-"
+                f"{self.gradient}")
 
 
 def planes(shape: Shape, slice_mm: float) -> np.ndarray:
@@ -323,7 +324,7 @@ def test_truth_closed_forms_agree_with_the_solids() -> None:
 
 
 def test_analytic_set_within_3_percent() -> None:
-    """At most 10 of the 300 comparisons off by more than 3 % (issue 13); each quantity's worst case bounded."""
+    """At most 10 of the 300 comparisons off by more than 3 % (issue 13); volumes all within 3 %."""
     cases = analytic_cases()
     assert len(cases) == 60
     failures = []

@@ -10,11 +10,11 @@ contours into a continuous solid that can be sampled at any ``z``:
   radius ``r`` centred at ``c`` it equals ``|x - c|² - r²`` exactly.
 * **Between planes** ``p`` and ``R²`` are interpolated along ``z`` by cubic Hermite splines whose slopes are
   those of the parabola through each plane and its two neighbours (quadratic precision). For solids whose
-  sections are discs with ``r²`` and centre quadratic / linear in ``z`` — spheres, cones and cylinders about any
-  axis parallel to ``z``, shear included — the interpolated surface is therefore the solid's surface exactly;
-  for other sections it is a smooth shape-based interpolation (Raya & Udupa 1990; Herman, Zheng & Bucholtz
-  1992, doi:10.1109/38.135913) that reduces to the classical linear distance-field interpolation where only two
-  planes exist. ``d`` is recovered as ``p / (R + sqrt(R² + p))``.
+  sections are discs with ``r²`` and centre quadratic / linear in ``z`` — spheres, cones and cylinders about
+  any axis parallel to ``z``, shear included — the interpolated surface is therefore the solid's surface
+  exactly; for other sections it is a smooth shape-based interpolation (Raya & Udupa 1990; Herman, Zheng &
+  Bucholtz 1992, doi:10.1109/38.135913) that reduces to the classical linear distance-field interpolation
+  where only two planes exist. ``d`` is recovered as ``p / (R + sqrt(R² + p))``.
 * **End caps.** A run of planes ends half a contour spacing beyond its first and last plane, where the
   structure is the extrusion of the outermost contour: the convention of the analytic reference values of
   Nelms et al. 2015 (doi:10.1118/1.4923175) and of the stepwise model in :mod:`intrepid.geometry`
@@ -296,8 +296,8 @@ class ContourStack:
         margin = 2.0 * step_mm if margin_mm is None else float(margin_mm)
         lo_xy = allxy.min(axis=0) - margin
         hi_xy = allxy.max(axis=0) + margin
-        nx = int(math.ceil((hi_xy[0] - lo_xy[0]) / step_mm))
-        ny = int(math.ceil((hi_xy[1] - lo_xy[1]) / step_mm))
+        nx = math.ceil((hi_xy[0] - lo_xy[0]) / step_mm)
+        ny = math.ceil((hi_xy[1] - lo_xy[1]) / step_mm)
         self.xs = lo_xy[0] + (np.arange(nx) + 0.5) * step_mm
         self.ys = lo_xy[1] + (np.arange(ny) + 0.5) * step_mm
         self.areas_mm2 = np.array([_net_area(p.polygons) for p in planes])
@@ -334,7 +334,7 @@ class ContourStack:
             yield self._extruded(a, float(self.lo_mm[a]), float(z[0]), z_step_mm)
             for i in range(a, b - 1):
                 z0, z1 = float(self.z_mm[i]), float(self.z_mm[i + 1])
-                m = max(int(math.ceil((z1 - z0) / z_step_mm - 1e-9)), 1)
+                m = max(math.ceil((z1 - z0) / z_step_mm - 1e-9), 1)
                 if not self.interpolate:
                     m += m % 2  # even: no slab straddles the midpoint where the stepwise model switches
                 h = (z1 - z0) / m
@@ -349,7 +349,7 @@ class ContourStack:
             yield self._extruded(b - 1, float(z[-1]), float(self.hi_mm[b - 1]), z_step_mm)
 
     def _extruded(self, i: int, z0: float, z1: float, z_step_mm: float) -> SubSlab:
-        m = max(int(math.ceil((z1 - z0) / z_step_mm - 1e-9)), 1)
+        m = max(math.ceil((z1 - z0) / z_step_mm - 1e-9), 1)
         h = (z1 - z0) / m
         zc = z0 + (np.arange(m) + 0.5) * h
         d = np.broadcast_to(self.plane_distance_mm[i], (m, *self.plane_distance_mm[i].shape))
@@ -364,7 +364,7 @@ class ContourStack:
         return out
 
     def _between(self, run_start: int, i: int, t: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Signed distance at fractions ``t`` of the interval between planes i and i + 1, shape (m, ny, nx)."""
+        """Signed distance at fractions ``t`` of the interval between planes i and i + 1, (m, ny, nx)."""
         slopes, r2_slopes = self._slopes[run_start]
         j = i - run_start
         dz = float(self.z_mm[i + 1] - self.z_mm[i])

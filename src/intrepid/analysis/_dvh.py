@@ -4,9 +4,9 @@ Conventions (stated once, used everywhere in this module):
 
 * **Structures from contours (``supersample="auto"``, the default).** An ROI of at most
   :data:`~intrepid.analysis._dvh_sampling.FINE_MAX_CC` (50 cm³) is a continuous solid: shape-based
-  interpolation between its contour planes and half-slice end caps beyond the outermost ones (the convention of
-  Nelms et al. 2015, see :mod:`intrepid.analysis._contour_interp`). The dose is interpolated trilinearly on an
-  occupancy lattice finer than the dose grid (about 15 000 samples inside the structure), adapted to the
+  interpolation between its contour planes and half-slice end caps beyond the outermost ones (the convention
+  of Nelms et al. 2015, see :mod:`intrepid.analysis._contour_interp`). The dose is interpolated trilinearly on
+  an occupancy lattice finer than the dose grid (about 15 000 samples inside the structure), adapted to the
   surface (partial occupancy and centroid of each boundary cell), and each sample's volume is spread over the
   dose range across its cell (:mod:`intrepid.analysis._dvh_sampling`). **Dmin / Dmax** are then the extremes
   of the continuous (trilinear) dose over the solid, surface included; **Dmean** the volume-weighted mean.
@@ -53,7 +53,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from intrepid.analysis._dvh_sampling import FINE_MAX_CC, cumulative_from_spread, planar_volume_cc, sample_structure
+from intrepid.analysis._dvh_sampling import (
+    FINE_MAX_CC,
+    cumulative_from_spread,
+    planar_volume_cc,
+    sample_structure,
+)
 from intrepid.errors import FrameOfReferenceError, GeometryError, ParameterError
 from intrepid.geometry import Grid, Volume
 

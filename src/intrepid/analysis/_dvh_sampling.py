@@ -3,22 +3,24 @@
 Used by :func:`intrepid.analysis.compute_dvh` for ROIs given as contours (``supersample="auto"``) when the
 structure is small enough (:data:`FINE_MAX_CC`); the method, in four steps:
 
-1. **Model.** The contours become a continuous solid (:class:`~intrepid.analysis._contour_interp.ContourStack`:
-   shape-based interpolation between planes, half-slice end caps).
+1. **Model.** The contours become a continuous solid
+   (:class:`~intrepid.analysis._contour_interp.ContourStack`: shape-based interpolation between planes,
+   half-slice end caps).
 2. **Occupancy lattice.** The solid is cut into slabs and each slab sampled on an in-plane lattice whose step
-   is chosen so that the structure holds about :data:`TARGET_SAMPLES` samples (never coarser than half the dose
-   spacing, never finer than :data:`MIN_STEP_MM`). Near the surface the lattice adapts: a cell's occupancy is
-   the part of it on the inner side of the local surface, ``clip(1/2 - d / h_n, 0, 1)`` (``d`` the signed
-   distance of its centre, ``h_n`` the cell's extent along the surface normal), and the cell is represented by
-   the centroid of that part, not by its centre.
+   is chosen so that the structure holds about :data:`TARGET_SAMPLES` samples (never coarser than half the
+   dose spacing, never finer than :data:`MIN_STEP_MM`). Near the surface the lattice adapts: a cell's
+   occupancy is the part of it on the inner side of the local surface, ``clip(1/2 - d / h_n, 0, 1)`` (``d``
+   the signed distance of its centre, ``h_n`` the cell's extent along the surface normal), and the cell is
+   represented by the centroid of that part, not by its centre.
 3. **Dose.** The dose is interpolated trilinearly at every sample; each sample stands for a cell across which
-   the dose varies, so its volume is spread uniformly over ``dose ± w/2``, with ``w`` the dose change across the
-   cell (from the trilinear gradient; uniform is exact when the gradient is along one lattice axis, and has the
-   right variance otherwise). The cumulative DVH is then continuous, not a staircase of cell doses.
+   the dose varies, so its volume is spread uniformly over ``dose ± w/2``, with ``w`` the dose change across
+   the cell (from the trilinear gradient; uniform is exact when the gradient is along one lattice axis, and
+   has the right variance otherwise). The cumulative DVH is then continuous, not a staircase of cell doses.
 4. **Extremes.** A trilinear dose has no strict extremum inside a dose-grid cell, so over a solid its minimum
-   and maximum lie on the solid's surface or at dose-grid nodes inside it. Dmin and Dmax are the extremes of the
-   dose at the sample centroids (interior) and at points on the surface: where the signed distance changes
-   sign between lattice neighbours on every slab mid-plane, on every contour plane, and over the end-cap faces.
+   and maximum lie on the solid's surface or at dose-grid nodes inside it. Dmin and Dmax are the extremes of
+   the dose at the sample centroids (interior) and at points on the surface: where the signed distance changes
+   sign between lattice neighbours on every slab mid-plane, on every contour plane, and over the end-cap
+   faces.
 
 References
 ----------
@@ -100,8 +102,9 @@ def _trilinear(dose: Volume, points_mm: NDArray[np.float64], gradient: bool = Tr
     vals = map_coordinates(a, coords, order=1, mode="nearest")
     grads = np.zeros((points_mm.shape[0], 3))
     if gradient:
-        # The trilinear interpolant's gradient along an index axis is the linear interpolation, along the other
-        # two axes, of the forward differences at the cell's floor index: the exact derivative inside the cell.
+        # The trilinear interpolant's gradient along an index axis is the linear interpolation, along the
+        # other two axes, of the forward differences at the cell's floor index: the exact derivative inside
+        # the cell.
         for axis, col in ((2, 0), (1, 1), (0, 2)):
             n = a.shape[axis]
             if n < 2:
@@ -245,7 +248,7 @@ def cumulative_from_spread(
     max_gy: float,
     bin_width_gy: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Bin edges and cumulative volumes (cm³) of samples whose volume is spread uniformly over ``dose ± spread/2``.
+    """Bin edges and cumulative volumes (cm³) of samples, each spread uniformly over ``dose ± spread/2``.
 
     The spread is clipped to ``[min_gy, max_gy]``. Samples with a spread under a tenth of a bin are points.
     """

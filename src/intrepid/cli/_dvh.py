@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
             "Cumulative DVH of each ROI of RTSTRUCT on the dose of RTDOSE (Gy). ROIs up to 50 cm³ are "
             "continuous solids (shape-based interpolation between contours, end caps half a contour spacing "
             "beyond the outermost ones, Nelms et al. 2015) sampled finely with trilinear dose, Dmin/Dmax "
-            "including the surface; larger ROIs use exact partial volume of the stepwise contour stack on the "
+            "including the surface; larger ROIs use exact partial volume of the stepwise contour stack on "
+            "the "
             "dose grid. Dx are interpolated linearly between bins. Volumes in cm³, doses in Gy. "
             "See docs/dvh.md."
         ),
