@@ -55,7 +55,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from intrepid.analysis._dvh_sampling import (
     FINE_MAX_CC,
+    MAX_LATTICE_POINTS,
     cumulative_from_spread,
+    lattice_points,
+    lattice_step_mm,
     planar_volume_cc,
     sample_structure,
 )
@@ -727,7 +730,10 @@ def _dvh_from_roi(dose: Volume, roi: RoiLike, bw: float, factor: int | None, nam
     voxel_cc = grid.voxel_volume_mm3 / 1000.0
     f = factor
     if f is None and planar_volume_cc(polys) <= FINE_MAX_CC:
-        return _dvh_fine(dose, polys, label, number, bw, thickness_mm)
+        # end caps of about a dose slice (the contour spacing is not known yet; this is only a cost estimate)
+        if lattice_points(polys, lattice_step_mm(polys, dose), thickness_mm) <= MAX_LATTICE_POINTS:
+            return _dvh_fine(dose, polys, label, number, bw, thickness_mm)
+        _log.debug("ROI %r: bounding box too large for the fine lattice; stepwise model", label)
     if f is None or f == 1:
         occ = _occupancy_on(polys, grid.subgrid(start, stop), thickness_mm)
         if f is None:

@@ -41,7 +41,18 @@ from numpy.typing import NDArray
 from intrepid.analysis._contour_interp import ContourStack
 from intrepid.geometry import Volume
 
-__all__ = ["FINE_MAX_CC", "MIN_STEP_MM", "TARGET_SAMPLES", "FineSamples", "sample_structure"]
+__all__ = [
+    "FINE_MAX_CC",
+    "MAX_LATTICE_POINTS",
+    "MIN_STEP_MM",
+    "TARGET_SAMPLES",
+    "FineSamples",
+    "cumulative_from_spread",
+    "lattice_points",
+    "lattice_step_mm",
+    "planar_volume_cc",
+    "sample_structure",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +62,9 @@ FINE_MAX_CC = 50.0
 TARGET_SAMPLES = 15_000.0
 #: Finest lattice step, mm.
 MIN_STEP_MM = 0.05
+#: A structure whose bounding box would hold more lattice points than this (a thin shell spread over a large
+#: box) is left to the stepwise model, whose cost grows with its dose voxels instead.
+MAX_LATTICE_POINTS = 4_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +78,21 @@ class FineSamples:
     max_gy: float
     step_mm: float
     outside_fraction: float
+
+
+def lattice_step_mm(polygons_mm: Sequence[NDArray[np.float64]], dose: Volume,
+                    target_samples: float = TARGET_SAMPLES) -> float:
+    """Lattice step (mm) for a structure: about ``target_samples`` inside, between the module's bounds."""
+    v_mm3 = max(planar_volume_cc(polygons_mm) * 1000.0, 1e-6)
+    max_step = max(0.5 * min(dose.grid.spacing_mm), MIN_STEP_MM)
+    return float(np.clip((v_mm3 / target_samples) ** (1.0 / 3.0), MIN_STEP_MM, max_step))
+
+
+def lattice_points(polygons_mm: Sequence[NDArray[np.float64]], step_mm: float, cap_mm: float) -> float:
+    """Number of lattice points of the structure's bounding box (end caps ``cap_mm`` included)."""
+    pts = np.concatenate([np.asarray(p, dtype=float).reshape(-1, 3) for p in polygons_mm])
+    ext = np.ptp(pts, axis=0) + np.array([4 * step_mm, 4 * step_mm, 2 * cap_mm])
+    return float(np.prod(np.ceil(ext / step_mm)))
 
 
 def planar_volume_cc(polygons_mm: Sequence[NDArray[np.float64]]) -> float:
@@ -161,9 +190,8 @@ def sample_structure(
     interpolate : bool
         False: stepwise (extruded) contours between planes instead of shape-based interpolation.
     """
-    v_mm3 = max(planar_volume_cc(polygons_mm) * 1000.0, 1e-6)
     max_step = 0.5 * min(dose.grid.spacing_mm)
-    step = float(np.clip((v_mm3 / target_samples) ** (1.0 / 3.0), MIN_STEP_MM, max(max_step, MIN_STEP_MM)))
+    step = lattice_step_mm(polygons_mm, dose, target_samples)
     stack = ContourStack(polygons_mm, step, single_plane_thickness_mm=single_plane_thickness_mm,
                          interpolate=interpolate)
     xs, ys = stack.xs, stack.ys
