@@ -242,8 +242,9 @@ def truth(shape: Shape, z_planes: np.ndarray, slice_mm: float, gradient: str) ->
         dmin, dmax = D0_GY + g * (ylo - cy), D0_GY + g * (yhi - cy)
         mean_above = quad(v_above, dmin, dmax, epsabs=1e-9, epsrel=1e-9, limit=200)[0]
         moment = dmin * vol + mean_above
-    d95 = brentq(lambda d: v_above(d) - 0.95 * vol, dmin, dmax, xtol=1e-10)
-    return {"volume_cc": vol / 1000, "mean_gy": moment / vol, "min_gy": dmin, "max_gy": dmax, "d95_gy": d95}
+    dx = {f"d{p}_gy": brentq(lambda d, f=p / 100: v_above(d) - f * vol, dmin, dmax, xtol=1e-10)
+          for p in (98, 95, 2)}
+    return {"volume_cc": vol / 1000, "mean_gy": moment / vol, "min_gy": dmin, "max_gy": dmax, **dx}
 
 
 # ---------------------------------------------------------------------------------------------- the set
@@ -301,7 +302,8 @@ QUANTITIES = ("volume_cc", "mean_gy", "max_gy", "min_gy", "d95_gy")
 def ours(roi: _Roi, dose: Volume) -> dict[str, float]:
     dvh = compute_dvh(dose, roi)
     return {"volume_cc": dvh.volume_cc, "mean_gy": dvh.mean_gy, "max_gy": dvh.max_gy, "min_gy": dvh.min_gy,
-            "d95_gy": dvh.dose_at_volume_percent(95.0)}
+            "d98_gy": dvh.dose_at_volume_percent(98.0), "d95_gy": dvh.dose_at_volume_percent(95.0),
+            "d2_gy": dvh.dose_at_volume_percent(2.0)}
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -327,18 +329,21 @@ def test_analytic_set_within_3_percent() -> None:
     """At most 10 of the 300 comparisons off by more than 3 % (issue 13); volumes all within 3 %."""
     cases = analytic_cases()
     assert len(cases) == 60
-    failures = []
-    worst = dict.fromkeys(QUANTITIES, 0.0)
+    failures, extra = [], []
+    worst = dict.fromkeys((*QUANTITIES, "d98_gy", "d2_gy"), 0.0)
     for case in cases:
         roi, dose, t = build(case)
         o = ours(roi, dose)
-        for q in QUANTITIES:
+        for q in worst:
             err = abs(o[q] - t[q]) / abs(t[q])
             worst[q] = max(worst[q], err)
             if err > 0.03:
-                failures.append(f"{case.label} {q}: {o[q]:.4f} vs {t[q]:.4f} ({100 * err:.1f} %)")
+                msg = f"{case.label} {q}: {o[q]:.4f} vs {t[q]:.4f} ({100 * err:.1f} %)"
+                (failures if q in QUANTITIES else extra).append(msg)
     assert len(failures) <= 10, "\n".join(failures)
     assert worst["volume_cc"] < 0.03, worst
+    # D98 and D2 (not among the 300, asked for by the issue too): observed worst 1.3 % and 0.6 %
+    assert not extra, "\n".join(extra)
 
 
 @pytest.mark.parametrize("case", [c for c in analytic_cases() if c.volume_cc <= 0.5], ids=lambda c: c.label)
