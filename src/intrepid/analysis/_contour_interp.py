@@ -159,7 +159,7 @@ def _unsigned_distance(
 ) -> NDArray[np.float64]:
     """Exact distance (mm) from each point (px, py) to the nearest polygon edge.
 
-    The nearest edge is found through a k-d tree of points placed along every edge at most ``step_mm``
+    The nearest edge is found through a k-d tree of points placed along every edge at most ``step_mm / 2``
     apart; the distance is then computed exactly to that edge and its two neighbours.
     """
     from scipy.spatial import cKDTree
@@ -179,7 +179,7 @@ def _unsigned_distance(
     prev_seg = first + (seg - first - 1) % size_of
     next_seg = first + (seg - first + 1) % size_of
     length = np.hypot(bx - ax, by - ay)
-    n_pts = np.maximum(np.ceil(length / step_mm).astype(np.int64), 1)
+    n_pts = np.maximum(np.ceil(length / (0.5 * step_mm)).astype(np.int64), 1)
     sid = np.repeat(seg, n_pts)
     t = (np.arange(sid.size) - (np.cumsum(n_pts) - n_pts)[sid]) / n_pts[sid]
     pts = np.column_stack([ax[sid] + t * (bx - ax)[sid], ay[sid] + t * (by - ay)[sid]])
@@ -194,7 +194,7 @@ def _unsigned_distance(
 
 #: Lattice points within this many steps of the contour get the exact distance; farther ones the Euclidean
 #: distance transform's (error below half a step, where it only shapes the interpolation between planes).
-_EXACT_BAND_STEPS = 2.0
+_EXACT_BAND_STEPS = 3.0
 
 
 def _signed_distance(
