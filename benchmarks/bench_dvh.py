@@ -4,9 +4,9 @@ Run: ``python3 benchmarks/bench_dvh.py`` (from the project root). Needs the exte
 (``INTREPID_EXTERNAL_DATA`` or ``../shared/data``). The peers run where they are installed:
 
 * dicompyler-core needs pydicom 2: a separate venv whose python is ``$DICOMPYLER_PYTHON``
-  (default ``benchmarks/_data/venv-dicompyler/bin/python``; ``python3 -m venv benchmarks/_data/venv-dicompyler
-  && benchmarks/_data/venv-dicompyler/bin/pip install dicompyler-core "pydicom<3"``); it is timed inside its
-  own process (interpreter start-up excluded).
+  (default ``benchmarks/_data/venv-dicompyler/bin/python``, else ``/work/venvs/dicompyler/bin/python``;
+  ``python3 -m venv benchmarks/_data/venv-dicompyler && benchmarks/_data/venv-dicompyler/bin/pip install
+  dicompyler-core "pydicom<3"``); it is timed inside its own process (interpreter start-up excluded).
 * plastimatch (Debian ``apt-get install plastimatch``, or the pip package): ``$PLASTIMATCH`` (default:
   ``plastimatch`` on PATH, then ``/work/venvs/plastimatch/bin/plastimatch``); ``plastimatch dvh`` is timed as
   a whole process, file reading included (it has no other mode).
@@ -106,7 +106,9 @@ def _eclipse() -> dict[str, DVH]:
 
 
 def _dicompyler() -> tuple[dict[str, dict[str, float] | None], float] | None:
-    py = os.environ.get("DICOMPYLER_PYTHON", str(ROOT / "benchmarks/_data/venv-dicompyler/bin/python"))
+    local = ROOT / "benchmarks/_data/venv-dicompyler/bin/python"
+    fallback = Path("/work/venvs/dicompyler/bin/python")
+    py = os.environ.get("DICOMPYLER_PYTHON") or str(local if local.exists() else fallback)
     if not Path(py).exists():
         print(f"dicompyler-core: {py} not found, skipped", file=sys.stderr)
         return None

@@ -123,7 +123,9 @@ def main() -> int:
         ours_s += time.perf_counter() - t0
         folders[case.label] = _write_case(case, roi, dose)
     results: dict[str, tuple[dict[str, dict[str, float] | None], float | None]] = {"InTrEPID": (ours, ours_s)}
-    py = os.environ.get("DICOMPYLER_PYTHON", str(ROOT / "benchmarks/_data/venv-dicompyler/bin/python"))
+    local = ROOT / "benchmarks/_data/venv-dicompyler/bin/python"
+    fallback = Path("/work/venvs/dicompyler/bin/python")
+    py = os.environ.get("DICOMPYLER_PYTHON") or str(local if local.exists() else fallback)
     if Path(py).exists():
         res = subprocess.run([py, "-c", DICOMPYLER_SCRIPT, *[str(folders[c.label]) for c in cases]],
                              capture_output=True, text=True, check=True)
