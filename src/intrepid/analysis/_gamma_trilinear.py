@@ -281,11 +281,41 @@ def trilinear_kernel(
                             grad[b] = coef[1 << b] / half
                             g2 += grad[b] * grad[b]
                             lr += grad[b] * (yr[b] - (st_lo[top_s, b] * sa[b] + half))
-                        # candidate: the affine part's minimiser, clamped to the box
+                        # candidate: the projection of P on C (approximately: the affine part's minimiser
+                        # clamped to the box, then re-minimised over the coordinates left free, twice)
                         tq = lr / (1.0 + g2)
                         for b in range(na):
                             lo_b = st_lo[top_s, b] * sa[b]
                             yq[b] = min(max(yr[b] - tq * grad[b], lo_b), lo_b + h * sa[b])
+                            free[b] = yq[b] == yr[b] - tq * grad[b]
+                        for _ in range(2):
+                            lq = l0
+                            for b in range(na):
+                                lq += grad[b] * (yq[b] - (st_lo[top_s, b] + 0.5 * h) * sa[b])
+                            if -e <= lq <= e:
+                                break
+                            target = e if lq > e else -e
+                            acc = l0 - target
+                            gf2 = 0.0
+                            for b in range(na):
+                                centre = (st_lo[top_s, b] + 0.5 * h) * sa[b]
+                                if free[b]:
+                                    acc += grad[b] * (yr[b] - centre)
+                                    gf2 += grad[b] * grad[b]
+                                else:
+                                    acc += grad[b] * (yq[b] - centre)
+                            tq = acc / (1.0 + gf2)
+                            moved = False
+                            for b in range(na):
+                                if free[b]:
+                                    lo_b = st_lo[top_s, b] * sa[b]
+                                    step = yr[b] - tq * grad[b]
+                                    yq[b] = min(max(step, lo_b), lo_b + h * sa[b])
+                                    if yq[b] != step:
+                                        free[b] = False
+                                        moved = True
+                            if not moved:
+                                break
                         # its exact value on the interpolant (upper bound), multilinear in the box
                         fq = 0.0
                         for p in range(nc):
