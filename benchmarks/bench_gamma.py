@@ -272,6 +272,12 @@ def hard_main(case_names: list[str], crop: int, fraction: int) -> int:
         print(f"  ours simplex: wall {[round(x, 3) for x in walls]} s, CPU {[round(x, 3) for x in cpus]} s, "
               f"pass {simplex.pass_rate_percent:.3f} %")  # fmt: skip
         sys.stdout.flush()
+        t, c = time.perf_counter(), time.process_time()
+        full_tri = gamma(case.reference, case.evaluated, interpolant="trilinear", **kw)
+        print(f"  ours trilinear (one run): wall {time.perf_counter() - t:.2f} s, CPU "
+              f"{time.process_time() - c:.2f} s, pass {full_tri.pass_rate_percent:.3f} %; simplex - "
+              f"trilinear {simplex.pass_rate_percent - full_tri.pass_rate_percent:+.3f} pp")  # fmt: skip
+        sys.stdout.flush()
         t = time.perf_counter()
         pm_kw = dict(
             dose_percent_threshold=3.0, distance_mm_threshold=dta, lower_percent_dose_cutoff=10.0,
