@@ -291,7 +291,7 @@ def hard_main(case_names: list[str], crop: int, fraction: int) -> int:
                   f"{100.0 * np.count_nonzero(g[valid] <= 1) / valid.sum():.3f} %; speed-up (best wall) "
                   f"{(time.perf_counter() - t) / min(walls):.0f}x")  # fmt: skip
         sys.stdout.flush()
-        sub = _crop(case.reference, crop)
+        sub = _crop(case.reference, crop) if crop > 0 else case.reference
         kw_sub = dict(kw)
         ours = {}
         for interp in ("simplex", "trilinear"):
@@ -325,7 +325,7 @@ def main() -> int:
         "--quick", action="store_true", help="pymedphys on a subset of points in 3D (extrapolated)"
     )
     parser.add_argument("--hard", nargs="*", choices=("hard-2d", "hard-3d"), help="the hard cases only")
-    parser.add_argument("--crop", type=int, default=64, help="--hard: reference crop (points per axis)")
+    parser.add_argument("--crop", type=int, default=64, help="--hard: reference crop per axis (0: all)")
     parser.add_argument(
         "--fraction", type=int, default=50, help="--hard: pymedphys converged interp_fraction"
     )
