@@ -3,7 +3,9 @@
 Definitions used throughout (and stated in every :class:`GammaResult` so that a report can quote them, as
 Hussein et al. 2017 recommend):
 
-- **Interpolant.** The evaluated distribution is interpolated *linearly on the Kuhn (Freudenthal) simplices*
+- **Interpolant** (``interpolant="simplex"``, the default; ``"trilinear"`` minimises instead over the
+  multi-linear interpolant by branch and bound, within 1e-4 in γ: :mod:`intrepid.analysis._gamma_trilinear`).
+  The evaluated distribution is interpolated *linearly on the Kuhn (Freudenthal) simplices*
   of its grid: every cell is cut along its main diagonal into ``n!`` simplices (2 triangles in 2D, 6
   tetrahedra in 3D) and the dose is linear on each (Ju et al. 2008). It equals the evaluated dose at every
   grid node, is linear along every grid line (so in 1D it *is* linear interpolation) and differs from
