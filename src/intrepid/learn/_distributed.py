@@ -101,7 +101,7 @@ def _connect(ray: Any, options: RayOptions) -> bool:
 
 
 def ray_map(
-    func: Callable[[T], R],
+    func: Callable[..., R],
     items: Sequence[T],
     options: RayOptions,
     *,
