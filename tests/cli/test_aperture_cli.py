@@ -197,7 +197,7 @@ def test_aperture_organs_planes_mount_and_overrides(case: dict[str, Path], tmp_p
         (["--mount", "oval:3"], "--mount must be circle:R or rect:W:H"),
         (["--override", "x.csv:grow"], "--override must be FILE:add or FILE:limit"),
         (["--centerline", "Cord"], "--centerline must be NAME:WIDTH"),
-        (["--smooth", "2"], r"smoothing must be in \[0, 1\]"),
+        (["--smooth", "2"], r"argument --smooth: must be in \[0, 1\]"),
         (["--target", "Nope"], "no ROI 'Nope'"),
     ],
 )
@@ -205,7 +205,7 @@ def test_aperture_bad_options(
     case: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     out = tmp_path / "ap.json"
-    assert main([*_base(case, out), *extra]) == 1
+    assert main([*_base(case, out), *extra]) in (1, 2)  # 2: refused by argparse, 1: by the command
     err = capsys.readouterr().err
     assert err.startswith("intrepid aperture: error:")
     import re
