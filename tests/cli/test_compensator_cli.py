@@ -125,7 +125,7 @@ def test_cli_optimisation_reports_distal_coverage(
         (["--out", "x.json", "--material", "lead"], "material must be 'pmma', 'wax'"),
         (["--out", "x.json", "--smear-mm", "-1"], "argument --smear-mm: must be in [0, 50] mm, got -1"),
         (["--out", "x.json", "--iterations", "100000000"], "argument --iterations: must be in [0, 1000]"),
-        (["--out", "x.json", "--min-thickness-mm", "500"], "argument --min-thickness-mm: must be in [0, 300]"),
+        (["--out", "x.json", "--min-thickness-mm", "500"], "--min-thickness-mm: must be in [0, 300]"),
         (["--out", "x.json", "--source-size-mm", "-3"], "argument --source-size-mm: must be in [0, 20]"),
         (["--out", "x.json", "--beam", "1"], "--beam selects a beam of --plan"),
     ],

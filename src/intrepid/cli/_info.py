@@ -154,10 +154,13 @@ def _print_human(entry: dict[str, Any]) -> None:
             f"{[round(v, 4) for v in entry['spacing_mm']]}, "
             f"origin_mm {[round(v, 3) for v in entry['origin_mm']]}"
         )
-        print(
-            f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
-            f"mean {entry['mean']:.6g}"
-        )
+        if entry.get("max") is None:
+            print(f"  values {entry.get('units') or ''}: none finite (every voxel is NaN)")
+        else:
+            print(
+                f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
+                f"mean {entry['mean']:.6g}"
+            )
     if entry["modality"] == "RTIMAGE":
         print(
             f"  {entry['rows']} x {entry['columns']} pixels, {entry['pixel_spacing_mm']} mm at the detector, "

@@ -147,9 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = name_flags(message, {**getattr(args, "_flag_of", {}), **getattr(args, "param_flags", {})})
         sys.stderr.write(f"{prog}: error: {message}\n")
         return 1
+    except MemoryError:
+        sys.stderr.write(f"{getattr(args, '_prog', 'intrepid')}: error: not enough memory for this input\n")
+        return 1
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.stderr.write("interrupted\n")
         return 130
+    except Exception as exc:  # a defect of ours: still one line (the fuzz suite asserts it never happens)
+        if args.verbose:
+            _log.exception("command failed")
+        sys.stderr.write(
+            f"{getattr(args, '_prog', 'intrepid')}: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; -v shows the traceback)\n"
+        )
+        return 70
     return int(status or 0)
 
 

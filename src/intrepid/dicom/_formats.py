@@ -133,8 +133,8 @@ def _check_data(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any], what: 
 def _check_values(path: Path, data: NDArray[Any], geometry: NDArray[np.float64], what: str) -> None:
     if not np.all(np.isfinite(geometry)):
         raise ParameterError(f"{path}: {what} geometry (affine / space directions) holds NaN or infinity")
-    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
-        raise ParameterError(f"{path}: {what} data hold NaN or infinite values")
+    if data.dtype.kind == "f" and np.any(np.isinf(data)):
+        raise ParameterError(f"{path}: {what} data hold infinite values (NaN, 'no value', is accepted)")
 
 
 @reader
@@ -188,8 +188,8 @@ def read_npz(path: str | os.PathLike[str]) -> Volume:
             raise ParameterError(f"{p}: key {key!r} holds NaN or infinite values {values.tolist()}")
     if np.any(spacing < 1e-3) or np.any(spacing > 1e3):
         raise ParameterError(f"{p}: key 'spacing_mm' must lie in [0.001, 1000] mm, got {spacing.tolist()}")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise ParameterError(f"{p}: key 'array' holds NaN or infinite values")
+    if array.dtype.kind == "f" and np.any(np.isinf(array)):
+        raise ParameterError(f"{p}: key 'array' holds infinite values (NaN, 'no value', is accepted)")
     grid = Grid(array.shape, tuple(origin), tuple(spacing), tuple(direction.reshape(-1)))
     if quantity is None:
         quantity = Quantity.DOSE if units.lower() == "gy" else Quantity.GENERIC
