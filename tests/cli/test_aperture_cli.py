@@ -275,3 +275,23 @@ def test_aperture_with_the_real_ion_plan(case: dict[str, Path], tmp_path: Path, 
     sx, sy = data["scale_device_to_iso"]
     assert sx == pytest.approx(1800.0 / (1800.0 - 162.27), rel=1e-6)
     assert sy == pytest.approx(2000.0 / (2000.0 - 162.27), rel=1e-6)
+
+
+def test_aperture_outputs_are_all_or_nothing(
+    case: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out a.json with --svg in a missing folder: the SVG fails, so a.json is not written either, no
+    temporary file is left, and the error names the SVG's destination (not a temporary name)."""
+    out = tmp_path / "ap.json"
+    svg = tmp_path / "missing" / "ap.svg"
+    assert main([*_base(case, out), "--svg", str(svg)]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if " error: " in line]
+    assert len(errors) == 1 and str(svg.parent) in errors[0] and ".tmp-" not in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".tmp-*"))
+    # and with a writable SVG both appear, and the command says what it wrote
+    svg = tmp_path / "ap.svg"
+    assert main([*_base(case, out), "--svg", str(svg)]) == 0
+    assert out.is_file() and svg.is_file()
+    assert f"wrote {out}, {svg}" in capsys.readouterr().err

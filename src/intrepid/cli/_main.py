@@ -92,12 +92,29 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _PublicNameFormatter(logging.Formatter):
+    """Shows the public package of a record (``intrepid.devices``), not its private module
+    (``intrepid.devices._aperture``): users see the names they can import."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = record.name.split(".")
+        public = ".".join(p for p in parts if not p.startswith("_")) or record.name
+        if public == record.name:
+            return super().format(record)
+        original = record.name
+        record.name = public
+        try:
+            return super().format(record)
+        finally:
+            record.name = original
+
+
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     for old in [h for h in _log.handlers if isinstance(h, _StderrHandler)]:
         _log.removeHandler(old)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_PublicNameFormatter("%(levelname)s %(name)s: %(message)s"))
     _log.addHandler(handler)
     _log.setLevel(level)
 

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
 
-from intrepid.dicom._validate import check_dataset
+from intrepid.dicom._validate import check_dataset, reader
 from intrepid.errors import DicomError
 
 __all__ = [
@@ -44,6 +44,7 @@ def describe_tag(keyword: str) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {keyword}"
 
 
+@reader
 def read_dataset(
     path: str | os.PathLike[str],
     *,

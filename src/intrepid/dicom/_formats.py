@@ -130,9 +130,26 @@ def _check_data(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any], what: 
     check_array_budget(shape, max(dtype.itemsize, 1), path, what)
 
 
+#: Largest |coordinate| of a volume origin (mm): 100 m, any room or patient position.
+MAX_COORDINATE_MM = 1.0e5
+#: Largest |value| in a volume: doses (<= 1e4 Gy), CT numbers (<= 1e5 HU), EPID signals (< 1e6).
+MAX_VALUE = 1.0e6
+
+
+def _check_magnitude(path: Path, data: NDArray[Any], what: str) -> None:
+    if data.dtype.kind not in "fiu" or data.size == 0:
+        return
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    if finite.size and float(np.max(np.abs(finite))) > MAX_VALUE:
+        raise ParameterError(
+            f"{path}: {what} reaches {float(np.max(np.abs(finite))):g}, above the plausible {MAX_VALUE:g}"
+        )
+
+
 def _check_values(path: Path, data: NDArray[Any], geometry: NDArray[np.float64], what: str) -> None:
-    if not np.all(np.isfinite(geometry)):
-        raise ParameterError(f"{path}: {what} geometry (affine / space directions) holds NaN or infinity")
+    if not np.all(np.isfinite(geometry)) or np.any(np.abs(geometry) > MAX_COORDINATE_MM):
+        raise ParameterError(f"{path}: {what} geometry (affine / space directions) is not finite and bounded")
+    _check_magnitude(path, data, f"{what} data")
     if data.dtype.kind == "f" and np.any(np.isinf(data)):
         raise ParameterError(f"{path}: {what} data hold infinite values (NaN, 'no value', is accepted)")
 
@@ -188,6 +205,15 @@ def read_npz(path: str | os.PathLike[str]) -> Volume:
             raise ParameterError(f"{p}: key {key!r} holds NaN or infinite values {values.tolist()}")
     if np.any(spacing < 1e-3) or np.any(spacing > 1e3):
         raise ParameterError(f"{p}: key 'spacing_mm' must lie in [0.001, 1000] mm, got {spacing.tolist()}")
+    if np.any(np.abs(origin) > MAX_COORDINATE_MM):
+        raise ParameterError(
+            f"{p}: key 'origin_mm' must lie within ±{MAX_COORDINATE_MM:g} mm, got {origin.tolist()}"
+        )
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise ParameterError(
+            f"{p}: key 'direction' must be orthonormal (a rotation), got {direction.tolist()}"
+        )
+    _check_magnitude(p, array, "key 'array'")
     if array.dtype.kind == "f" and np.any(np.isinf(array)):
         raise ParameterError(f"{p}: key 'array' holds infinite values (NaN, 'no value', is accepted)")
     grid = Grid(array.shape, tuple(origin), tuple(spacing), tuple(direction.reshape(-1)))

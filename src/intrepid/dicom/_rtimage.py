@@ -318,10 +318,10 @@ def read_rtimage(path: str | os.PathLike[str]) -> RTImage:
         _log.warning("%s: no %s; assuming %.0f mm", p, describe_tag("RadiationMachineSAD"), sad)
     if sad <= 0:
         raise DicomError(f"{p}: {describe_tag('RadiationMachineSAD')} must be > 0, got {sad}")
-    if sid <= sad:
+    if sid < sad:  # equal is allowed: images already scaled to the isocentre plane
         raise DicomError(
-            f"{p}: {describe_tag('RTImageSID')} {sid:g} mm must exceed {describe_tag('RadiationMachineSAD')} "
-            f"{sad:g} mm (the detector lies beyond the isocentre)"
+            f"{p}: {describe_tag('RTImageSID')} {sid:g} mm is below {describe_tag('RadiationMachineSAD')} "
+            f"{sad:g} mm (the detector lies at or beyond the isocentre)"
         )
     check_array_budget((rows, cols), 8, p, "the image")
 
