@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -34,6 +35,7 @@ from intrepid.errors import DicomError, IntrepidError
 __all__ = [
     "MAX_ARRAY_BYTES",
     "MAX_DOSE_GY",
+    "PATTERN_RANGES",
     "TAG_RANGES",
     "check_array_budget",
     "check_dataset",
@@ -116,6 +118,15 @@ TAG_RANGES: dict[str, tuple[float, float]] = {
     "NumberOfContourPoints": (0.0, 1.0e7),
 }
 
+#: Ranges by keyword pattern, for numeric tags not in :data:`TAG_RANGES` (first match wins), and the
+#: ceiling of any other decimal value.
+PATTERN_RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
+    (r"Angle$", _ANGLE),
+    (r"(Position|Point|Coordinates|Translation)", _POSITION_MM),
+    (r"Distance", (-1.0e6, 1.0e6)),
+)
+ANY_DECIMAL_LIMIT = 1.0e20
+
 _NUMERIC_VRS = frozenset({"DS", "IS", "FL", "FD", "SS", "US", "SL", "UL", "SV", "UV"})
 _TEXT_VRS = frozenset({"CS", "UI", "LO", "SH", "PN", "DA", "TM", "DT", "AS", "AE", "ST", "LT"})
 _BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "UT", "UR", "UC"})
@@ -196,12 +207,24 @@ def _walk(ds: Dataset, path: str, where: str, depth: int) -> None:
             raise DicomError(f"{path}: {label} is not a number ({_short(elem.value)})") from exc
         if not np.all(np.isfinite(numbers)):
             raise DicomError(f"{path}: {label} holds a non-finite value ({_short(elem.value)})")
-        bounds = TAG_RANGES.get(keyword)
+        bounds = _bounds(keyword, vr)
         if bounds is not None and (numbers.min() < bounds[0] or numbers.max() > bounds[1]):
             bad = numbers[(numbers < bounds[0]) | (numbers > bounds[1])][0]
             raise DicomError(
                 f"{path}: {label} is {bad:g}, outside the physical range [{bounds[0]:g}, {bounds[1]:g}]"
             )
+
+
+def _bounds(keyword: str, vr: str) -> tuple[float, float] | None:
+    bounds = TAG_RANGES.get(keyword)
+    if bounds is not None or not keyword:
+        return bounds
+    for pattern, pattern_bounds in PATTERN_RANGES:
+        if re.search(pattern, keyword):
+            return pattern_bounds
+    if vr in ("DS", "FL", "FD"):
+        return (-ANY_DECIMAL_LIMIT, ANY_DECIMAL_LIMIT)
+    return None
 
 
 def _short(value: Any) -> str:
