@@ -164,6 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = name_flags(message, {**getattr(args, "_flag_of", {}), **getattr(args, "param_flags", {})})
         sys.stderr.write(f"{prog}: error: {message}\n")
         return 1
+    except ImportError as exc:  # an optional dependency group is not installed
+        missing = getattr(exc, "name", None) or str(exc)
+        extra = {"torch": "ml", "safetensors": "ml", "mkdocs": "docs"}.get(str(missing).split(".")[0], "ml")
+        sys.stderr.write(
+            f"{getattr(args, '_prog', 'intrepid')}: error: this command needs the optional package "
+            f"{missing!r}; install the '{extra}' extra: python3 -m pip install -e \".[{extra}]\"\n"
+        )
+        return 1
     except MemoryError:
         sys.stderr.write(f"{getattr(args, '_prog', 'intrepid')}: error: not enough memory for this input\n")
         return 1
