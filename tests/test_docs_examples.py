@@ -5,7 +5,8 @@ order with ``bash`` in a scratch folder that stands for the repository root (``s
 console command whose shown output holds ``error:`` must fail with exactly one error line; any other must
 succeed; none may print a traceback. ``python3 -m pip install`` steps are the reader's set-up, already done
 here, and ``bash tools/test.sh`` is what runs this test: both are skipped. A block whose first line is
-``# needs: external`` runs from ``INTREPID_EXTERNAL_DATA`` and only where it is set.
+``# needs: external`` runs only where ``INTREPID_EXTERNAL_DATA`` is set (its commands name the files as
+``"$INTREPID_EXTERNAL_DATA/..."``).
 
 The README's commands always run (they include the main job, ``intrepid demo``: about two minutes on 2
 cores); the tutorials' run with ``--run-slow``.
@@ -58,13 +59,16 @@ def commands_of(markdown: Path) -> list[Command]:
         else:
             for k, row in enumerate(block):
                 if row.startswith("$ "):
+                    text, j = row[2:].rstrip(), k + 1
+                    while text.endswith("\\") and j < len(block):  # continuation lines
+                        text, j = text[:-1] + " " + block[j].strip(), j + 1
                     shown = []
-                    for later in block[k + 1:]:
+                    for later in block[j:]:
                         if later.startswith("$ "):
                             break
                         shown.append(later)
                     error = any(" error: " in s for s in shown)
-                    out.append(Command(row[2:].strip(), error, external, start + k + 1))
+                    out.append(Command(text.strip(), error, external, start + k + 1))
         n = end + 1
     return out
 
@@ -87,12 +91,9 @@ def run_document(markdown: Path, scratch: Path) -> None:
             continue
         if cmd.external and not external_root:
             continue
-        where = Path(external_root) if cmd.external and external_root else scratch
-        if cmd.external:
-            segments = [s.replace("--out ", f"--out {scratch}/", 1) for s in segments]
         done = subprocess.run(
             ["bash", "-o", "pipefail", "-c", " && ".join(s.strip() for s in segments)],
-            cwd=where,
+            cwd=scratch,
             env=env,
             capture_output=True,
             text=True,

@@ -84,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
     dose = read_volume(args.dose)
     prof = dose_profile(dose, args.start, args.stop, step_mm=args.step)
     units = prof.units or "Gy"
+    outside = ~np.isfinite(np.asarray(prof.dose, dtype=float))
+    if outside.all():
+        lo, hi = dose.grid.bounds_mm()
+        raise ParameterError(
+            f"--from/--to: the line lies entirely outside {args.dose}, which spans "
+            f"x {lo[0]:g} to {hi[0]:g}, y {lo[1]:g} to {hi[1]:g}, z {lo[2]:g} to {hi[2]:g} mm"
+        )
+    if outside.any():
+        sys.stderr.write(
+            f"intrepid profile: warning: {int(outside.sum())} of {outside.size} samples lie outside "
+            f"{args.dose} (no value: empty in CSV, null in JSON)\n"
+        )
     with all_or_nothing():  # --csv and --plot: both or neither
         if args.csv is not None:
 
