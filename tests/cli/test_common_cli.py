@@ -57,10 +57,8 @@ def test_library_names_become_flags() -> None:
 def test_parser_errors_are_one_line_with_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gamma", "a.dcm", "b.dcm", "--dd", "1e9", "--dta", "3"]) == 2
     err = capsys.readouterr().err
-    assert (
-        err
-        == "intrepid gamma: error: argument --dd: must be in (0, 100] %, got 1e9 (see `intrepid gamma --help`)\n"
-    )
+    expected = "intrepid gamma: error: argument --dd: must be in (0, 100] %, got 1e9"
+    assert err == expected + " (see `intrepid gamma --help`)\n"
 
 
 def test_sub_sub_command_errors_name_the_full_command(
