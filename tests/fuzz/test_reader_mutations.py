@@ -149,3 +149,27 @@ def test_arbitrary_bytes_through_read_volume(data: bytes) -> None:
             path = Path(tmp) / name
             path.write_bytes(data)
             outcome_of(lambda p=path: dicom.read_volume(p), (str(path),))
+
+
+#: Mutations that long random runs (INTREPID_FUZZ_EXAMPLES=300) once found to break a reader; kept as
+#: regressions (the seeds are deterministic).
+REGRESSIONS = [
+    ("rtplan", Mutation("bytes", ("zero_run", 0.875, 6, 0))),  # pydicom OSError inside a deferred sequence
+    ("rtplan", Mutation("tag", (1939, "number", "1e308"))),  # a dose specification point at 1e308 mm
+    ("rtimage", Mutation("bytes", ("flip", 0.0, 1, 49))),  # BytesLengthException in the file meta
+    ("rtplan", Mutation("bytes", ("flip", 0.0, 6, 11))),
+    ("rtstruct", Mutation("bytes", ("zero_run", 0.794921875, 12, 0))),  # NotImplementedError: VR 'NONE'
+    ("rtdose", Mutation("tag", (417, "fewer_values", "nan"))),
+    ("npz", Mutation("npz", ("origin_mm", "huge"))),
+    ("npz", Mutation("npz", ("direction", "huge"))),
+    ("npz", Mutation("npz", ("array", "huge"))),
+    ("npz", Mutation("npz", ("origin_mm", "complex"))),
+    ("npz", Mutation("npz", ("array", "declare_huge"))),
+]
+
+
+@pytest.mark.parametrize(("kind", "mutation"), REGRESSIONS, ids=[f"{k}-{m.params}" for k, m in REGRESSIONS])
+def test_regressions_found_by_long_runs(
+    seeds: dict[str, Path], kind: str, mutation: Mutation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fuzz_one(seeds, kind, mutation, capsys)

@@ -110,6 +110,8 @@ def _check_npz_member(path: Path, key: str, shape: tuple[int, ...], dtype: np.dt
         raise ParameterError(f"{path}: key {key!r} has dtype {dtype}, which InTrEPID does not load")
     check_array_budget(shape, max(dtype.itemsize, 1), path, f"key {key!r}")
     if key != "array":
+        if dtype.kind == "c":
+            raise ParameterError(f"{path}: key {key!r} is complex ({dtype}); geometry must be real")
         if dtype.kind not in "US" and int(np.prod(shape)) > 64:
             raise ParameterError(f"{path}: key {key!r} declares shape {shape}; expected a few values")
         return

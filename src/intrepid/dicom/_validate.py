@@ -297,8 +297,12 @@ def reader(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except IntrepidError:
             raise
-        except (OSError, KeyboardInterrupt):
-            raise
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is not None:
+                raise  # a file-system error (missing file, permissions): the CLI names exc.filename
+            where = args[0] if args else kwargs.get("path", "?")
+            detail = " ".join(str(exc).split())
+            raise DicomError(f"{Path(str(where))}: malformed or truncated data ({_short(detail)})") from exc
         except MemoryError as exc:
             where = args[0] if args else kwargs.get("path", "?")
             raise DicomError(f"{where}: too large to read in memory") from exc
