@@ -111,8 +111,8 @@ def register(subparsers: Any) -> None:
         help="device thickness, mm (0, 500]",
     )
     p.add_argument(
-        "--margin", type=bounded(-50, 100, unit="mm"), required=True, metavar="MM",
-        help="target margin, mm [-50, 100]",
+        "--margin", type=bounded(0, 100, unit="mm"), required=True, metavar="MM",
+        help="target margin, mm [0, 100]",
     )
     p.add_argument(
         "--mill-radius", type=bounded(0, 50, unit="mm"), required=True, metavar="MM",
@@ -197,7 +197,18 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--png", type=output_file(".png"), default=None, metavar="FILE", help="PNG drawing (isocentre plane)"
     )
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run,
+        param_flags={
+            "target_margin_mm": "--margin",
+            "mill_radius_mm": "--mill-radius",
+            "downstream_edge_mm": "--downstream-edge",
+            "min_spacing_mm": "--mesh-spacing",
+            "smoothing_iterations": "--iterations",
+            "smoothing": "--smooth",
+            "thickness_mm": "--thickness",
+        },
+    )
 
 
 def _parse_organ(text: str) -> tuple[str, float, bool]:
