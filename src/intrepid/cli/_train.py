@@ -120,7 +120,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run,
+        param_flags={"learning_rates": "--lr", "initial_filters": "--filters", "batch_sizes": "--batch-size"},
+    )
 
 
 def _augmentation(text: str, noise_percent: float) -> Any:
