@@ -113,3 +113,16 @@ def test_search_beyond_the_budget_exits_1_with_one_line(
     err = capsys.readouterr().err.strip()
     assert "dta_mm 10000" in err
     assert len(err.splitlines()) == 1
+
+
+def test_gamma_map_as_png(doses: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from PIL import Image
+
+    out = tmp_path / "gamma.png"
+    args = ["gamma", str(doses[0]), str(doses[1]), "--dd", "1", "--dta", "1", "--gamma-map", str(out)]
+    args.append("--json")
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["gamma_map"] == str(out)
+    pixels = np.asarray(Image.open(out).convert("L"), dtype=float)
+    assert pixels.shape[0] > 300 and pixels.std() > 10  # a drawn figure, not a blank canvas
+    assert not list(tmp_path.glob("*.tmp*"))

@@ -77,7 +77,8 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="OUT",
-        help="write the gamma map (.dcm, .nii, .nii.gz, .nrrd, .npz); NaN below the cut-off",
+        help="write the gamma map (.dcm, .nii, .nii.gz, .nrrd, .npz; NaN below the cut-off) or draw it "
+        "(.png: the 2D map, or three planes through the highest gamma of a 3D map, axes in mm)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -112,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
     data = result.to_dict()
     data["reference"] = str(args.reference)
     data["evaluated"] = str(args.evaluated)
-    if args.gamma_map is not None:
+    if args.gamma_map is not None and args.gamma_map.suffix.lower() == ".png":
+        from intrepid.report._gamma_png import write_gamma_png
+
+        data["gamma_map"] = str(write_gamma_png(result.gamma_map, args.gamma_map))
+    elif args.gamma_map is not None:
         data["gamma_map"] = str(write_volume(result.gamma_map, args.gamma_map))
     if args.json:
         write_json(data)

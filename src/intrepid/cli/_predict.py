@@ -50,6 +50,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress messages (shown on stderr at a terminal: model loading, images)",
+    )
     p.set_defaults(func=run)
 
 
@@ -63,9 +68,15 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"--mu must be > 0, got {args.mu}")
     t0 = time.perf_counter()
     model_dir = resolve_model_path(args.model)
+    # progress lines at a terminal only: piped / captured stderr keeps exactly one line per error
+    progress = not args.no_progress and sys.stderr.isatty()
+    if progress:
+        sys.stderr.write(f"loading the model {model_dir.name} ...\n")
     model = load_transit_model(model_dir, device=args.device)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
+    if progress:
+        sys.stderr.write(f"predicting {len(args.epid)} image(s) ...\n")
     outputs = predict_files(args.epid, args.out, model=model, npz=args.npz, mu=args.mu)
     total_s = time.perf_counter() - t1
     doc = {
