@@ -201,7 +201,11 @@ def portal_images(study: Study, *, predictor: Any = None) -> list[PortalImage]:
     Parameters
     ----------
     predictor : optional
-        InTrEPID-2D ensemble for EPID images (loaded on demand: the shipped default model).
+        InTrEPID-2D model for EPID images: a :class:`intrepid.transit.TransitModel` (loaded on demand: the
+        shipped default model). EPID images are converted to signal per MU first; the meterset comes from
+        the image (Meterset Exposure) or, for a beam with a single image, from the plan's beam meterset.
+        An image whose signal cannot be converted is refused with its file named, never turned into a dose
+        of the wrong scale.
     """
     dose_imgs: dict[int, list[RTImage]] = {}
     epid_imgs: dict[int, list[RTImage]] = {}
@@ -218,10 +222,19 @@ def portal_images(study: Study, *, predictor: Any = None) -> list[PortalImage]:
             arr = np.asarray(im.image.array, dtype=np.float64)
             if im.image.quantity is not Quantity.PORTAL_DOSE:
                 if predictor is None:
-                    from intrepid.transit import load_predictor
+                    from intrepid.transit import load_transit_model
 
-                    predictor = load_predictor(None)
-                pd = predictor.predict(im.image)
+                    predictor = load_transit_model(None)
+                mu = b.meterset if len(ims) == 1 else None
+                if hasattr(predictor, "predict_full"):
+                    try:
+                        pd = predictor.predict_full(im.image, mu=mu, uncertainty=False).dose
+                    except ParameterError as exc:
+                        if str(im.source) in str(exc):
+                            raise
+                        raise ParameterError(f"{im.source}: {exc}") from None
+                else:  # a bare ensemble given by the caller: its own input convention
+                    pd = predictor.predict(im.image)
                 arr = np.asarray(getattr(pd, "array", pd), dtype=np.float64)
             gantry = im.gantry_deg if im.gantry_deg is not None else b.gantry_deg
             iso = b.isocenter_mm
