@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._evaluate",
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
+    "intrepid.cli._ingest",
+    "intrepid.cli._serve",
 )
 
 _log = logging.getLogger("intrepid")

@@ -1,0 +1,501 @@
+"""Ingest: DICOM files in, grouped by patient / plan / fraction / beam, predicted, compared, stored.
+
+Each file is hashed (SHA-256) first: a file already ingested or quarantined is skipped, so re-ingesting a
+folder is idempotent. Then, by DICOM content:
+
+- an RT Image of EPID signal is a fraction's beam: Patient ID (0010,0020), the referenced RT Plan
+  (300C,0002 in the Referenced RT Plan Sequence; the study, 0020,000D, when absent), Referenced Beam Number
+  (300C,0006) and Fraction Number (3002,0029) place it; the portal dose is predicted
+  (:mod:`intrepid.transit`), stored, and compared with the beam's reference;
+- an RT Image of portal dose (Image Type value 4 ``PORTAL_DOSE``) is a user-supplied reference for its beam;
+  every fraction of that beam is compared again;
+- CT, RTPLAN, RTSTRUCT and RTDOSE files are kept (content-addressed) for the plan-based reference and the 3D
+  reconstruction (:func:`intrepid.app._pipeline.plan_reference`,
+  :func:`~intrepid.app._pipeline.reconstruct_3d`);
+- anything else, or a file that fails at any step, is **quarantined**: moved into ``quarantine/`` of the
+  data folder with the reason stored and shown in the application. Nothing is deleted.
+
+The reference of a beam is, in order of preference, the plan-based portal dose (when the dose engine lands),
+an uploaded reference, or the first fraction of the beam (fraction-to-fraction consistency, as PerFRACTION
+does; the first fraction is then the baseline and gets no verdict of its own).
+
+Logs name database ids and file hashes, never patient names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from intrepid.app._db import (
+    Beam,
+    BeamReference,
+    Fraction,
+    Image,
+    Patient,
+    Plan,
+    Quarantined,
+    Result,
+    Study,
+)
+from intrepid.app._pipeline import PortalDosePredictor, compare_portal_doses, plan_reference
+from intrepid.errors import IntrepidError
+from intrepid.report import DEFAULT_ACTION_LEVELS, ActionLevels
+
+__all__ = ["IngestOutcome", "Ingestor", "iter_files"]
+
+_log = logging.getLogger(__name__)
+
+#: Modalities kept for the plan-based reference and the 3D reconstruction.
+KEPT_MODALITIES = ("CT", "RTPLAN", "RTSTRUCT", "RTDOSE")
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What happened to one file: ``status`` is ``ingested``, ``reference``, ``kept``, ``duplicate`` or
+    ``quarantined`` (``reason`` says why), with the fraction id where one was made or updated."""
+
+    path: str
+    status: str
+    reason: str = ""
+    fraction_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "path": self.path,
+            "status": self.status,
+            "reason": self.reason,
+            "fraction_id": self.fraction_id,
+        }
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files named or found (recursively, sorted) under the folders named; hidden files are skipped."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.parts)
+            )
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise IntrepidError(f"{p}: no such file or folder")
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Rejected(Exception):
+    """A file that is quarantined, with the reason."""
+
+
+class Ingestor:
+    """Ingests files into one data folder and database.
+
+    Parameters
+    ----------
+    data_dir : Path
+        The data folder (``store/``, ``doses/``, ``figures/``, ``quarantine/`` live under it).
+    sessions : sessionmaker
+        Sessions of the database.
+    predictor : callable
+        EPID Volume -> portal dose Volume (Gy); loaded lazily by :meth:`predictor` when None.
+    levels : ActionLevels
+        Gamma criterion and action levels of the verdicts.
+    predictor_kind : str
+        ``"network"`` or ``"baseline"`` when ``predictor`` is None.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        sessions: Any,
+        *,
+        predictor: PortalDosePredictor | None = None,
+        levels: ActionLevels = DEFAULT_ACTION_LEVELS,
+        predictor_kind: str = "network",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.sessions = sessions
+        self.levels = levels
+        self._predictor = predictor
+        self._predictor_kind = predictor_kind
+        self._lock = threading.RLock()
+        self._predict_lock = threading.Lock()
+        for sub in ("store", "doses", "figures", "quarantine"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def predictor(self) -> PortalDosePredictor:
+        """The portal-dose predictor (the shipped network unless one was given)."""
+        with self._predict_lock:
+            if self._predictor is None:
+                from intrepid.app._pipeline import default_predictor
+
+                self._predictor = default_predictor(self._predictor_kind)
+            return self._predictor
+
+    def _store(self, path: Path, sha: str, folder: str = "store") -> str:
+        rel = f"{folder}/{sha[:2]}/{sha}.dcm"
+        dest = self.data_dir / rel
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{dest.name}")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        return rel
+
+    def _quarantine(self, path: Path, sha: str, reason: str) -> IngestOutcome:
+        rel = self._store(path, sha, "quarantine")
+        with self._lock, self.sessions() as s:
+            if s.scalar(select(Quarantined).where(Quarantined.sha256 == sha)) is None:
+                s.add(Quarantined(sha256=sha, original_name=path.name[:300], stored_path=rel, reason=reason))
+                s.commit()
+        _log.warning("quarantined file %s…: %s", sha[:12], reason)
+        return IngestOutcome(str(path), "quarantined", reason)
+
+    # -- public --------------------------------------------------------------------------------------------
+    def ingest_paths(
+        self, paths: Sequence[str | os.PathLike[str]], *, workers: int = 1
+    ) -> list[IngestOutcome]:
+        """Ingest files and folders; ``workers`` files at a time (threads). Returns one outcome per file."""
+        files = iter_files(paths)
+        if workers <= 1:
+            return [self.ingest_file(f) for f in files]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.ingest_file, files))
+
+    def ingest_file(self, path: str | os.PathLike[str]) -> IngestOutcome:
+        """Ingest one file (see the module docstring); never raises for a bad file, quarantines it."""
+        p = Path(path)
+        try:
+            sha = _sha256(p)
+        except OSError as exc:
+            return IngestOutcome(str(p), "quarantined", f"unreadable: {exc.strerror or exc}")
+        with self.sessions() as s:
+            if s.scalar(select(Image.id).where(Image.sha256 == sha)) is not None:
+                return IngestOutcome(str(p), "duplicate", "already ingested")
+            if s.scalar(select(Quarantined.id).where(Quarantined.sha256 == sha)) is not None:
+                return IngestOutcome(str(p), "duplicate", "already quarantined")
+        try:
+            return self._ingest(p, sha)
+        except _Rejected as exc:
+            return self._quarantine(p, sha, str(exc))
+        except IntrepidError as exc:
+            return self._quarantine(p, sha, str(exc).replace(str(p), p.name))
+        except Exception as exc:
+            _log.exception("ingest of %s… failed", sha[:12])
+            return self._quarantine(p, sha, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _ingest(self, p: Path, sha: str) -> IngestOutcome:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, force=True)
+        except (InvalidDicomError, OSError, ValueError, TypeError) as exc:
+            raise _Rejected(f"not a readable DICOM file ({type(exc).__name__})") from exc
+        modality = str(ds.get("Modality", "")).upper()
+        if not modality:
+            raise _Rejected("not a DICOM file with a Modality (0008,0060)")
+        if modality in KEPT_MODALITIES:
+            return self._keep(p, sha, ds, modality)
+        if modality != "RTIMAGE":
+            raise _Rejected(
+                f"unsupported modality {modality!r} (expected RTIMAGE, CT, RTPLAN, RTSTRUCT, RTDOSE)"
+            )
+        patient_key = str(ds.get("PatientID", "")).strip()
+        if not patient_key:
+            raise _Rejected("RT Image without Patient ID (0010,0020)")
+        from intrepid.dicom import read_rtimage
+        from intrepid.geometry import Quantity
+
+        rt = read_rtimage(p)
+        beam_number = rt.referenced_beam_number
+        if beam_number is None:
+            raise _Rejected("RT Image without Referenced Beam Number (300C,0006)")
+        study_uid = str(ds.get("StudyInstanceUID", "")) or None
+        plan_uid = rt.referenced_plan_uid or (f"study:{study_uid}" if study_uid else None)
+        if plan_uid is None:
+            raise _Rejected("RT Image names neither an RT Plan (300C,0002) nor a study (0020,000D)")
+        ident = {
+            "patient_key": patient_key,
+            "patient_name": str(ds.get("PatientName", "")),
+            "study_uid": study_uid,
+            "plan_uid": plan_uid,
+            "plan_label": str(ds.get("RTPlanLabel", "") or f"plan …{plan_uid[-6:]}")[:80],
+            "beam_number": beam_number,
+        }
+        rel = self._store(p, sha)
+        if rt.image.quantity is Quantity.PORTAL_DOSE:
+            return self._add_reference(p, sha, rel, ds, rt, ident)
+        number = ds.get("FractionNumber")
+        if number in (None, ""):
+            raise _Rejected("EPID RT Image without Fraction Number (3002,0029)")
+        ident["fraction_number"] = int(number)
+        ident["delivered_on"] = str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", ""))[:16]
+        return self._add_fraction_image(p, sha, rel, ds, rt, ident)
+
+    def _keep(self, p: Path, sha: str, ds: Any, modality: str) -> IngestOutcome:
+        rel = self._store(p, sha)
+        with self._lock, self.sessions() as s:
+            patient = self._patient(s, str(ds.get("PatientID", "")).strip(), str(ds.get("PatientName", "")))
+            s.add(
+                Image(
+                    sha256=sha,
+                    sop_uid=str(ds.get("SOPInstanceUID", ""))[:80],
+                    kind=modality,
+                    stored_path=rel,
+                    original_name=p.name[:300],
+                    patient_id=patient.id if patient else None,
+                )
+            )
+            s.commit()
+        return IngestOutcome(str(p), "kept", modality)
+
+    # -- grouping ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _patient(s: Session, key: str, name: str) -> Patient | None:
+        if not key:
+            return None
+        patient = s.scalar(select(Patient).where(Patient.patient_key == key))
+        if patient is None:
+            patient = Patient(patient_key=key[:64], name=name[:200])
+            s.add(patient)
+            s.flush()
+        return patient
+
+    def _beam(self, s: Session, ident: dict[str, Any]) -> Beam:
+        patient = self._patient(s, ident["patient_key"], ident["patient_name"])
+        assert patient is not None
+        study = None
+        if ident["study_uid"]:
+            study = s.scalar(select(Study).where(Study.study_uid == ident["study_uid"]))
+            if study is None:
+                study = Study(patient_id=patient.id, study_uid=ident["study_uid"][:64])
+                s.add(study)
+                s.flush()
+        plan = s.scalar(select(Plan).where(Plan.plan_uid == ident["plan_uid"]))
+        if plan is None:
+            plan = Plan(
+                patient_id=patient.id,
+                study_id=study.id if study else None,
+                plan_uid=ident["plan_uid"][:80],
+                label=ident["plan_label"],
+            )
+            s.add(plan)
+            s.flush()
+        beam = s.scalar(select(Beam).where(Beam.plan_id == plan.id, Beam.number == ident["beam_number"]))
+        if beam is None:
+            beam = Beam(plan_id=plan.id, number=ident["beam_number"], name=f"beam {ident['beam_number']}")
+            s.add(beam)
+            s.flush()
+        return beam
+
+    def _with_retry(self, fn: Any) -> Any:
+        """Run a grouping transaction; one retry after a unique-constraint race with another process."""
+        for attempt in (0, 1):
+            try:
+                with self._lock, self.sessions() as s:
+                    out = fn(s)
+                    s.commit()
+                    return out
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _add_fraction_image(
+        self, p: Path, sha: str, rel: str, ds: Any, rt: Any, ident: dict[str, Any]
+    ) -> IngestOutcome:
+        from intrepid.dicom import write_npz
+
+        def group(s: Session) -> tuple[int, int, int]:
+            beam = self._beam(s, ident)
+            frac = s.scalar(
+                select(Fraction).where(
+                    Fraction.plan_id == beam.plan_id, Fraction.number == ident["fraction_number"]
+                )
+            )
+            if frac is None:
+                frac = Fraction(
+                    plan_id=beam.plan_id, number=ident["fraction_number"], delivered_on=ident["delivered_on"]
+                )
+                s.add(frac)
+                s.flush()
+            elif frac.status != "new":
+                frac.status = "new"  # new data for an approved fraction: review it again
+            img = Image(
+                sha256=sha,
+                sop_uid=rt.sop_instance_uid[:80],
+                kind="epid",
+                stored_path=rel,
+                original_name=p.name[:300],
+                patient_id=beam.plan.patient_id,
+                beam_id=beam.id,
+                fraction_id=frac.id,
+            )
+            s.add(img)
+            s.flush()
+            return beam.id, frac.id, img.id
+
+        beam_id, fraction_id, image_id = self._with_retry(group)
+        t = time.perf_counter()
+        measured = self.predictor()(rt.image)
+        predict_s = time.perf_counter() - t
+        dose_rel = f"doses/image-{image_id}.npz"
+        write_npz(measured, self.data_dir / dose_rel)
+        self._compare(beam_id, fraction_id, image_id, dose_rel, rt.image, measured, predict_s)
+        _log.info("fraction %d beam %d ingested (image %d)", fraction_id, beam_id, image_id)
+        return IngestOutcome(str(p), "ingested", "", fraction_id)
+
+    def _add_reference(
+        self, p: Path, sha: str, rel: str, ds: Any, rt: Any, ident: dict[str, Any]
+    ) -> IngestOutcome:
+        from intrepid.dicom import write_npz
+
+        def group(s: Session) -> tuple[int, int]:
+            beam = self._beam(s, ident)
+            img = Image(
+                sha256=sha,
+                sop_uid=rt.sop_instance_uid[:80],
+                kind="reference",
+                stored_path=rel,
+                original_name=p.name[:300],
+                patient_id=beam.plan.patient_id,
+                beam_id=beam.id,
+            )
+            s.add(img)
+            s.flush()
+            return beam.id, img.id
+
+        beam_id, image_id = self._with_retry(group)
+        dose_rel = f"doses/reference-{image_id}.npz"
+        write_npz(rt.image, self.data_dir / dose_rel)
+        with self._lock, self.sessions() as s:
+            s.add(BeamReference(beam_id=beam_id, kind="upload", image_id=image_id, dose_path=dose_rel))
+            s.commit()
+        self.recompare_beam(beam_id)
+        _log.info("reference uploaded for beam %d (image %d)", beam_id, image_id)
+        return IngestOutcome(str(p), "reference")
+
+    # -- comparison ----------------------------------------------------------------------------------------
+    def _reference_for(self, s: Session, beam_id: int, fraction_id: int, dose_rel: str) -> BeamReference:
+        """The beam's current reference; the first fraction becomes the baseline when there is none."""
+        refs = s.scalars(select(BeamReference).where(BeamReference.beam_id == beam_id)).all()
+        for kind in ("plan", "upload", "first_fraction"):
+            chosen = [r for r in refs if r.kind == kind]
+            if chosen:
+                return max(chosen, key=lambda r: r.id)
+        ref = BeamReference(
+            beam_id=beam_id, kind="first_fraction", fraction_id=fraction_id, dose_path=dose_rel
+        )
+        s.add(ref)
+        s.flush()
+        return ref
+
+    def _compare(
+        self,
+        beam_id: int,
+        fraction_id: int,
+        image_id: int,
+        dose_rel: str,
+        epid: Any,
+        measured: Any,
+        predict_s: float,
+    ) -> None:
+        from intrepid.dicom import read_npz
+
+        with self._lock, self.sessions() as s:
+            ref = self._reference_for(s, beam_id, fraction_id, dose_rel)
+            frac = s.get(Fraction, fraction_id)
+            beam = s.get(Beam, beam_id)
+            assert frac is not None and beam is not None
+            ref_kind, ref_path, ref_fraction = ref.kind, ref.dose_path, ref.fraction_id
+            title = f"plan {beam.plan_id} · fraction {frac.number} · beam {beam.number}"
+            ref_label = (
+                "uploaded reference"
+                if ref_kind == "upload"
+                else "plan-based reference"
+                if ref_kind == "plan"
+                else "first fraction"
+            )
+            s.commit()
+        plan_ref = plan_reference([], beam_id, measured.grid)  # integration point: None until the dose engine
+        baseline_self = ref_kind == "first_fraction" and ref_fraction == fraction_id
+        reference = None if baseline_self else (plan_ref or read_npz(self.data_dir / ref_path))
+        cmp = compare_portal_doses(
+            epid, measured, reference, levels=self.levels, reference_label=ref_label, title=title
+        )
+        fig_rel = f"figures/fraction-{fraction_id}-beam-{beam_id}.png"
+        fig = self.data_dir / fig_rel
+        tmp = fig.with_name(f".tmp-{threading.get_ident()}-{fig.name}")
+        tmp.write_bytes(cmp.figure_png)
+        os.replace(tmp, fig)
+        settings = dict(cmp.settings)
+        settings["reference"] = "this fraction is the baseline" if baseline_self else ref_label
+        settings["predict_seconds"] = round(predict_s, 3)
+
+        def nan_none(v: float | None) -> float | None:
+            return None if v is None or v != v else float(v)
+
+        def upsert(s: Session) -> None:
+            row = s.scalar(select(Result).where(Result.fraction_id == fraction_id, Result.beam_id == beam_id))
+            if row is None:
+                row = Result(fraction_id=fraction_id, beam_id=beam_id, image_id=image_id)
+                s.add(row)
+            row.image_id = image_id
+            row.reference_kind = "baseline" if baseline_self else ref_kind
+            row.gamma_pass_percent = nan_none(cmp.pass_rate_percent)
+            row.mean_gamma = nan_none(cmp.mean_gamma)
+            row.gamma_1percent = nan_none(cmp.gamma_1percent)
+            row.iso_ratio = nan_none(cmp.iso_ratio)
+            row.max_dose_gy = cmp.max_dose_gy
+            row.passed = None if cmp.verdict is None else cmp.verdict.passed
+            row.fired = json.dumps([] if cmp.verdict is None else list(cmp.verdict.fired))
+            row.settings = json.dumps(settings)
+            row.dose_path = dose_rel
+            row.figure_path = fig_rel
+            row.seconds = predict_s + cmp.seconds
+
+        self._with_retry(upsert)
+
+    def recompare_beam(self, beam_id: int) -> int:
+        """Compare every fraction of a beam with its current reference again; returns how many."""
+        from intrepid.dicom import read_npz, read_rtimage
+
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Image.id, Image.fraction_id, Image.stored_path)
+                .where(Image.beam_id == beam_id, Image.kind == "epid")
+                .order_by(Image.id)
+            ).all()
+        for image_id, fraction_id, stored in rows:
+            dose_rel = f"doses/image-{image_id}.npz"
+            epid = read_rtimage(self.data_dir / stored).image
+            self._compare(
+                beam_id, fraction_id, image_id, dose_rel, epid, read_npz(self.data_dir / dose_rel), 0.0
+            )
+        return len(rows)

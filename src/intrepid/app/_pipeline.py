@@ -1,0 +1,220 @@
+"""What the application computes for one beam of one fraction: the library calls, behind small adapters.
+
+No physics lives here: the portal dose comes from :mod:`intrepid.transit` (the shipped network by default),
+the gamma from :func:`intrepid.analysis.gamma`, the verdict from :func:`intrepid.report.judge`, the
+figure from
+:func:`intrepid.report.comparison_figure`. The integration points for work in progress elsewhere are the
+two adapters :func:`plan_reference` (the portal dose expected from the plan and CT: dose engine + transit
+model) and :func:`reconstruct_3d` (the in-vivo 3D reconstruction); both answer None today, and the ingest
+falls back to the uploaded or first-fraction reference and stores no 3D result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from intrepid.geometry import Volume
+from intrepid.report import DEFAULT_ACTION_LEVELS, ActionLevels, Verdict, judge
+
+__all__ = [
+    "BeamComparison",
+    "PortalDosePredictor",
+    "compare_portal_doses",
+    "default_predictor",
+    "iso_ratio",
+    "plan_reference",
+    "reconstruct_3d",
+]
+
+_log = logging.getLogger(__name__)
+
+#: EPID Volume -> portal dose Volume (Gy), e.g. ``load_default_model().predict``.
+PortalDosePredictor = Callable[[Volume], Volume]
+
+#: Radius (mm at the detector) of the isocentre region averaged for the isocentre ratio.
+ISO_RADIUS_MM = 5.0
+#: Low-dose cut-off of the gamma analysis, % of the reference maximum (TG-218 recommends 10 %).
+CUTOFF_PERCENT = 10.0
+#: Largest side of the stored display maps (pixels); larger images are block-averaged.
+DISPLAY_PIXELS = 256
+
+
+def default_predictor(kind: str = "network") -> PortalDosePredictor:
+    """The portal-dose predictor of the ingest: the shipped network (``"network"``) or the kernel
+    baseline (``"baseline"``), loaded once per call."""
+    from intrepid.transit import load_default_baseline, load_default_model
+
+    if kind == "network":
+        return load_default_model().predict  # type: ignore[no-any-return]
+    if kind == "baseline":
+        return load_default_baseline().predict  # type: ignore[no-any-return]
+    raise ValueError(f"predictor must be 'network' or 'baseline', got {kind!r}")
+
+
+def plan_reference(plan_files: list[Path], beam_number: int, epid_grid: Any) -> Volume | None:
+    """The portal dose expected from the plan and CT for one beam, on ``epid_grid``.
+
+    Integration point of the dose engine (``intrepid.dose``) and the plan-based transit prediction: when
+    they land, this adapter computes the expected portal dose from the RTPLAN and CT files ingested for the
+    patient. Until then it returns None and the uploaded or first-fraction reference is used.
+    """
+    return None
+
+
+def reconstruct_3d(ct_files: list[Path], plan_files: list[Path], portal_doses: list[Volume]) -> Volume | None:
+    """The in-vivo 3D dose reconstructed from a fraction's portal doses in the patient's CT.
+
+    Integration point of ``intrepid.invivo``; returns None until that module lands (no 3D result is stored).
+    """
+    return None
+
+
+def _block(a: NDArray[Any], factor: int, reduce: str = "mean") -> NDArray[np.float32]:
+    if factor <= 1:
+        return np.asarray(a, dtype=np.float32)
+    r, c = (a.shape[0] // factor) * factor, (a.shape[1] // factor) * factor
+    b = np.asarray(a[:r, :c], dtype=np.float64).reshape(r // factor, factor, c // factor, factor)
+    if reduce == "max":
+        with np.errstate(all="ignore"):
+            m = np.where(np.isnan(b), -np.inf, b).max(axis=(1, 3))
+        return np.asarray(np.where(np.isinf(m), np.nan, m), dtype=np.float32)
+    return np.asarray(b.mean(axis=(1, 3)), dtype=np.float32)
+
+
+def iso_ratio(
+    evaluated: NDArray[Any], reference: NDArray[Any], spacing_mm: tuple[float, float]
+) -> float | None:
+    """Evaluated / reference dose averaged within :data:`ISO_RADIUS_MM` of the image centre (beam axis).
+
+    None when the reference there is below 5 % of its maximum (the isocentre is blocked or outside the
+    field), as the SOFTDISO ratio is then meaningless.
+    """
+    ref = np.asarray(reference, dtype=float)
+    ev = np.asarray(evaluated, dtype=float)
+    rows = (np.arange(ref.shape[0]) - (ref.shape[0] - 1) / 2) * spacing_mm[0]
+    cols = (np.arange(ref.shape[1]) - (ref.shape[1] - 1) / 2) * spacing_mm[1]
+    radius = max(ISO_RADIUS_MM, *spacing_mm)
+    near = rows[:, None] ** 2 + cols[None, :] ** 2 <= radius**2
+    r = float(ref[near].mean())
+    if not r > 0.05 * float(np.nanmax(ref)):
+        return None
+    return float(ev[near].mean()) / r
+
+
+@dataclass(frozen=True, eq=False)
+class BeamComparison:
+    """One beam of one fraction against its reference.
+
+    ``verdict`` is None when there was nothing to compare with (this fraction is the first-fraction
+    baseline); the metric fields are then NaN.
+    """
+
+    pass_rate_percent: float
+    mean_gamma: float
+    gamma_1percent: float
+    iso_ratio: float | None
+    max_dose_gy: float
+    verdict: Verdict | None
+    figure_png: bytes
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def compare_portal_doses(
+    epid: Volume,
+    measured: Volume,
+    reference: Volume | None,
+    *,
+    levels: ActionLevels = DEFAULT_ACTION_LEVELS,
+    reference_label: str = "reference",
+    title: str = "",
+) -> BeamComparison:
+    """Gamma, isocentre ratio and verdict of a fraction's portal dose against the reference, with the figure.
+
+    Parameters
+    ----------
+    epid : Volume
+        The EPID image (for display).
+    measured : Volume
+        The portal dose predicted from this fraction's EPID image (Gy).
+    reference : Volume or None
+        The reference portal dose (Gy) on the same grid; None for the baseline fraction itself.
+    levels : ActionLevels
+        Gamma criterion and action levels.
+    reference_label, title : str
+        Labels of the figure.
+    """
+    from intrepid.analysis import gamma
+    from intrepid.report import comparison_figure
+
+    t = time.perf_counter()
+    meas = np.asarray(measured.array, dtype=np.float64)
+    factor = max(1, math.ceil(max(meas.shape) / DISPLAY_PIXELS))
+    sp = (float(measured.grid.spacing_mm[1]) * factor, float(measured.grid.spacing_mm[0]) * factor)
+    settings: dict[str, Any] = {
+        "gamma": f"global {levels.criterion_label}, cut-off {CUTOFF_PERCENT:g} % of the reference maximum",
+        "distances": "mm at the detector plane",
+        "isocentre ratio": f"mean within {ISO_RADIUS_MM:g} mm of the beam axis",
+        "action levels": "; ".join(levels.describe()) + f" ({levels.source})",
+    }
+    if reference is None:
+        png = comparison_figure(
+            epid=_block(np.asarray(epid.array), factor),
+            reference=_block(meas, factor),
+            evaluated={"this fraction": _block(meas, factor)},
+            gamma={},
+            spacing_mm=sp,
+            reference_label="this fraction (baseline)",
+            gamma_label=levels.criterion_label,
+            title=title,
+        )
+        nan = float("nan")
+        return BeamComparison(
+            nan, nan, nan, None, float(meas.max()), None, png, settings, time.perf_counter() - t
+        )
+    if reference.shape != measured.shape:
+        raise ValueError(
+            f"reference shape {reference.shape} differs from the measured shape {measured.shape}"
+        )
+    ref = np.asarray(reference.array, dtype=np.float64)
+    evaluated = measured.with_array(meas, frame_of_reference_uid=reference.frame_of_reference_uid)
+    res = gamma(
+        reference,
+        evaluated,
+        dd_percent=levels.gamma_dd_percent,
+        dta_mm=levels.gamma_dta_mm,
+        cutoff_percent=CUTOFF_PERCENT,
+    )
+    full_sp = (float(measured.grid.spacing_mm[1]), float(measured.grid.spacing_mm[0]))
+    ratio = iso_ratio(meas, ref, full_sp)
+    verdict = judge(float(res.pass_rate_percent), float(res.mean_gamma), ratio, levels)
+    png = comparison_figure(
+        epid=_block(np.asarray(epid.array), factor),
+        reference=_block(ref, factor),
+        evaluated={"this fraction": _block(meas, factor)},
+        gamma={"this fraction": _block(np.asarray(res.gamma_map.array), factor, "max")},
+        spacing_mm=sp,
+        reference_label=reference_label,
+        gamma_label=levels.criterion_label,
+        title=title,
+    )
+    return BeamComparison(
+        float(res.pass_rate_percent),
+        float(res.mean_gamma),
+        float(res.gamma_1percent),
+        ratio,
+        float(meas.max()),
+        verdict,
+        png,
+        settings,
+        time.perf_counter() - t,
+    )
