@@ -3,6 +3,7 @@ on loopback, and a throwaway PostgreSQL cluster (skipped with the reason where i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -80,7 +81,7 @@ def write_epid(
     if fraction is not None:
         ds = pydicom.dcmread(path)
         ds.FractionNumber = fraction
-        ds.AcquisitionDate = f"202601{fraction:02d}"
+        ds.AcquisitionDate = (dt.date(2026, 1, 5) + dt.timedelta(days=fraction - 1)).strftime("%Y%m%d")
         ds.save_as(path)
     return path
 

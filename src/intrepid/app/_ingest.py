@@ -144,6 +144,7 @@ class Ingestor:
         self._predictor_kind = predictor_kind
         self._lock = threading.RLock()
         self._predict_lock = threading.Lock()
+        self._run_lock = threading.Lock()
         for sub in ("store", "doses", "figures", "quarantine"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -255,7 +256,8 @@ class Ingestor:
         if number in (None, ""):
             raise _Rejected("EPID RT Image without Fraction Number (3002,0029)")
         ident["fraction_number"] = int(number)
-        ident["delivered_on"] = str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", ""))[:16]
+        day = str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", ""))
+        ident["delivered_on"] = f"{day[:4]}-{day[4:6]}-{day[6:8]}" if len(day) == 8 and day.isdigit() else day[:16]
         return self._add_fraction_image(p, sha, rel, ds, rt, ident)
 
     def _keep(self, p: Path, sha: str, ds: Any, modality: str) -> IngestOutcome:
@@ -363,7 +365,9 @@ class Ingestor:
 
         beam_id, fraction_id, image_id = self._with_retry(group)
         t = time.perf_counter()
-        measured = self.predictor()(rt.image)
+        predict = self.predictor()
+        with self._run_lock:  # one prediction at a time: the model's own threads use the cores
+            measured = predict(rt.image)
         predict_s = time.perf_counter() - t
         dose_rel = f"doses/image-{image_id}.npz"
         write_npz(measured, self.data_dir / dose_rel)

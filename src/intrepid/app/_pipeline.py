@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,11 @@ ISO_RADIUS_MM = 5.0
 CUTOFF_PERCENT = 10.0
 #: Largest side of the stored display maps (pixels); larger images are block-averaged.
 DISPLAY_PIXELS = 256
+
+#: The gamma kernels run on Numba's workqueue threading layer (see ``intrepid._runtime``), which aborts the
+#: process when two threads enter a parallel region at once; the layer is process-wide, so is this lock.
+#: Ingest workers therefore overlap file handling and figures, and take turns for gamma.
+_NUMBA_LOCK = threading.Lock()
 
 
 def default_predictor(kind: str = "network") -> PortalDosePredictor:
@@ -187,13 +193,14 @@ def compare_portal_doses(
         )
     ref = np.asarray(reference.array, dtype=np.float64)
     evaluated = measured.with_array(meas, frame_of_reference_uid=reference.frame_of_reference_uid)
-    res = gamma(
-        reference,
-        evaluated,
-        dd_percent=levels.gamma_dd_percent,
-        dta_mm=levels.gamma_dta_mm,
-        cutoff_percent=CUTOFF_PERCENT,
-    )
+    with _NUMBA_LOCK:
+        res = gamma(
+            reference,
+            evaluated,
+            dd_percent=levels.gamma_dd_percent,
+            dta_mm=levels.gamma_dta_mm,
+            cutoff_percent=CUTOFF_PERCENT,
+        )
     full_sp = (float(measured.grid.spacing_mm[1]), float(measured.grid.spacing_mm[0]))
     ratio = iso_ratio(meas, ref, full_sp)
     verdict = judge(float(res.pass_rate_percent), float(res.mean_gamma), ratio, levels)

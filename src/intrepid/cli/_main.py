@@ -33,8 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._evaluate",
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
-    "intrepid.cli._ingest",
-    "intrepid.cli._serve",
+    "intrepid.app._commands",
 )
 
 _log = logging.getLogger("intrepid")

@@ -1,4 +1,9 @@
-"""``intrepid serve``: the review web application (work list, fractions, trends, approvals)."""
+"""The review application's commands, ``intrepid serve`` and ``intrepid ingest``.
+
+The application sits beside the command line (layer 8), so it contributes its own sub-commands: this module is
+named in :data:`intrepid.cli._main.COMMAND_MODULES` and loaded by name like every other command module; the
+web stack (FastAPI, SQLAlchemy, uvicorn) is imported only when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,99 @@ import argparse
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run_ingest", "run_serve"]
 
 _log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
+    """Add ``ingest`` and ``serve`` to the ``intrepid`` parser."""
+    register_ingest(subparsers)
+    register_serve(subparsers)
+
+
+def write_json(data: Any) -> None:
+    """Print ``data`` as indented strict JSON on stdout (non-finite numbers as null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    sys.stdout.write(json.dumps(clean(data), indent=2, allow_nan=False) + "\n")
+
+
+def register_ingest(subparsers: Any) -> None:
+    """Add ``ingest`` to the ``intrepid`` parser."""
+    p = subparsers.add_parser(
+        "ingest",
+        help="ingest DICOM (EPID RT Images, references, CT/RTPLAN/RTSTRUCT/RTDOSE) into the review database",
+        description=(
+            "Group DICOM files by patient / plan / fraction / beam, predict each EPID image's "
+            "portal dose (Gy) "
+            "with the shipped model, compare it with the beam's reference (uploaded portal dose, "
+            "else the first "
+            "fraction) by global gamma and the isocentre ratio, and store the results for `intrepid serve`. "
+            "Files that fail are quarantined with the reason; re-ingesting is idempotent (files are hashed). "
+            "Needs the app extra: pip install 'intrepid-rt[app]'."
+        ),
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM files or folders (recursive)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("intrepid-data"),
+        help="data folder (default ./intrepid-data): stored files, figures, SQLite database",
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="database URL (default: SQLite in the data folder), e.g. postgresql://user@host/intrepid",
+    )
+    p.add_argument(
+        "--predictor",
+        choices=("network", "baseline"),
+        default="network",
+        help="portal-dose model: the shipped network (default) or the kernel baseline",
+    )
+    p.add_argument("--workers", type=int, default=1, help="files processed at once (default 1)")
+    p.add_argument("--json", action="store_true", help="print one outcome per file as JSON")
+    p.set_defaults(func=run_ingest)
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    """Run ``intrepid ingest``; exit status 1 when a file was quarantined."""
+    from intrepid.app import open_ingestor
+
+    if args.workers < 1:
+        sys.stderr.write(f"intrepid ingest: --workers must be >= 1, got {args.workers}\n")
+        return 2
+    ingestor = open_ingestor(args.data, args.db, predictor_kind=args.predictor)
+    outcomes = ingestor.ingest_paths(args.paths, workers=args.workers)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    if args.json:
+        write_json({"data": str(args.data), "counts": counts, "files": [o.to_dict() for o in outcomes]})
+    else:
+        for o in outcomes:
+            reason = f" ({o.reason})" if o.reason else ""
+            sys.stdout.write(f"{o.status:<12} {o.path}{reason}\n")
+        sys.stdout.write(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + "\n")
+    return 1 if counts.get("quarantined") else 0
+
+
+def register_serve(subparsers: Any) -> None:
     """Add ``serve`` to the ``intrepid`` parser."""
     p = subparsers.add_parser(
         "serve",
@@ -78,7 +165,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="create or reset an account (password from $INTREPID_PASSWORD or prompted) and exit",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_serve)
 
 
 def _add_user(args: argparse.Namespace, name: str) -> int:
@@ -105,7 +192,7 @@ def _add_user(args: argparse.Namespace, name: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     """Run ``intrepid serve``."""
     from intrepid.errors import ParameterError
     from intrepid.report import DEFAULT_ACTION_LEVELS, ActionLevels
