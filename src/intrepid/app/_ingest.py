@@ -257,7 +257,8 @@ class Ingestor:
             raise _Rejected("EPID RT Image without Fraction Number (3002,0029)")
         ident["fraction_number"] = int(number)
         day = str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", ""))
-        ident["delivered_on"] = f"{day[:4]}-{day[4:6]}-{day[6:8]}" if len(day) == 8 and day.isdigit() else day[:16]
+        iso_day = f"{day[:4]}-{day[4:6]}-{day[6:8]}" if len(day) == 8 and day.isdigit() else day[:16]
+        ident["delivered_on"] = iso_day
         return self._add_fraction_image(p, sha, rel, ds, rt, ident)
 
     def _keep(self, p: Path, sha: str, ds: Any, modality: str) -> IngestOutcome:
