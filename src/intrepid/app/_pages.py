@@ -155,7 +155,8 @@ def trend_page(p: dict[str, Any], levels: list[str]) -> str:
         for r in p["rows"]
     )
     return (
-        f"<h1>Plan {_e(p['plan_label'] or p['plan_id'])} · patient {_e(p['patient_key'])}: trend</h1>"
+        f"<h1>{_e(p['plan_label'] or 'plan ' + str(p['plan_id']))} · "
+        f"patient {_e(p['patient_key'])}: trend</h1>"
         '<p class="note">Action levels: ' + "; ".join(_e(x) for x in levels) + "</p>"
         f'<img class="fig" id="trend" src="/plans/{p["plan_id"]}/trend.png" alt="trend over fractions">'
         '<table id="trend-table"><tr><th>fraction</th><th>beam</th><th>γ pass (%)</th><th>mean γ</th>'

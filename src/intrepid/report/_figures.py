@@ -61,7 +61,7 @@ def _pyplot() -> Any:
 
 def _png(fig: Any, dpi: int) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)  # laid out by tight_layout: no second "tight" drawing pass
     _pyplot().close(fig)
     return buf.getvalue()
 
