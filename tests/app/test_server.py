@@ -133,12 +133,17 @@ def test_file_endpoint_is_confined_to_the_figures_of_the_data_folder(populated: 
 def test_upload_of_a_reference_through_the_page(populated: dict[str, Any]) -> None:
     ref = write_epid(populated["tmp"] / "ref.dcm", fraction=None, quantity=Quantity.PORTAL_DOSE)
     with TestClient(populated["app"]) as c:
-        token = _token(c.get("/").text if "csrf_token" in c.get("/").text else c.get("/fractions/1").text)
+        token = _token(c.get("/").text)
         files = {"file": ("ref.dcm", ref.read_bytes(), "application/dicom")}
         assert c.post("/upload", files=files).status_code == 403
         r = c.post("/upload", files=files, data={"csrf_token": token})
         assert r.status_code == 200 and r.json()["status"] == "reference"
         beams = c.get("/api/fractions/1").json()["beams"]
+        # The work list's form redirects; a bad file lands in the quarantine page.
+        bad = {"file": ("bad.dcm", b"not dicom", "application/dicom")}
+        r = c.post("/upload", files=bad, data={"csrf_token": token, "redirect": "1"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/quarantine"
+        assert "not a DICOM file" in c.get("/quarantine").text
     assert beams[0]["reference_kind"] == "upload" and beams[0]["passed"] is True
 
 

@@ -65,9 +65,15 @@ def _verdict_cell(passed: bool | None, fired: Sequence[str] = ()) -> str:
     return '<td class="fail">FAIL' + "".join(f"<br><small>{_e(f)}</small>" for f in fired) + "</td>"
 
 
-def worklist_page(rows: Sequence[dict[str, Any]], n_quarantined: int) -> str:
-    """The work list: fractions to review, alerts first."""
-    out = ["<h1>Work list</h1>"]
+def worklist_page(rows: Sequence[dict[str, Any]], n_quarantined: int, csrf: str = "") -> str:
+    """The work list: fractions to review, alerts first; a form to upload a DICOM file (e.g. a reference)."""
+    out = [
+        "<h1>Work list</h1>",
+        '<form method="post" action="/upload" enctype="multipart/form-data" id="upload">'
+        f'<input type="hidden" name="csrf_token" value="{_e(csrf)}"><input type="hidden" name="redirect" '
+        'value="1">Upload a DICOM file (EPID image, or a portal-dose reference for its beam): '
+        '<input type="file" name="file"> <button>upload</button></form>',
+    ]
     if n_quarantined:
         out.append(f'<p class="fail"><a href="/quarantine">{n_quarantined} file(s) in quarantine</a></p>')
     if not rows:

@@ -433,7 +433,7 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         need_user(request)
         with sessions() as s:
             n_q = s.scalar(select(func.count()).select_from(Quarantined)) or 0
-        return page(request, "work list", pages.worklist_page(worklist_rows(), n_q))
+        return page(request, "work list", pages.worklist_page(worklist_rows(), n_q, csrf(request)))
 
     @app.get("/fractions/{fraction_id}", response_class=HTMLResponse)
     def fraction(request: Request, fraction_id: int) -> HTMLResponse:
@@ -526,7 +526,9 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         return FileResponse(target)
 
     @app.post("/upload")
-    async def upload(request: Request, file: UploadFile, csrf_token: str = Form("")) -> Response:
+    async def upload(
+        request: Request, file: UploadFile, csrf_token: str = Form(""), redirect: str = Form("")
+    ) -> Response:
         need_user(request)
         check_post(request, csrf_token)
         incoming = data_dir / "incoming"
@@ -536,6 +538,9 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         import anyio
 
         outcome = await anyio.to_thread.run_sync(ingestor.ingest_file, dest)
+        if redirect:  # the work list's form
+            target = "/quarantine" if outcome.status == "quarantined" else "/"
+            return RedirectResponse(target, status_code=303)
         return JSONResponse(outcome.to_dict())
 
     # -- JSON ----------------------------------------------------------------------------------------------
