@@ -122,7 +122,11 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway PostgreSQL cluster (initdb + pg_ctl in a temporary folder, trust auth on loopback)."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    import glob
+
+    extra = os.pathsep.join(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))  # Debian's layout
+    search = os.pathsep.join(p for p in (os.environ.get("PATH", ""), extra) if p)
+    initdb, pg_ctl = shutil.which("initdb", path=search), shutil.which("pg_ctl", path=search)
     if not (initdb and pg_ctl):
         pytest.skip(
             "PostgreSQL server binaries (initdb, pg_ctl) not found; Debian: apt-get install postgresql"

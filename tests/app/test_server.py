@@ -190,3 +190,27 @@ def test_non_loopback_requires_sign_in(tmp_path: Path) -> None:
         page = c.get("/")
         assert page.status_code == 200 and "signed in as <b>alice</b>" in page.text
         assert c.get("/api/worklist").status_code == 200
+
+
+def test_watch_folder_ingests_dropped_files(tmp_path: Path) -> None:
+    import time
+
+    from .conftest import LiveServer
+
+    watch = tmp_path / "linac"
+    watch.mkdir()
+    cfg = AppConfig(data_dir=tmp_path / "data", watch_dir=watch, poll_s=0.2)
+    app = create_app(cfg, predictor=linear_predictor)
+    with LiveServer(app):
+        write_epid(watch / "f1.dcm", fraction=1)
+        (watch / "broken.dcm").write_bytes(b"DICM" * 10)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with app.state.intrepid.sessions() as s:
+                from intrepid.app._db import Quarantined, Result
+
+                if s.scalars(select(Result)).first() and s.scalars(select(Quarantined)).first():
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the watched folder's files were not ingested within 120 s")

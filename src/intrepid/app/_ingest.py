@@ -142,7 +142,9 @@ class Ingestor:
         self.levels = levels
         self._predictor = predictor
         self._predictor_kind = predictor_kind
-        self._lock = threading.RLock()
+        #: Held for every database write of this process (grouping, results, reviews): SQLite allows one
+        #: writer at a time, and the get-or-create grouping must not race.
+        self.write_lock = threading.RLock()
         self._predict_lock = threading.Lock()
         self._run_lock = threading.Lock()
         for sub in ("store", "doses", "figures", "quarantine"):
@@ -170,7 +172,7 @@ class Ingestor:
 
     def _quarantine(self, path: Path, sha: str, reason: str) -> IngestOutcome:
         rel = self._store(path, sha, "quarantine")
-        with self._lock, self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             if s.scalar(select(Quarantined).where(Quarantined.sha256 == sha)) is None:
                 s.add(Quarantined(sha256=sha, original_name=path.name[:300], stored_path=rel, reason=reason))
                 s.commit()
@@ -263,7 +265,7 @@ class Ingestor:
 
     def _keep(self, p: Path, sha: str, ds: Any, modality: str) -> IngestOutcome:
         rel = self._store(p, sha)
-        with self._lock, self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             patient = self._patient(s, str(ds.get("PatientID", "")).strip(), str(ds.get("PatientName", "")))
             s.add(
                 Image(
@@ -321,7 +323,7 @@ class Ingestor:
         """Run a grouping transaction; one retry after a unique-constraint race with another process."""
         for attempt in (0, 1):
             try:
-                with self._lock, self.sessions() as s:
+                with self.write_lock, self.sessions() as s:
                     out = fn(s)
                     s.commit()
                     return out
@@ -399,7 +401,7 @@ class Ingestor:
         beam_id, image_id = self._with_retry(group)
         dose_rel = f"doses/reference-{image_id}.npz"
         write_npz(rt.image, self.data_dir / dose_rel)
-        with self._lock, self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             s.add(BeamReference(beam_id=beam_id, kind="upload", image_id=image_id, dose_path=dose_rel))
             s.commit()
         self.recompare_beam(beam_id)
@@ -433,7 +435,7 @@ class Ingestor:
     ) -> None:
         from intrepid.dicom import read_npz
 
-        with self._lock, self.sessions() as s:
+        with self.write_lock, self.sessions() as s:
             ref = self._reference_for(s, beam_id, fraction_id, dose_rel)
             frac = s.get(Fraction, fraction_id)
             beam = s.get(Beam, beam_id)

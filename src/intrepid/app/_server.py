@@ -458,7 +458,7 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         if action not in ("approve", "escalate", "comment"):
             raise HTTPException(400, f"action must be approve, escalate or comment, got {action!r}")
         f = fraction_data(fraction_id)
-        with ingestor._lock, sessions() as s:  # one writer at a time beside the ingest workers
+        with ingestor.write_lock, sessions() as s:  # one writer at a time beside the ingest workers
             fr = s.get(Fraction, fraction_id)
             assert fr is not None
             if text.strip():
