@@ -126,6 +126,9 @@ class Ingestor:
         Gamma criterion and action levels of the verdicts.
     predictor_kind : str
         ``"network"`` or ``"baseline"`` when ``predictor`` is None.
+    figure_processes : int
+        Draw the figures in this many worker processes (0: in the ingesting thread). The server uses worker
+        processes so that Matplotlib does not hold the interpreter lock while pages are being served.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class Ingestor:
         predictor: PortalDosePredictor | None = None,
         levels: ActionLevels = DEFAULT_ACTION_LEVELS,
         predictor_kind: str = "network",
+        figure_processes: int = 0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.sessions = sessions
@@ -147,6 +151,8 @@ class Ingestor:
         self.write_lock = threading.RLock()
         self._predict_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._figure_processes = int(figure_processes)
+        self._figure_pool: Any = None
         for sub in ("store", "doses", "figures", "quarantine"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -159,6 +165,40 @@ class Ingestor:
 
                 self._predictor = default_predictor(self._predictor_kind)
             return self._predictor
+
+    def _render(self, **kwargs: Any) -> bytes:
+        """Draw a comparison figure, in a worker process when ``figure_processes`` > 0."""
+        from intrepid.report import comparison_figure
+
+        if self._figure_processes <= 0:
+            return comparison_figure(**kwargs)
+        with self._predict_lock:
+            if self._figure_pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                self._figure_pool = ProcessPoolExecutor(
+                    self._figure_processes, mp_context=multiprocessing.get_context("spawn")
+                )
+            pool = self._figure_pool
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return pool.submit(comparison_figure, **kwargs).result()  # type: ignore[no-any-return]
+        except BrokenProcessPool:  # a worker died (killed, out of memory): draw here, start afresh next time
+            _log.warning("figure worker process failed; drawing in the ingest thread")
+            with self._predict_lock:
+                if self._figure_pool is pool:
+                    self._figure_pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            return comparison_figure(**kwargs)
+
+    def close(self) -> None:
+        """Stop the figure worker processes (if any)."""
+        with self._predict_lock:
+            if self._figure_pool is not None:
+                self._figure_pool.shutdown(wait=True, cancel_futures=True)
+                self._figure_pool = None
 
     def _store(self, path: Path, sha: str, folder: str = "store") -> str:
         rel = f"{folder}/{sha[:2]}/{sha}.dcm"
@@ -454,7 +494,13 @@ class Ingestor:
         baseline_self = ref_kind == "first_fraction" and ref_fraction == fraction_id
         reference = None if baseline_self else (plan_ref or read_npz(self.data_dir / ref_path))
         cmp = compare_portal_doses(
-            epid, measured, reference, levels=self.levels, reference_label=ref_label, title=title
+            epid,
+            measured,
+            reference,
+            levels=self.levels,
+            reference_label=ref_label,
+            title=title,
+            render=self._render,
         )
         fig_rel = f"figures/fraction-{fraction_id}-beam-{beam_id}.png"
         fig = self.data_dir / fig_rel

@@ -143,6 +143,7 @@ def compare_portal_doses(
     levels: ActionLevels = DEFAULT_ACTION_LEVELS,
     reference_label: str = "reference",
     title: str = "",
+    render: Callable[..., bytes] | None = None,
 ) -> BeamComparison:
     """Gamma, isocentre ratio and verdict of a fraction's portal dose against the reference, with the figure.
 
@@ -158,10 +159,14 @@ def compare_portal_doses(
         Gamma criterion and action levels.
     reference_label, title : str
         Labels of the figure.
+    render : callable, optional
+        Called with the keyword arguments of :func:`intrepid.report.comparison_figure` to draw the figure
+        (default: that function, in this thread; the application hands it to a worker process).
     """
     from intrepid.analysis import gamma
     from intrepid.report import comparison_figure
 
+    draw = render or comparison_figure
     t = time.perf_counter()
     meas = np.asarray(measured.array, dtype=np.float64)
     factor = max(1, math.ceil(max(meas.shape) / DISPLAY_PIXELS))
@@ -173,7 +178,7 @@ def compare_portal_doses(
         "action levels": "; ".join(levels.describe()) + f" ({levels.source})",
     }
     if reference is None:
-        png = comparison_figure(
+        png = draw(
             epid=_block(np.asarray(epid.array), factor),
             reference=_block(meas, factor),
             evaluated={"this fraction": _block(meas, factor)},
@@ -204,7 +209,7 @@ def compare_portal_doses(
     full_sp = (float(measured.grid.spacing_mm[1]), float(measured.grid.spacing_mm[0]))
     ratio = iso_ratio(meas, ref, full_sp)
     verdict = judge(float(res.pass_rate_percent), float(res.mean_gamma), ratio, levels)
-    png = comparison_figure(
+    png = draw(
         epid=_block(np.asarray(epid.array), factor),
         reference=_block(ref, factor),
         evaluated={"this fraction": _block(meas, factor)},

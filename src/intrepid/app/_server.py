@@ -74,6 +74,8 @@ class AppConfig:
     poll_s : float
     ingest_workers : int
         Files processed at once by the watcher and uploads.
+    figure_processes : int
+        Worker processes drawing the figures (0: in the ingest threads).
     """
 
     data_dir: Path
@@ -85,6 +87,7 @@ class AppConfig:
     watch_dir: Path | None = None
     poll_s: float = 2.0
     ingest_workers: int = 2
+    figure_processes: int = 1
 
     @property
     def url(self) -> str:
@@ -165,7 +168,12 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
     migrate(engine)
     sessions = session_factory(engine)
     ingestor = Ingestor(
-        data_dir, sessions, predictor=predictor, levels=config.levels, predictor_kind=config.predictor_kind
+        data_dir,
+        sessions,
+        predictor=predictor,
+        levels=config.levels,
+        predictor_kind=config.predictor_kind,
+        figure_processes=config.figure_processes,
     )
     state = AppState(config, sessions, ingestor, load_secret(data_dir), getpass.getuser())
 
@@ -179,6 +187,7 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         state.stop.set()
         if thread is not None:
             thread.join(timeout=5)
+        ingestor.close()
         engine.dispose()
 
     app = FastAPI(title="InTrEPID review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
