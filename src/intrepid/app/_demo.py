@@ -26,7 +26,7 @@ def populate_demo(config: Any, *, n_fractions: int = 4, fields: tuple[str, ...] 
     )
     course_dir = config.data_dir / "demo-course"
     if not course_dir.exists():
-        _log.warning("simulating the demo course (about a minute)…")
+        _log.warning("simulating the demo course (8 EPID images, a few minutes on 2 cores)…")
         simulate_course(course_dir, n_fractions=n_fractions, fields=fields)
     ingestor.ingest_paths([course_dir])
     with ingestor.sessions() as s:
