@@ -1,38 +1,30 @@
 """Reproduce the default InTrEPID-2D model shipped in ``src/intrepid/transit/models/default/``.
 
-The command::
+The command (the one that made the shipped model is in its ``training_manifest.json``)::
 
-    python3 tools/train_default_model.py
+    python3 tools/train_default_model.py --evaluate benchmarks/results/transit_2d.json
 
-1. simulates the seed's paper composition (213 pairs, Elekta iView GT 1024 x 1024, ``--seed 0``) into
-   ``benchmarks/_data/default_model_paper_seed0`` (reused when its ``manifest.csv`` exists);
-2. trains, on the 190 training pairs only (the 23 test images are never seen), a **reduced protocol** that
-   fits in CPU time: 1 repeat x ``--folds`` (4) grouped / stratified folds (:func:`intrepid.learn.cv_splits`)
-   of one configuration (8 initial filters, depth 5, Adam learning rate ``--lr`` 1e-3, batch
-   ``--batch-size`` 4), ``--epochs`` (20) epochs on a ``--working-size`` (128 x 128) working grid, MAE loss,
-   default augmentation; each fold keeps its epoch with the lowest validation loss (``--members N`` trains
-   only the first N folds);
-3. fits the physics baseline (:func:`intrepid.transit.fit_baseline`) on the same training pairs and writes
-   ``baseline.json``;
-4. writes the ensemble of the fold models (``model.json`` + ``model.safetensors``) and
-   ``training_manifest.json`` (the command, data seed, composition, splits, per-fold losses, timings,
-   software versions) into ``--out``.
+1. simulates the seed's paper composition (213 pairs, ``--seed 0``) **for both vendors** (Elekta iView GT,
+   SID 1600 mm, inverted counts; Varian aS1000, SID 1500 mm, calibrated units) on a ``--detector-pixels``
+   (512) column panel of the real physical size, into ``benchmarks/_data/t9_paper_<vendor>_<N>`` (reused
+   when its ``manifest.csv`` exists), plus open-field images (no phantom; Varian panel at SID 1000, 1250 and
+   1500 mm, Elekta at 1600 mm; 5-30 cm fields; 50-200 MU): the calibration geometry of a clinic's
+   dosimetry images, which puts SID 1000 mm inside the training range;
+2. converts every pair to **signal per MU** (CU/MU, :func:`intrepid.transit.canonical_pairs`) and portal dose
+   per MU, and records the training ranges (vendors, SID, field size, MU, signal level, acquisition modes)
+   in ``model.json`` ``training.input``, which the predictor uses for its out-of-distribution flags;
+3. fits the kernel baseline with field-size- and level-dependent weights
+   (:func:`intrepid.transit.fit_baseline`, ``features="field_level"``) on all training pairs
+   (``baseline.json``) and on each fold's training pairs (the hybrid bases);
+4. trains ``--folds`` (4) grouped folds of a hybrid U-Net (8 filters, ``--working-size`` 128, MAE, Adam
+   ``--lr`` 1e-3, batch 4, ``--epochs`` epochs, best validation epoch kept): each network learns
+   ``dose - kernel baseline``; the ensemble's base is the mean of the fold baselines;
+5. with ``--plain-members N``, also trains N pure U-Nets (no base) on the same folds, for the benchmark;
+6. with ``--evaluate FILE``, evaluates the hybrid ensemble, the pure U-Nets and the baseline on both vendors'
+   held-out test images (23 + 23, never seen in training) and writes the evaluation (``intrepid evaluate``
+   keys, plus paired Wilcoxon tests and bootstrap CIs) as JSON and a Markdown table beside it.
 
-Every fold model is also checkpointed under ``--work`` so that an interrupted run resumes where it stopped
-(``--resume``). Same seed, same data, same CPU kernels -> same weights.
-
-**Hybrid (physics-informed residual) model, the default since the second release** (``--plain`` restores
-the pure network): the kernel baseline's basis images (:func:`intrepid.transit.kernel_basis`, full detector
-resolution) are computed once per pair and resampled to the working grid; for every fold the baseline is
-fitted on that fold's training pairs only (:func:`intrepid.transit.fit_baseline_design`), its prediction on
-the working grid is the fold's ``base_gy`` and the U-Net learns the correction ``dose - base``. The shipped
-ensemble's base is the mean of the fold baselines (the model is linear in its parameters, so the mean of the
-members' outputs is exactly the mean base plus the mean correction, before clipping), stored inside
-``model.json``.
-``--exclude-family FAM`` drops a phantom family from the training pairs (leave-one-family-out models).
-
-The published protocol (24 configurations x 10 x 5-fold CV x 150 epochs) is ``intrepid train``; it needs a
-GPU.
+Same seed, same data, same CPU kernels -> same weights. ``--resume`` reuses fold checkpoints in ``--work``.
 """
 
 from __future__ import annotations
@@ -48,24 +40,26 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+VENDORS = ("elekta", "varian")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=ROOT / "benchmarks/_data/default_model_paper_seed0",
-        help="data-set folder (simulated here when it has no manifest.csv)",
-    )
+    p.add_argument("--data-root", type=Path, default=ROOT / "benchmarks/_data", help="simulated data sets")
     p.add_argument("--seed", type=int, default=0, help="simulation and training seed (default 0)")
-    p.add_argument("--folds", type=int, default=4, help="k of the k-fold CV = ensemble members (default 4)")
     p.add_argument(
-        "--members",
-        type=int,
-        default=None,
-        help="train only the first N folds of the k-fold split (default: all k)",
+        "--random", type=int, default=100, help="N random pairs per vendor beside the paper composition (100)"
     )
+    p.add_argument("--mlc-fraction", type=float, default=0.3, help="MLC fields among the random pairs (0.3)")
+    p.add_argument("--no-paper", action="store_true", help="no paper composition (quick trials)")
+    p.add_argument("--effects", default="all", help="detector and transit effects (default all)")
+    p.add_argument(
+        "--lofo-epochs", type=int, default=0, help="leave-one-family-out: epochs per fold (0: off)"
+    )
+    p.add_argument("--detector-pixels", type=int, default=256, help="panel columns simulated (default 256)")
+    p.add_argument("--folds", type=int, default=4, help="k of the k-fold CV = ensemble members (default 4)")
+    p.add_argument("--members", type=int, default=None, help="train only the first N folds")
+    p.add_argument("--plain-members", type=int, default=0, help="also train N pure U-Nets (benchmark)")
     p.add_argument("--epochs", type=int, default=20, help="epochs per fold (default 20)")
     p.add_argument("--working-size", type=int, default=128, help="working grid N x N (default 128)")
     p.add_argument("--filters", type=int, default=8, help="initial U-Net filters (default 8)")
@@ -73,110 +67,173 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="mini-batch size (default 4)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--workers", type=int, default=2, help="simulation worker processes (default 2)")
+    p.add_argument("--no-open-fields", action="store_true", help="no open-field calibration images")
     p.add_argument(
         "--out", type=Path, default=ROOT / "src/intrepid/transit/models/default", help="model folder to write"
     )
-    p.add_argument(
-        "--work",
-        type=Path,
-        default=ROOT / "benchmarks/_data/default_model_work",
-        help="checkpoints of the fold models",
-    )
+    p.add_argument("--work", type=Path, default=ROOT / "benchmarks/_data/t9_work", help="checkpoints")
     p.add_argument("--resume", action="store_true", help="reuse fold checkpoints found in --work")
-    p.add_argument("--plain", action="store_true", help="train the pure network (no kernel base)")
+    p.add_argument("--baseline-only", action="store_true", help="only fit and write OUT/baseline.json")
+    p.add_argument("--evaluate", type=Path, default=None, help="write the test-set evaluation JSON here")
     p.add_argument(
-        "--exclude-family", default=None, help="leave this phantom family out of the training pairs"
-    )
-    p.add_argument(
-        "--baseline-only",
+        "--evaluate-only",
         action="store_true",
-        help="only fit the kernel baseline on the training pairs and write OUT/baseline.json",
+        help="no training: evaluate the model in --out (and --work/plain_ensemble when present)",
     )
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    log = logging.getLogger("train_default_model")
+def _data_sets(args: argparse.Namespace, log: Any) -> dict[str, list[Path]]:
+    """vendor -> data-set folders (the paper composition and, with ``--random N``, N random pairs with MLC
+    fields), simulated with ``--effects`` when missing."""
+    from intrepid.simulate import generate_pairs, paper_composition, random_composition
 
+    tag = args.effects.replace(",", "+").replace("-", "_minus_")
+    out: dict[str, list[Path]] = {}
+    for vendor in VENDORS:
+        kinds: list[tuple[str, Any]] = []
+        if not args.no_paper:
+            kinds.append(("paper", lambda: paper_composition(seed=args.seed)))
+        if args.random:
+            kinds.append(
+                (
+                    f"random{args.random}",
+                    lambda: random_composition(
+                        args.random, seed=args.seed + 1, mlc_fraction=args.mlc_fraction
+                    ),
+                )
+            )
+        for kind, make in kinds:
+            folder = args.data_root / f"t9_{kind}_{tag}_{vendor}_{args.detector_pixels}"
+            if not (folder / "manifest.csv").exists():
+                log.info("simulating the %s composition for %s into %s", kind, vendor, folder)
+                generate_pairs(
+                    make(),
+                    folder,
+                    seed=args.seed if kind == "paper" else args.seed + 1,
+                    vendor=vendor,
+                    workers=args.workers,
+                    detector_pixels=args.detector_pixels,
+                    effects=args.effects,
+                    progress=False,
+                )
+            out.setdefault(vendor, []).append(folder)
+    return out
+
+
+def open_field_pairs(detector_pixels: int, seed: int) -> list[Any]:
+    """Open-field (no phantom) pairs: the calibration geometry, both panels, several SIDs, fields and MU."""
     import numpy as np
-    import torch
 
-    import intrepid
-    from intrepid.learn import (
-        Ensemble,
-        PreprocessConfig,
-        TrainConfig,
-        UNetConfig,
-        cv_splits,
-        load_dataset,
-        load_model,
-        prepare_working_arrays,
-        train_model,
-    )
-    from intrepid.simulate import composition_counts, generate_pairs, paper_composition
+    from intrepid.geometry import Volume
+    from intrepid.learn import Pair, PairRecord
+    from intrepid.physics import DetectorModel, Field, simulate_transit
 
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    manifest = args.data / "manifest.csv"
-    if not manifest.exists():
-        log.info("simulating the paper composition (seed %d) into %s", args.seed, args.data)
-        generate_pairs(
-            paper_composition(seed=args.seed), args.data, seed=args.seed, workers=args.workers, progress=False
-        )
-    t_sim = time.perf_counter() - t0
-    ds = load_dataset(args.data, split="train", cache=False)
-    if args.exclude_family:
-        keep = [i for i, r in enumerate(ds.records) if r.family != args.exclude_family]
-        if len(keep) == len(ds):
-            raise SystemExit(f"--exclude-family {args.exclude_family!r}: no such family in {args.data}")
-        ds = ds.subset(keep)
-    log.info("%d training pairs", len(ds))
-    from intrepid.transit import KernelBaseline, fit_baseline
+    rng = np.random.default_rng([seed, 17])
+    setups = [("varian", sid) for sid in (1000.0, 1250.0, 1500.0)] + [("elekta", 1600.0)]
+    out = []
+    for vendor, sid in setups:
+        det = DetectorModel.varian_as1000(sid_mm=sid) if vendor == "varian" else DetectorModel.elekta_iview()
+        n = detector_pixels
+        rows = max(4, 4 * round(det.rows * n / det.columns / 4))
+        from dataclasses import replace
 
-    args.out.mkdir(parents=True, exist_ok=True)
+        det = replace(det, rows=rows, columns=n, pixel_mm=det.pixel_mm * det.columns / n)
+        for size in (5.0, 10.0, 20.0, 30.0):
+            mu = float(rng.choice([50.0, 100.0, 200.0]))
+            k = len(out)
+            img = simulate_transit(None, Field.square(size), detector=det, mu=mu, seed=int(1000 * seed + k))
+            name = f"open_{vendor}_sid{sid:g}_{size:g}x{size:g}"
+            rec = PairRecord(
+                index=10000 + k,
+                name=name,
+                epid_file=Path(name),
+                portal_dose_file=Path(name),
+                phantom=f"OPEN_{vendor}",
+                family="OPEN",
+                field=f"{size:g}x{size:g}",
+                field_group=f"{size:g}x{size:g}",
+                mu=mu,
+                split="train",
+                vendor=vendor,
+            )
+            meta = {"source": name, "vendor": vendor, "sid_mm": sid, "sad_mm": 1000.0}
+            if vendor == "elekta":
+                counts = 65535.0 - np.asarray(img.raw, dtype=np.float64)
+                epid = Volume(counts, img.epid.grid, img.epid.quantity, "raw", None, meta)
+            else:
+                epid = Volume(np.asarray(img.epid.array), img.epid.grid, img.epid.quantity, "CU", None, meta)
+            out.append(Pair(rec, epid, img.portal_dose))
+    return out
+
+
+def _inputs(pairs: list[Any], shape: tuple[int, int], seed: int, log: Any) -> tuple[Any, Any, Any, Any]:
+    """Working arrays, basis on the working grid, baseline design and features of per-MU pairs."""
+    import numpy as np
+
+    from intrepid.learn import WorkingArrays, to_working_grid
+    from intrepid.transit import BaselineDesign, baseline_design, kernel_basis
+
+    epids, doses, bases, xs, ys, feats = [], [], [], [], [], []
+    t = time.perf_counter()
+    d = None
+    for n, pair in enumerate(pairs):
+        spacing = (float(pair.epid.grid.spacing_mm[1]), float(pair.epid.grid.spacing_mm[0]))
+        epids.append(to_working_grid(pair.epid.array, shape))
+        doses.append(to_working_grid(pair.portal_dose.array, shape))
+        basis = kernel_basis(np.asarray(pair.epid.array), spacing)
+        bases.append(np.stack([to_working_grid(b, shape) for b in basis]))
+        d = baseline_design([pair], seed=int(np.random.SeedSequence([seed, n]).generate_state(1)[0]))
+        xs.append(d.x[0])
+        ys.append(d.y[0])
+        feats.append(d.features[0])
+        if n % 50 == 0:
+            log.info("inputs: %d / %d pairs, %.0f s", n, len(pairs), time.perf_counter() - t)
+    assert d is not None
+    settings = {**d.settings, "seed": f"SeedSequence([{seed}, image index])"}
+    arrays = WorkingArrays(np.stack(epids), np.stack(doses), None, None)
+    design = BaselineDesign(d.sigmas_mm, tuple(xs), tuple(ys), settings, tuple(feats))
+    return arrays, np.stack(bases), design, feats
+
+
+def _train_members(
+    args: argparse.Namespace,
+    splits: list[Any],
+    arrays: Any,
+    basis_wg: Any,
+    design: Any,
+    feats: Any,
+    records: Any,
+    hybrid: bool,
+    log: Any,
+) -> tuple[list[Any], list[Any], list[Any], list[Any], list[dict[str, Any]]]:
+    import numpy as np
+
+    from intrepid.learn import PreprocessConfig, TrainConfig, UNetConfig, load_model, train_model
+    from intrepid.transit import CALIBRATED_UNITS_PER_MU, fit_baseline_design
+
     shape = (args.working_size, args.working_size)
     unet = UNetConfig(initial_filters=args.filters)
     pre = PreprocessConfig(working_shape=shape)
-    if args.plain:
-        baseline = fit_baseline(ds, seed=args.seed)
-        arrays = prepare_working_arrays(list(ds), shape)
-        design = None
-    else:
-        arrays, basis_wg, design = _hybrid_inputs(ds, shape, args, log)
-        from intrepid.transit import fit_baseline_design
-
-        baseline = fit_baseline_design(design)
-    baseline.save(args.out / "baseline.json")
-    log.info("kernel baseline written to %s", args.out / "baseline.json")
-    if args.baseline_only:
-        return 0
-    splits = cv_splits(ds.records, args.folds, repeats=1, seed=args.seed)
-    args.work.mkdir(parents=True, exist_ok=True)
-    states, infos, pres = [], [], []
-    folds_doc: list[dict[str, Any]] = []
-    if args.members is not None:
-        splits = splits[: args.members]
-    fold_bases: list[KernelBaseline] = []
+    states, pres, infos, bases, docs = [], [], [], [], []
+    tag = "hybrid" if hybrid else "plain"
     for split in splits:
-        ckpt = args.work / f"fold{split.fold}"
+        ckpt = args.work / f"{tag}_fold{split.fold}"
         fold_arrays = arrays
-        if design is not None:
-            from intrepid.transit import fit_baseline_design
-
-            fold_base = fit_baseline_design(design, split.train_indices)
-            fold_bases.append(fold_base)
-            fold_arrays = arrays.with_base(fold_base.from_basis(np.moveaxis(basis_wg, 1, 0)))
+        fold_base = None
+        if hybrid:
+            fold_base = fit_baseline_design(design, split.train_indices, input_units=CALIBRATED_UNITS_PER_MU)
+            bases.append(fold_base)
+            base_wg = np.stack([fold_base.from_basis(b, f) for b, f in zip(basis_wg, feats, strict=True)])
+            fold_arrays = arrays.with_base(base_wg)
         seed = int(np.random.SeedSequence([args.seed, 0, split.fold]).generate_state(1)[0] % (2**31))
         tcfg = TrainConfig(
             learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=seed, device="cpu"
         )
         if args.resume and (ckpt / "model.json").exists() and (ckpt / "fold.json").exists():
             member = load_model(ckpt)
-            fold_doc = json.loads((ckpt / "fold.json").read_text())
-            log.info("fold %d: reusing checkpoint %s", split.fold, ckpt)
-            states.append(member._states[0])
+            doc = json.loads((ckpt / "fold.json").read_text())
+            states.append(member.member_states[0])
             pres.append(member.preprocess)
         else:
             t = time.perf_counter()
@@ -188,57 +245,116 @@ def main(argv: list[str] | None = None) -> int:
                 preprocess=pre,
                 progress=False,
             )
-            if design is not None:
-                model.save(ckpt, base=fold_bases[-1])
-            else:
-                model.save(ckpt)
-            fold_doc = {
+            model.save(ckpt, base=fold_base) if hybrid else model.save(ckpt)
+            doc = {
                 "fold": split.fold,
                 "seed": seed,
-                "train": [ds.records[i].name for i in split.train_indices],
-                "val": [ds.records[i].name for i in split.val_indices],
+                "val": [records[i].name for i in split.val_indices],
                 "history": model.history(),
                 "seconds": time.perf_counter() - t,
             }
-            (ckpt / "fold.json").write_text(json.dumps(fold_doc, indent=1))
+            (ckpt / "fold.json").write_text(json.dumps(doc, indent=1))
             log.info(
-                "fold %d: best epoch %d, val loss %.4g, %.0f s",
+                "%s fold %d: best epoch %d, val loss %.4g, %.0f s",
+                tag,
                 split.fold,
                 model.best_epoch,
                 model.best_val_loss,
-                fold_doc["seconds"],
+                doc["seconds"],
             )
             states.append(model.state)
             pres.append(model.preprocess)
-        folds_doc.append(fold_doc)
+        docs.append(doc)
         infos.append(
             {
                 "repeat": 0,
                 "fold": split.fold,
                 "seed": seed,
-                "best_epoch": fold_doc["history"]["best_epoch"],
-                "val_loss": fold_doc["history"]["best_val_loss"],
-                **({"fold_baseline": fold_bases[-1].to_dict()} if design is not None else {}),
+                "best_epoch": doc["history"]["best_epoch"],
+                "val_loss": doc["history"]["best_val_loss"],
+                **({"fold_baseline": bases[-1].to_dict()} if hybrid else {}),
             }
         )
+    return states, pres, infos, bases, docs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    log = logging.getLogger("train_default_model")
+    logging.getLogger("intrepid.analysis").setLevel(logging.WARNING)
+
+    import numpy as np
+    import torch
+
+    import intrepid
+    from intrepid.learn import Ensemble, PreprocessConfig, UNetConfig, cv_splits, load_dataset
+    from intrepid.simulate import composition_counts, paper_composition
+    from intrepid.transit import (
+        CALIBRATED_UNITS_PER_MU,
+        KernelBaseline,
+        canonical_pairs,
+        fit_baseline_design,
+        training_ranges,
+    )
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    folders = _data_sets(args, log)
+    if args.evaluate_only:
+        from intrepid.learn import load_model
+        from intrepid.transit import load_baseline
+
+        plain_dir = args.work / "plain_ensemble"
+        result = _evaluate(
+            args,
+            folders,
+            load_model(args.out),
+            load_model(plain_dir) if (plain_dir / "model.json").exists() else None,
+            load_baseline(args.out / "baseline.json"),
+            log,
+        )
+        _write_evaluation(args, result, log)
+        return 0
+    t_sim = time.perf_counter() - t0
+    raw_train: list[Any] = []
+    for vendor in VENDORS:
+        for folder in folders[vendor]:
+            raw_train += list(load_dataset(folder, split="train", cache=False))
+    if not args.no_open_fields:
+        raw_train += open_field_pairs(args.detector_pixels, args.seed)
+    train, infos_in = canonical_pairs(raw_train)
+    ranges = training_ranges(infos_in)
+    log.info("%d training pairs; ranges %s", len(train), ranges.to_dict())
+    shape = (args.working_size, args.working_size)
+    arrays, basis_wg, design, feats = _inputs(train, shape, args.seed, log)
+    baseline = fit_baseline_design(design, input_units=CALIBRATED_UNITS_PER_MU)
+    args.out.mkdir(parents=True, exist_ok=True)
+    baseline.save(args.out / "baseline.json")
+    if args.baseline_only:
+        return 0
+    records = [p.record for p in train]
+    splits = cv_splits(records, args.folds, repeats=1, seed=args.seed)
+    if args.members is not None:
+        splits = splits[: args.members]
+    args.work.mkdir(parents=True, exist_ok=True)
+    states, pres, infos, fold_bases, folds_doc = _train_members(
+        args, splits, arrays, basis_wg, design, feats, records, True, log
+    )
     command = "python3 tools/train_default_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     training = {
         "command": command.strip(),
-        "protocol": f"reduced: 1 repeat x {args.folds}-fold CV of one configuration, ensemble of "
-        f"{len(splits)} fold models"
-        + (
-            "; hybrid residual: networks learn dose - kernel baseline (fitted per training fold); "
-            "base = mean of the fold baselines"
-            if design is not None
-            else ""
+        "protocol": (
+            f"reduced: 1 repeat x {args.folds}-fold CV of one configuration, ensemble of {len(splits)} fold "
+            "models; hybrid residual: networks learn dose - kernel baseline (field-size and level dependent, "
+            "fitted per training fold); base = mean of the fold baselines; signal and dose per MU"
         ),
-        "excluded_family": args.exclude_family,
+        "input": ranges.to_dict(),
         "data": {
-            "composition": "paper",
+            "composition": "paper, both vendors, + open fields",
             "simulation_seed": args.seed,
-            "vendor": "elekta",
-            "training_pairs": len(ds),
-            "summary": ds.summary(),
+            "detector_pixels": args.detector_pixels,
+            "training_pairs": len(train),
         },
         "configuration": {
             "initial_filters": args.filters,
@@ -249,34 +365,44 @@ def main(argv: list[str] | None = None) -> int:
             "working_shape": list(shape),
         },
     }
-    base = None
-    if design is not None:
-        base = KernelBaseline(
-            fold_bases[0].sigmas_mm,
-            tuple(float(v) for v in np.mean([b.weights for b in fold_bases], axis=0)),
-            float(np.mean([b.offset_gy for b in fold_bases])),
-            {"mean_of_fold_baselines": len(fold_bases), "training_pairs": len(ds)},
-        )
+    base = KernelBaseline(
+        fold_bases[0].sigmas_mm,
+        tuple(float(v) for v in np.mean([b.weights for b in fold_bases], axis=0)),
+        float(np.mean([b.offset_gy for b in fold_bases])),
+        {"mean_of_fold_baselines": len(fold_bases), "training_pairs": len(train)},
+        tuple(float(v) for v in np.mean([b.field_weights for b in fold_bases], axis=0)),
+        tuple(float(v) for v in np.mean([b.level_weights for b in fold_bases], axis=0)),
+        CALIBRATED_UNITS_PER_MU,
+    )
+    unet = UNetConfig(initial_filters=args.filters)
     ens = Ensemble(
         unet, pres[0], states, member_info=infos, member_preprocess=pres, training=training, base=base
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     ens.save(args.out)
-    test_names = [s.name for s in paper_composition(seed=args.seed) if s.split.value == "test"]
+    plain = None
+    if args.plain_members > 0:
+        p_states, p_pres, p_infos, _, _ = _train_members(
+            args, splits[: args.plain_members], arrays, basis_wg, design, feats, records, False, log
+        )
+        plain = Ensemble(
+            unet,
+            PreprocessConfig(working_shape=shape) if not p_pres else p_pres[0],
+            p_states,
+            member_info=p_infos,
+            member_preprocess=p_pres,
+            training={**training, "plain": True},
+        )
+        plain.save(args.work / "plain_ensemble")
     doc = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command.strip(),
-        "arguments": {
-            k: str(v) if isinstance(v, Path) else v
-            for k, v in vars(args).items()
-            if k not in ("data", "out", "work")
-        },
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "data": {
-            "composition": "paper (intrepid.simulate.paper_composition)",
+            "composition": "paper (intrepid.simulate.paper_composition), elekta + varian, + open fields",
             "simulation_seed": args.seed,
             "counts": composition_counts(paper_composition(seed=args.seed)),
-            "training_pairs": len(ds),
-            "held_out_test_images": test_names,
+            "training_pairs": len(train),
+            "input_ranges": ranges.to_dict(),
         },
         "folds": folds_doc,
         "seconds": {"simulation": t_sim, "total": time.perf_counter() - t0},
@@ -290,66 +416,144 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "training_manifest.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     log.info("wrote %s (%d members) in %.0f s", args.out, len(states), time.perf_counter() - t0)
+    if args.evaluate is not None:
+        result = _evaluate(args, folders, ens, plain, baseline, log)
+        if args.lofo_epochs > 0:
+            result["leave_one_family_out"] = _lofo(
+                args, folders, arrays, basis_wg, design, feats, records, ranges, log
+            )
+        _write_evaluation(args, result, log)
     return 0
 
 
-def _hybrid_inputs(
-    ds: Any, shape: tuple[int, int], args: argparse.Namespace, log: Any
-) -> tuple[Any, Any, Any]:
-    """Working arrays, kernel basis on the working grid ``(N, K + 1, rows, cols)`` and the baseline design,
-    all in one pass over the pairs (cached in ``--work/hybrid_inputs_<size>.npz`` keyed by the pair names)."""
+def _write_evaluation(args: argparse.Namespace, result: dict[str, Any], log: Any) -> None:
+    if args.evaluate is None:
+        raise SystemExit("--evaluate FILE is needed to write the evaluation")
+    args.evaluate.parent.mkdir(parents=True, exist_ok=True)
+    args.evaluate.write_text(json.dumps(result, indent=1) + "\n")
+    log.info("evaluation written to %s", args.evaluate)
+
+
+def _test_pairs(folders: list[Path], family: str | None = None) -> list[Any]:
+    from intrepid.learn import load_dataset
+
+    out = []
+    for folder in folders:
+        for p in load_dataset(folder, split="test", cache=False):
+            if family is None or p.record.family == family:
+                p.epid.metadata["mu"] = p.record.mu
+                out.append(p)
+    return out
+
+
+def _evaluate(
+    args: argparse.Namespace, folders: dict[str, list[Path]], ens: Any, plain: Any, baseline: Any, log: Any
+) -> dict[str, Any]:
+    from intrepid.transit import TransitModel, compare_methods, evaluate_pairs
+    from intrepid.transit._evaluation import json_ready
+
+    hybrid = TransitModel.from_ensemble(ens, "hybrid")
+    ranges = hybrid.ranges
+    methods: dict[str, Any] = {"hybrid": hybrid}
+    if plain is not None:
+        methods["unet"] = TransitModel(plain, ranges, "unet")
+    methods["baseline"] = TransitModel(baseline, ranges, "baseline")
+    result: dict[str, Any] = {"command": "python3 tools/train_default_model.py " + " ".join(sys.argv[1:])}
+    every = [f for fs in folders.values() for f in fs]
+    for vendor in [*folders, "both"]:
+        test = _test_pairs(folders[vendor] if vendor != "both" else every)
+        ev = evaluate_pairs(test, methods, settings={"data": [str(f) for f in folders.get(vendor, [])]})
+        d = ev.to_dict()
+        d.pop("images") if vendor == "both" else None
+        pairs = [(m, "baseline") for m in ev.methods if m != "baseline"]
+        if "unet" in ev.methods:
+            pairs.append(("hybrid", "unet"))
+        d["comparisons"] = [c.to_dict() for a, b in pairs for c in compare_methods(ev, a, b)]
+        result[vendor] = d
+        for m in ev.methods:
+            log.info("%s %s: %s", vendor, m, {k: round(ev.statistics(m, k).mean, 3) for k in ev.metric_names})
+    return json_ready(result)
+
+
+def _lofo(
+    args: argparse.Namespace,
+    folders: dict[str, list[Path]],
+    arrays: Any,
+    basis_wg: Any,
+    design: Any,
+    feats: Any,
+    records: list[Any],
+    ranges: Any,
+    log: Any,
+) -> list[dict[str, Any]]:
+    """Leave-one-family-out: a one-member hybrid and the kernel baseline trained without a family, tested on
+    that family's test images of both vendors."""
     import numpy as np
 
-    from intrepid.learn import WorkingArrays, to_working_grid
-    from intrepid.transit import BaselineDesign, baseline_design, kernel_basis
-
-    names = [r.name for r in ds.records]
-    cache = args.work / f"hybrid_inputs_{shape[0]}x{shape[1]}_seed{args.seed}.npz"
-    args.work.mkdir(parents=True, exist_ok=True)
-    if cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        all_names = [str(n) for n in z["names"]]
-        if set(names) <= set(all_names):
-            pos = [all_names.index(n) for n in names]
-            log.info("reusing %s", cache)
-            grids: tuple[Any, ...] = ()
-            arrays = WorkingArrays(
-                z["epid"][pos], z["dose"][pos], tuple(int(v) for v in z["det_shape"]),
-                (float(z["det_spacing"][0]), float(z["det_spacing"][1])), grids,
-            )
-            n_rows = z["n_rows"]
-            starts = np.concatenate([[0], np.cumsum(n_rows)])
-            xs = tuple(z["x"][starts[i] : starts[i + 1]] for i in pos)
-            ys = tuple(z["y"][starts[i] : starts[i + 1]] for i in pos)
-            sigmas = tuple(float(v) for v in z["sigmas"])
-            design = BaselineDesign(sigmas, xs, ys, json.loads(str(z["settings"])))
-            return arrays, z["basis"][pos], design
-    epids, doses, bases, xs, ys = [], [], [], [], []
-    t = time.perf_counter()
-    sp = None
-    for n in range(len(ds)):
-        pair = ds[n]
-        spacing = (float(pair.epid.grid.spacing_mm[1]), float(pair.epid.grid.spacing_mm[0]))
-        sp = spacing
-        epids.append(to_working_grid(pair.epid.array, shape))
-        doses.append(to_working_grid(pair.portal_dose.array, shape))
-        basis = kernel_basis(np.asarray(pair.epid.array), spacing)
-        bases.append(np.stack([to_working_grid(b, shape) for b in basis]))
-        d = baseline_design([pair], seed=int(np.random.SeedSequence([args.seed, n]).generate_state(1)[0]))
-        xs.append(d.x[0])
-        ys.append(d.y[0])
-        if n % 20 == 0:
-            log.info("hybrid inputs: %d / %d pairs, %.0f s", n, len(ds), time.perf_counter() - t)
-    det_shape = tuple(int(v) for v in ds[0].epid.shape)
-    settings = {**d.settings, "seed": f"SeedSequence([{args.seed}, image index])"}
-    np.savez(
-        cache, names=np.array(names), epid=np.stack(epids), dose=np.stack(doses), basis=np.stack(bases),
-        x=np.concatenate(xs), y=np.concatenate(ys), n_rows=np.array([len(v) for v in ys]),
-        sigmas=np.array(d.sigmas_mm), settings=json.dumps(settings), det_shape=np.array(det_shape),
-        det_spacing=np.array(sp),
+    from intrepid.learn import Ensemble, PreprocessConfig, TrainConfig, UNetConfig, train_model
+    from intrepid.transit import (
+        CALIBRATED_UNITS_PER_MU,
+        TransitModel,
+        compare_methods,
+        evaluate_pairs,
+        fit_baseline_design,
     )
-    arrays = WorkingArrays(np.stack(epids), np.stack(doses), (det_shape[0], det_shape[1]), sp)
-    return arrays, np.stack(bases), BaselineDesign(d.sigmas_mm, tuple(xs), tuple(ys), settings)
+    from intrepid.transit._evaluation import json_ready
+
+    all_folders = [f for fs in folders.values() for f in fs]
+    families = sorted({r.family for r in records if r.family and r.family != "OPEN"})
+    shape = (args.working_size, args.working_size)
+    unet = UNetConfig(initial_filters=args.filters)
+    out = []
+    for fam in families:
+        test = _test_pairs(all_folders, fam)
+        train_idx = [i for i, r in enumerate(records) if r.family != fam]
+        if not test or not train_idx:
+            continue
+        t = time.perf_counter()
+        base = fit_baseline_design(design, train_idx, input_units=CALIBRATED_UNITS_PER_MU)
+        base_wg = np.stack([base.from_basis(b, f) for b, f in zip(basis_wg, feats, strict=True)])
+        seed = int(np.random.SeedSequence([args.seed, 1, len(out)]).generate_state(1)[0] % (2**31))
+        cfg = TrainConfig(
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            epochs=args.lofo_epochs,
+            seed=seed,
+            device="cpu",
+        )
+        model = train_model(
+            arrays.with_base(base_wg).take(train_idx),
+            (),
+            cfg,
+            unet=unet,
+            preprocess=PreprocessConfig(working_shape=shape),
+            progress=False,
+        )
+        ens = Ensemble(unet, model.preprocess, [model.state], base=base)
+        hybrid = TransitModel(ens, ranges, "hybrid")
+        baseline = TransitModel(base, ranges, "baseline")
+        ev = evaluate_pairs(test, {"hybrid": hybrid, "baseline": baseline})
+        d = ev.to_dict()
+        out.append(
+            json_ready(
+                {
+                    "family": fam,
+                    "n_train": len(train_idx),
+                    "n_test": len(test),
+                    "seconds": time.perf_counter() - t,
+                    "summary": d["summary"],
+                    "comparisons": [c.to_dict() for c in compare_methods(ev, "hybrid", "baseline")],
+                }
+            )
+        )
+        log.info(
+            "LOFO %s: hybrid %.2f %%, baseline %.2f %% at 2%%/2mm (%d test images)",
+            fam,
+            ev.statistics("hybrid", "pass_rate_2mm2pct_percent").mean,
+            ev.statistics("baseline", "pass_rate_2mm2pct_percent").mean,
+            len(test),
+        )
+    return out
 
 
 if __name__ == "__main__":

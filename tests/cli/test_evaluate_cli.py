@@ -45,8 +45,10 @@ def test_evaluate_json_contract(tiny_data: Path, tmp_path: Path, capsys: pytest.
     assert doc["settings"]["split"] == "test" and doc["settings"]["baseline"].endswith("baseline.json")
     for image in doc["images"]:
         for method in ("network", "baseline"):
-            for c in ("3mm3pct", "5mm5pct", "2mm2pct"):
+            for c in ("3mm3pct", "5mm5pct", "2mm2pct", "1mm1pct", "2mm2pct_local"):
                 assert 0.0 <= image[method][f"pass_rate_{c}_percent"] <= 100.0
+            # stricter criteria never pass more pixels
+            assert image[method]["pass_rate_1mm1pct_percent"] <= image[method]["pass_rate_2mm2pct_percent"]
             assert image[method]["mae_gy"] >= 0.0 and image[method]["max_error_gy"] >= image[method]["mae_gy"]
     for method in ("network", "baseline"):
         assert set(doc["summary"][method]["pass_rate_3mm3pct_percent"]) == {
@@ -60,6 +62,11 @@ def test_evaluate_json_contract(tiny_data: Path, tmp_path: Path, capsys: pytest.
     # The baseline fitted on these very images passes nearly everywhere (closed-form-like sanity check).
     assert doc["summary"]["baseline"]["pass_rate_3mm3pct_percent"]["mean"] > 90.0
     assert {"OMG", "MP"} == set(doc["by_family"])
+    comp = {c["metric"]: c for c in doc["comparisons"]}
+    assert {"pass_rate_2mm2pct_percent", "pass_rate_2mm2pct_local_percent", "mae_gy"} <= set(comp)
+    c22 = comp["pass_rate_2mm2pct_percent"]
+    assert (c22["method_a"], c22["method_b"], c22["n"]) == ("network", "baseline", 2)
+    assert c22["ci95_low"] <= c22["mean_difference"] <= c22["ci95_high"]
     assert report.is_file() and "<table" in report.read_text()
     assert main(["evaluate", str(model), str(tiny_data), "--no-progress"]) == 0
     assert "| network |" in capsys.readouterr().out

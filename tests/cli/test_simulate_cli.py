@@ -26,6 +26,18 @@ def test_pairs_json_summary(tmp_path, capsys):
     assert all((out / r["epid_file"]).is_file() and (out / r["portal_dose_file"]).is_file() for r in rows)
 
 
+def test_pairs_with_effects_and_mlc_fields(tmp_path, capsys):
+    out = tmp_path / "fx"
+    argv = ["simulate", "pairs", "--out", str(out), "--n", "2", "--seed", "1", "--effects", "all-couch",
+            "--mlc-fraction", "1", "--json", *FAST]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "couch" not in summary["effects"] and "glare" in summary["effects"]
+    rows = read_manifest(out / "manifest.csv")
+    assert all(r["field_group"].startswith("MLC ") for r in rows)
+    assert (out / "effects.json").is_file()
+
+
 def test_pairs_text_summary_and_overwrite(tmp_path, capsys):
     out = tmp_path / "set"
     assert main(["simulate", "pairs", "--out", str(out), "--n", "1", "--vendor", "varian", *FAST]) == 0
@@ -45,6 +57,9 @@ def test_pairs_text_summary_and_overwrite(tmp_path, capsys):
         (["--n", "1", "--vendor", "siemens"], "--vendor must be elekta or varian, got 'siemens'"),
         (["--n", "1", "--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--n", "1", "--detector-pixels", "10"], "detector_pixels must be a multiple of 4"),
+        (["--n", "1", "--effects", "glair"], "--effects 'glair': unknown effect 'glair'"),
+        (["--n", "1", "--mlc-fraction", "2"], "--mlc-fraction must be in [0, 1], got 2.0"),
+        (["--composition", "paper", "--mlc-fraction", "0.5"], "--mlc-fraction applies to --n"),
     ],
 )
 def test_pairs_bad_parameters(tmp_path, capsys, argv, message):

@@ -206,3 +206,22 @@ def test_pair_spec_validation(change, match):
     base.update(change)
     with pytest.raises(ParameterError, match=match):
         PairSpec(**base)
+
+
+def test_mlc_field_names_and_groups():
+    from intrepid.simulate import MLC_GROUPS, mlc_kind
+
+    assert field_size_cm("sns 10x10") == (10.0, 10.0, False)
+    assert mlc_kind("sw 5x5") == "sw" and mlc_kind("10x10") is None and mlc_kind("ellipse 5x5") is None
+    assert field_group("dyn 15x15") == MLC_GROUPS["dyn"] == "MLC dynamic"
+
+
+def test_random_composition_mixes_mlc_fields_only_when_asked():
+    plain = random_composition(40, 3)
+    assert random_composition(40, 3, mlc_fraction=0.0) == plain  # the earlier compositions are unchanged
+    mixed = random_composition(60, 3, mlc_fraction=0.5)
+    kinds = {f.field.split(" ")[0] for f in mixed if f.field.split(" ")[0] in ("sns", "sw", "dyn")}
+    n_mlc = sum(f.field.split(" ")[0] in ("sns", "sw", "dyn") for f in mixed)
+    assert kinds == {"sns", "sw", "dyn"} and 15 <= n_mlc <= 45
+    with pytest.raises(ParameterError, match=r"mlc_fraction must be in \[0, 1\]"):
+        random_composition(5, mlc_fraction=1.5)

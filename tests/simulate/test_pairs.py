@@ -198,3 +198,39 @@ def test_elekta_file_stores_the_detector_model_encoding(elekta_run, specs):
     dose = read_rtimage(out / row["portal_dose_file"]).signal
     # portal dose: 16-bit linear encoding, error <= half a step = max / 65534 / 2
     assert np.max(np.abs(dose - images.portal_dose.array)) <= images.portal_dose.array.max() / 65534
+
+
+def test_pairs_with_effects_record_the_draws_and_stay_deterministic(specs, tmp_path):
+    import json
+
+    from intrepid.physics import EffectFlags
+
+    mlc = replace(specs[0], field="sns 10x10", name="mlc", seed=99)
+    a = generate_pairs([specs[0], mlc], tmp_path / "a", seed=3, effects="all", **FAST)
+    b = generate_pairs([specs[0], mlc], tmp_path / "b", seed=3, effects=EffectFlags.all_on(), **FAST)
+    rows = read_manifest(a)
+    assert [r["effects"] for r in rows] == ["all", "all"] and rows[1]["field_group"] == "MLC step-and-shoot"
+    for r in rows:
+        assert pixel_bytes(a.parent / r["epid_file"]) == pixel_bytes(b.parent / r["epid_file"])
+    values = json.loads((a.parent / "effects.json").read_text())
+    assert set(values) == {"0", "1"} and values["0"]["response_strength"] != values["1"]["response_strength"]
+    assert 0.75 <= values["0"]["response_strength"] <= 1.25
+    c = generate_pairs([specs[0]], tmp_path / "c", seed=3, effects="all-glare", **FAST)
+    assert read_manifest(c)[0]["effects"] != "all"
+    legacy = generate_pairs([specs[0]], tmp_path / "d", seed=3, **FAST)
+    assert read_manifest(legacy)[0]["effects"] == "legacy" and not (legacy.parent / "effects.json").exists()
+
+
+def test_one_panel_per_data_set_shares_the_panel_values(specs, tmp_path):
+    import json
+
+    from intrepid.physics import PANEL_FIELDS
+
+    other = replace(specs[0], seed=77, name="other")
+    m = generate_pairs([specs[0], other], tmp_path / "p", seed=5, effects="all", panel="dataset", **FAST)
+    values = json.loads((m.parent / "effects.json").read_text())
+    for name in PANEL_FIELDS:
+        assert values["0"][name] == values["1"][name]
+    assert values["0"]["gain"] != values["1"]["gain"]  # per acquisition
+    with pytest.raises(ParameterError, match="panel must be 'image' or 'dataset'"):
+        generate_pairs([specs[0]], tmp_path / "q", effects="all", panel="clinic", **FAST)

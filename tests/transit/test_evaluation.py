@@ -45,8 +45,9 @@ def _pair(name: str, family: str, width: int, split: str = "test") -> SimpleName
 
 
 def test_criterion_keys_and_validation() -> None:
-    assert [c.key for c in DEFAULT_CRITERIA] == ["3mm3pct", "5mm5pct", "2mm2pct"]
+    assert [c.key for c in DEFAULT_CRITERIA] == ["3mm3pct", "5mm5pct", "2mm2pct", "1mm1pct", "2mm2pct_local"]
     assert Criterion(2.5, 1.0).label == "2.5%/1mm"
+    assert Criterion(2.0, 2.0, local=True).label == "2%/2mm local"
     with pytest.raises(ParameterError, match="dta_mm must be > 0, got -1"):
         Criterion(3.0, -1.0)
     with pytest.raises(ParameterError, match="dd_percent must be > 0"):
@@ -58,7 +59,7 @@ def test_identical_images_pass_everywhere_with_zero_error() -> None:
     m, maps = evaluate_image(ref, ref)
     assert all(v == 100.0 for v in m.pass_rates_percent.values())
     assert m.mae_gy == 0.0 and m.max_error_gy == 0.0
-    assert len(maps) == 3
+    assert len(maps) == len(DEFAULT_CRITERIA) == 5
 
 
 def test_constant_offset_gives_closed_form_mae() -> None:
@@ -195,3 +196,42 @@ def test_leave_one_family_out_trains_without_the_family() -> None:
         leave_one_family_out(_Data(pairs), families=["MP"])
     with pytest.raises(ParameterError, match="needs at least two families"):
         leave_one_family_out(_Data(pairs[:3]))
+
+
+def _fake_evaluation(a: list[float], b: list[float]) -> Any:
+    from intrepid.transit import Evaluation, ImageEvaluation, MethodMetrics
+
+    images = []
+    for n, (x, y) in enumerate(zip(a, b, strict=True)):
+        metrics = {
+            m: MethodMetrics({"3mm3pct": v}, {"3mm3pct": 0.1}, 0.01 * (100 - v), 0.1, 1.0)
+            for m, v in (("network", x), ("baseline", y))
+        }
+        images.append(ImageEvaluation(f"i{n}", "OMG", "10x10", "10x10", 1.0, metrics))
+    return Evaluation(tuple(images), ("network", "baseline"), (Criterion(3.0, 3.0),))
+
+
+def test_paired_comparison_wilcoxon_and_bootstrap() -> None:
+    from scipy.stats import wilcoxon
+
+    from intrepid.transit import compare_methods
+
+    rng = np.random.default_rng(5)
+    b = list(90 + rng.random(20))
+    a = [v + 2.0 + 0.5 * rng.standard_normal() for v in b]
+    ev = _fake_evaluation(a, b)
+    rate, mae, _ = compare_methods(ev, "network", "baseline", n_bootstrap=2000, seed=1)
+    d = np.subtract(a, b)
+    assert rate.n == 20 and rate.mean_difference == pytest.approx(d.mean())
+    assert rate.ci95[0] < d.mean() < rate.ci95[1] and rate.ci95[0] > 0  # clearly better
+    assert rate.wilcoxon_p == pytest.approx(wilcoxon(d).pvalue) and rate.wilcoxon_p < 1e-4
+    assert rate.a_better == int(np.sum(d > 0))
+    assert mae.metric == "mae_gy" and mae.a_better == rate.a_better  # lower error counts as better
+    same = compare_methods(_fake_evaluation(b, b), "network", "baseline")[0]
+    assert same.mean_difference == 0.0 and math.isnan(same.wilcoxon_p)
+    assert same.to_dict()["wilcoxon_p"] is None
+    assert json.loads(json.dumps(ev.to_dict(), allow_nan=False))["comparisons"][0]["metric"] == (
+        "pass_rate_3mm3pct_percent"
+    )
+    with pytest.raises(ParameterError, match="method must be one of"):
+        compare_methods(ev, "network", "unet")

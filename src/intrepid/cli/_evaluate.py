@@ -5,10 +5,16 @@ JSON (``--json``) keys: ``settings`` (criteria, cut-off, normalisation, model, b
 ``methods`` (``["network", "baseline"]``), ``n_images``, ``images`` (one object per image: ``name``,
 ``family``, ``field_group``, ``field``, ``max_dose_gy`` and per method an object with
 ``pass_rate_3mm3pct_percent``, ``pass_rate_5mm5pct_percent``, ``pass_rate_2mm2pct_percent``,
-``mean_gamma_<criterion>``, ``mae_gy``, ``max_error_gy``, ``mae_percent``, ``seconds``), ``summary``
-(method -> metric -> ``mean``, ``std``, ``median``, ``min``, ``max``, ``n``), ``by_family`` and
-``by_family_field`` (group -> the same as ``summary``) and, with ``--leave-one-family-out``,
-``leave_one_family_out`` (one object per held-out family with ``summary`` and ``images``).
+``pass_rate_1mm1pct_percent``, ``pass_rate_2mm2pct_local_percent`` (local dose difference, same 10 %
+cut-off), ``mean_gamma_<criterion>``, ``mae_gy``, ``max_error_gy``, ``mae_percent``, ``seconds``),
+``summary`` (method -> metric -> ``mean``, ``std``, ``median``, ``min``, ``max``, ``n``), ``by_family`` and
+``by_family_field`` (group -> the same as ``summary``), ``comparisons`` (network - baseline per metric:
+``mean_difference``, ``ci95_low``, ``ci95_high`` (bootstrap), ``wilcoxon_p``, ``a_better``, ``n``) and,
+with ``--leave-one-family-out``, ``leave_one_family_out`` (one object per held-out family with ``summary``
+and ``images``).
+
+Models trained per MU (``model.json`` ``training.input``) get every EPID image converted to CU/MU (MU from
+the manifest's ``mu`` column) and predict Gy; their ``baseline.json`` works the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Predict the portal dose of each test pair of DATA with the model (a model folder or a training "
             "run folder) and with the physics baseline, and compare both with the true portal dose: global "
-            "gamma pass rates at 3%%/3mm, 5%%/5mm and 2%%/2mm (10%% cut-off of the reference maximum, "
+            "gamma pass rates at 3%%/3mm, 5%%/5mm, 2%%/2mm and 1%%/1mm and local 2%%/2mm (10%% cut-off of "
+            "the reference maximum, "
             "distances in mm at the detector), MAE and maximum error in Gy; summaries (mean, std, median) "
             "overall, per phantom family and per family x field group. The baseline is the model folder's "
             "baseline.json, else one fitted on DATA's training split, else the default model's."
@@ -80,7 +87,11 @@ def _table(doc: dict[str, Any]) -> str:
     crit = doc["settings"]["criteria"]
     head = (
         "| method | "
-        + " | ".join(f"γ {c['dd_percent']:g}%/{c['dta_mm']:g}mm mean ± σ (median) %" for c in crit)
+        + " | ".join(
+            f"γ {c['dd_percent']:g}%/{c['dta_mm']:g}mm{' local' if c.get('normalisation') == 'local' else ''}"
+            " mean ± σ (median) %"
+            for c in crit
+        )
         + " | MAE Gy |"
     )
     lines = [head, "|---|" + "---:|" * (len(crit) + 1)]
@@ -115,8 +126,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.split not in ("test", "train", "all"):
         raise ParameterError(f"--split must be test, train or all, got {args.split!r}")
+    from intrepid.transit import CALIBRATED_UNITS_PER_MU, TransitModel, canonical_pairs
+
     model_dir = resolve_model_path(args.model)
     network = load_predictor(model_dir, device=args.device)
+    wrapped = TransitModel.from_ensemble(network, "network")
     everything = load_dataset(args.data)
     splits = {r.split for r in everything.records}
     if args.split == "all" or (args.split == "test" and "test" not in splits):
@@ -132,11 +146,27 @@ def run(args: argparse.Namespace) -> int:
         baseline = load_baseline(model_dir / "baseline.json")
         baseline_from = str(model_dir / "baseline.json")
     elif "train" in splits and used_split == "test":
-        baseline = fit_baseline(load_dataset(args.data, split="train"))
+        train = list(load_dataset(args.data, split="train"))
+        if wrapped.legacy:
+            baseline = fit_baseline(train)
+        else:
+            baseline = fit_baseline(canonical_pairs(train)[0], input_units=CALIBRATED_UNITS_PER_MU)
         baseline_from = f"fitted on the training split of {args.data}"
     else:
         baseline = load_default_baseline()
         baseline_from = "the default model's baseline.json"
+    per_mu_baseline = baseline.input_units == CALIBRATED_UNITS_PER_MU
+    if per_mu_baseline and wrapped.ranges is None:
+        raise ParameterError(
+            f"the baseline ({baseline_from}) works per MU but the model {model_dir} is a legacy model; pass "
+            "--baseline with a baseline fitted on the signal as read"
+        )
+    predictors: dict[str, Any] = {
+        "network": wrapped,
+        "baseline": TransitModel(baseline, wrapped.ranges, "baseline") if per_mu_baseline else baseline,
+    }
+    for pair in test:
+        pair.epid.metadata.setdefault("mu", pair.record.mu)
     settings = {
         "model": str(model_dir),
         "model_members": network.members,
@@ -146,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     }
     ev = evaluate_pairs(
         test,
-        {"network": network, "baseline": baseline},
+        predictors,
         cutoff_percent=args.cutoff_percent,
         keep_maps=args.report is not None,
         settings=settings,

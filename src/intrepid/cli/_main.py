@@ -31,8 +31,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._train",
     "intrepid.cli._predict",
     "intrepid.cli._evaluate",
+    "intrepid.cli._invivo",
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
+    "intrepid.cli._dose",
     "intrepid.app._commands",
 )
 

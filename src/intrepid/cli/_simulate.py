@@ -48,6 +48,24 @@ def register(subparsers: Any) -> None:
         help="EPID model and pixel encoding: elekta (iView GT, 1024 x 1024 at 0.405 mm, SID 1600 mm, "
         "inverted 16-bit) or varian (aS1000, 768 x 1024 at 0.392 mm, calibrated units); default elekta",
     )
+    pairs.add_argument(
+        "--effects", default=None, metavar="SPEC",
+        help="detector and transit effects drawn per pair within their published ranges (docs/physics.md): "
+        "'all', 'none', 'all-glare-couch' (all but those) or 'glare,couch' (only those); effect names: "
+        "energy_response, spectral_scatter, heterogeneity_position, glare, off_axis_softening, flood_field, "
+        "dark_field, gain_drift, dead_lines, arm_backscatter, couch, frame_averaging, ghosting, dose_rate, "
+        "panel_shift, saturation. Default: the earlier near-linear physics",
+    )
+    pairs.add_argument(
+        "--panel", choices=["image", "dataset"], default="image",
+        help="with --effects: draw the panel, beam and scatter-physics values per image (default: the set "
+        "spans the published spread between panels) or once per data set (one panel in one clinic)",
+    )
+    pairs.add_argument(
+        "--mlc-fraction", type=float, default=0.0,
+        help="with --n: fraction (0-1) of pairs given MLC-modulated fields (step-and-shoot, sliding window, "
+        "VMAT-like control points); default 0",
+    )
     pairs.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     pairs.add_argument(
         "--phantom-spacing-mm", type=float, default=2.5, help="phantom voxel size in mm (default 2.5)"
@@ -61,6 +79,9 @@ def register(subparsers: Any) -> None:
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
     pairs.add_argument("--json", action="store_true", help="print the summary as JSON")
     pairs.set_defaults(func=run)
+    from intrepid.cli._invivo import add_simulate_invivo  # ``simulate invivo`` (InTrEPID-3D cases)
+
+    add_simulate_invivo(sub)
     parser.set_defaults(func=_usage(parser))
 
 
@@ -90,14 +111,28 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ParameterError(f"--out {out} is not empty; pass --overwrite to write into it")
 
+    if not 0.0 <= args.mlc_fraction <= 1.0:
+        raise ParameterError(f"--mlc-fraction must be in [0, 1], got {args.mlc_fraction}")
+    if args.mlc_fraction > 0 and args.composition == "paper":
+        raise ParameterError("--mlc-fraction applies to --n (random compositions); the paper composition "
+                             "has Table 1's jaw fields only")
+    flags = None
+    if args.effects is not None:
+        from intrepid.physics import EffectFlags
+
+        try:
+            flags = EffectFlags.parse(args.effects)
+        except ParameterError as exc:
+            raise ParameterError(f"--effects {args.effects!r}: {exc}") from None
     if args.composition == "paper":
         specs = paper_composition(args.seed)
     else:
-        specs = random_composition(args.n, args.seed)
+        specs = random_composition(args.n, args.seed, mlc_fraction=args.mlc_fraction)
     start = time.perf_counter()
     manifest = generate_pairs(
         specs, out, vendor=vendor, seed=args.seed, progress=not args.no_progress, workers=args.workers,
-        phantom_spacing_mm=args.phantom_spacing_mm, detector_pixels=args.detector_pixels,
+        phantom_spacing_mm=args.phantom_spacing_mm, detector_pixels=args.detector_pixels, effects=flags,
+        panel=args.panel,
     )
     seconds = time.perf_counter() - start
     counts = composition_counts(specs)
@@ -110,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "by_split": counts["by_split"],
         "by_family": counts["by_family"],
+        "effects": "legacy" if flags is None else list(flags.enabled()),
+        "panel": args.panel,
         "seconds": round(seconds, 2),
     }
     if args.json:

@@ -38,6 +38,7 @@ from intrepid.dicom._volume_io import VolumeFormat, read_volume, volume_format, 
 from intrepid.dicom._write_ct import DicomSeriesInfo, write_ct_series
 from intrepid.dicom._write_rtdose import write_rtdose
 from intrepid.dicom._write_rtimage import write_rtimage
+from intrepid.dicom._write_rtplan import write_rtplan
 from intrepid.dicom._write_rtstruct import StructureDefinition, mask_to_contours, write_rtstruct
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "write_nrrd",
     "write_rtdose",
     "write_rtimage",
+    "write_rtplan",
     "write_rtstruct",
     "write_volume",
 ]

@@ -17,9 +17,23 @@ on training pairs (portal dose, signal) with every image's residual divided by i
 and small MU, open and attenuated fields weigh alike; pixels are sampled (seeded) half inside the field
 (dose > 20 % of the image maximum) and half anywhere.
 
-What it cannot do, by construction: field-size- and thickness-dependent energy response (a linear filter has
-one response), the support arm's in-plane asymmetric backscatter, lag at low MU. These are what the network
-learns beyond the baseline.
+**Field-size and transmission dependence** (``features="field_level"``, the default of :func:`fit_baseline`
+since format version 2). Wendling et al. 2006 and van Elmpt et al. 2008 fit their kernels per field size
+and per phantom thickness, because the EPID's over-response to low-energy scatter grows with both. Here
+every weight is a linear function of two features measured on the image itself,
+
+    c_k = a_k + b_k log(F / 100 mm) + e_k log(L)
+
+where ``F`` is the equivalent square of the irradiated area at the detector (mm, the area of the pixels
+above 50 % of the 99.9th signal percentile) and ``L`` that percentile (the signal level: with a signal
+per MU, the transmission through the patient times the inverse square of the SID, a proxy of the
+thickness). The model stays linear in its 3 (K + 1) + 1 parameters and is fitted by the same least
+squares. ``features="none"`` is the stationary kernel of the first release.
+
+What it cannot do, by construction: a response that depends on where in the field a pixel lies beyond what
+F and L say (off-axis spectral softening, heterogeneities along a ray), the support arm's in-plane
+asymmetric backscatter, lag at low MU, modulated (MLC) fields whose effective field size varies within the
+image. These are what the network may learn beyond the baseline.
 
 References
 ----------
@@ -52,11 +66,13 @@ from intrepid.geometry import Quantity, Volume
 
 __all__ = [
     "DEFAULT_SIGMAS_MM",
+    "FEATURE_SETS",
     "BaselineDesign",
     "KernelBaseline",
     "baseline_design",
     "fit_baseline",
     "fit_baseline_design",
+    "image_features",
     "kernel_basis",
     "load_baseline",
 ]
@@ -68,6 +84,28 @@ DEFAULT_SIGMAS_MM: tuple[float, ...] = (2.0, 6.0, 20.0, 60.0)
 #: Fraction of the maximum dose above which a pixel counts as in-field when sampling the fit.
 _IN_FIELD_FRACTION = 0.2
 _FORMAT = "intrepid-kernel-baseline"
+#: Feature sets of the weights: none (stationary kernel) or field size and signal level.
+FEATURE_SETS = ("none", "field_level")
+#: Reference equivalent square of the field-size feature (mm at the detector).
+_F_REF_MM = 100.0
+#: Fraction of the 99.9th signal percentile above which a pixel counts as irradiated (field-size feature).
+_FIELD_FRACTION = 0.5
+
+
+def image_features(signal: NDArray[Any], spacing_mm: tuple[float, float]) -> tuple[float, float]:
+    """``(log(F / 100 mm), log(L))`` of a (median-filtered) signal: the field-size and level features.
+
+    ``L`` is the 99.9th signal percentile (clipped to >= 1e-9), ``F`` the equivalent square (mm, >= 1 pixel)
+    of the pixels above half of it.
+    """
+    a = np.asarray(signal)
+    flat = a.ravel()
+    step = max(1, flat.size // 65536)
+    level = float(np.percentile(flat[::step], 99.9))
+    level = max(level, 1e-9)
+    area = float(np.count_nonzero(a > _FIELD_FRACTION * level)) * spacing_mm[0] * spacing_mm[1]
+    side = math.sqrt(max(area, spacing_mm[0] * spacing_mm[1]))
+    return (math.log(side / _F_REF_MM), math.log(level))
 
 
 #: Devillard's 19 compare-exchange network selecting the median of 9 values (opt_med9).
@@ -219,6 +257,26 @@ class KernelBaseline:
     weights: tuple[float, ...]
     offset_gy: float = 0.0
     training: dict[str, Any] = field(default_factory=dict, compare=False)
+    field_weights: tuple[float, ...] = ()
+    level_weights: tuple[float, ...] = ()
+    input_units: str = ""
+
+    @property
+    def features(self) -> str:
+        """``"field_level"`` when the weights depend on field size and signal level, else ``"none"``."""
+        return "field_level" if self.field_weights else "none"
+
+    def effective_weights(self, features: tuple[float, float] | None) -> tuple[float, ...]:
+        """The weights ``a + b f + e g`` for the image features ``(f, g)`` (:func:`image_features`)."""
+        if not self.field_weights:
+            return self.weights
+        if features is None:
+            raise ParameterError("this kernel model's weights depend on the image features; pass features")
+        f, g = float(features[0]), float(features[1])
+        return tuple(
+            a + b * f + e * g
+            for a, b, e in zip(self.weights, self.field_weights, self.level_weights, strict=True)
+        )
 
     def __post_init__(self) -> None:
         sig = tuple(float(s) for s in self.sigmas_mm)
@@ -234,6 +292,17 @@ class KernelBaseline:
         object.__setattr__(self, "sigmas_mm", sig)
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "offset_gy", float(self.offset_gy))
+        fw = tuple(float(v) for v in self.field_weights)
+        lw = tuple(float(v) for v in self.level_weights)
+        if (fw or lw) and not (len(fw) == len(lw) == len(w)):
+            raise ParameterError(
+                f"field_weights and level_weights must both have {len(w)} values (or none), got "
+                f"{len(fw)} and {len(lw)}"
+            )
+        if not all(math.isfinite(v) for v in (*fw, *lw)):
+            raise ParameterError("field_weights and level_weights must be finite")
+        object.__setattr__(self, "field_weights", fw)
+        object.__setattr__(self, "level_weights", lw)
 
     def predict_array(self, signal: ArrayLike, spacing_mm: float | Sequence[float]) -> NDArray[np.float64]:
         """Portal dose (Gy) from an EPID signal array.
@@ -264,10 +333,14 @@ class KernelBaseline:
             raise ParameterError(f"spacing_mm must be > 0 (one value or row, column), got {spacing_mm!r}")
         # single precision for the median and the FFT (speed); the relative error is ~1e-6 of the maximum
         filtered = _median3(s.astype(np.float32))
-        dose = _apply(filtered, (sp[0], sp[1]), self.sigmas_mm, self.weights) + self.offset_gy
+        feats = image_features(filtered, (sp[0], sp[1])) if self.field_weights else None
+        weights = self.effective_weights(feats)
+        dose = _apply(filtered, (sp[0], sp[1]), self.sigmas_mm, weights) + self.offset_gy
         return np.maximum(dose, 0.0)
 
-    def from_basis(self, basis: ArrayLike) -> NDArray[np.float64]:
+    def from_basis(
+        self, basis: ArrayLike, features: tuple[float, float] | None = None
+    ) -> NDArray[np.float64]:
         """``offset_gy + sum_k weights[k] * basis[k]``: the model applied to :func:`kernel_basis` images.
 
         The model is linear, so the basis may first be resampled (e.g. to a network's working grid) and
@@ -277,6 +350,8 @@ class KernelBaseline:
         ----------
         basis : array_like (K + 1, ...)
             :func:`kernel_basis` of a signal with this model's ``sigmas_mm`` (possibly resampled).
+        features : (float, float), optional
+            :func:`image_features` of the full-resolution signal; required by a ``field_level`` model.
 
         Returns
         -------
@@ -288,7 +363,8 @@ class KernelBaseline:
             raise ParameterError(
                 f"basis must have len(weights) = {len(self.weights)} images along axis 0, got shape {b.shape}"
             )
-        return np.asarray(np.tensordot(np.asarray(self.weights), b, axes=(0, 0)) + self.offset_gy)
+        w = np.asarray(self.effective_weights(features))
+        return np.asarray(np.tensordot(w, b, axes=(0, 0)) + self.offset_gy)
 
     def predict(self, epid: Volume) -> Volume:
         """Portal dose of one EPID image as a :class:`Volume` on the same grid (``PORTAL_DOSE``, Gy)."""
@@ -299,15 +375,25 @@ class KernelBaseline:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (the ``baseline.json`` file)."""
-        return {
+        doc: dict[str, Any] = {
             "format": _FORMAT,
-            "format_version": 1,
+            "format_version": 2 if self.field_weights else 1,
             "model": "D = offset_gy + weights[0] * S + sum_k weights[k+1] * (G(sigmas_mm[k]) * S)",
             "sigmas_mm": list(self.sigmas_mm),
             "weights": list(self.weights),
             "offset_gy": self.offset_gy,
             "training": self.training,
         }
+        if self.field_weights:
+            doc["model"] = (
+                "D = offset_gy + sum_k c_k B_k, c_k = weights[k] + field_weights[k] * log(F / 100 mm) + "
+                "level_weights[k] * log(L); B_0 = S, B_{k+1} = G(sigmas_mm[k]) * S; F, L: image_features"
+            )
+            doc["field_weights"] = list(self.field_weights)
+            doc["level_weights"] = list(self.level_weights)
+        if self.input_units:
+            doc["input_units"] = self.input_units
+        return doc
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> KernelBaseline:
@@ -320,6 +406,9 @@ class KernelBaseline:
                 tuple(doc["weights"]),
                 float(doc.get("offset_gy", 0.0)),
                 dict(doc.get("training") or {}),
+                tuple(doc.get("field_weights") or ()),
+                tuple(doc.get("level_weights") or ()),
+                str(doc.get("input_units") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"kernel-baseline description is incomplete or malformed: {exc}") from exc
@@ -403,12 +492,15 @@ class BaselineDesign:
         Sampled doses of each image divided by its maximum dose.
     settings : dict
         ``pixels_per_image``, ``fit_pixels``, ``seed``.
+    features : tuple of (float, float)
+        :func:`image_features` of each image (full resolution).
     """
 
     sigmas_mm: tuple[float, ...]
     x: tuple[NDArray[np.float64], ...]
     y: tuple[NDArray[np.float64], ...]
     settings: dict[str, Any]
+    features: tuple[tuple[float, float], ...] = ()
 
     def __len__(self) -> int:
         return len(self.x)
@@ -460,6 +552,7 @@ def baseline_design(
     rng = np.random.default_rng(seed)
     rows_x: list[NDArray[np.float64]] = []
     rows_y: list[NDArray[np.float64]] = []
+    feats: list[tuple[float, float]] = []
     for n, pair in enumerate(items):
         epid, dose = pair.epid, pair.portal_dose
         _check_image(epid, f"pairs[{n}].epid")
@@ -470,7 +563,9 @@ def baseline_design(
             )
         factor = max(1, round(epid.shape[1] / fit_pixels))
         sp = _spacing(epid)
-        s = _downsample(_median3(np.asarray(epid.array, dtype=np.float64)), factor)
+        filtered = _median3(np.asarray(epid.array, dtype=np.float32))
+        feats.append(image_features(filtered, sp))
+        s = _downsample(filtered.astype(np.float64), factor)
         d = _downsample(np.asarray(dose.array, dtype=np.float64), factor)
         dmax = float(d.max())
         if not dmax > 0:
@@ -491,11 +586,20 @@ def baseline_design(
         rows_x.append(design / dmax)
         rows_y.append(flat_d[pick] / dmax)
     settings = {"pixels_per_image": int(pixels_per_image), "fit_pixels": int(fit_pixels), "seed": int(seed)}
-    return BaselineDesign(sig, tuple(rows_x), tuple(rows_y), settings)
+    return BaselineDesign(sig, tuple(rows_x), tuple(rows_y), settings, tuple(feats))
 
 
-def fit_baseline_design(design: BaselineDesign, indices: Sequence[int] | None = None) -> KernelBaseline:
+def fit_baseline_design(
+    design: BaselineDesign,
+    indices: Sequence[int] | None = None,
+    *,
+    features: str = "field_level",
+    input_units: str = "",
+) -> KernelBaseline:
     """Fit the kernel model on the rows of some images of a :func:`baseline_design` (default: all).
+
+    ``features`` is ``"field_level"`` (weights linear in the field-size and level features, the default) or
+    ``"none"`` (one stationary kernel); ``input_units`` is recorded with the model (e.g. ``"CU/MU"``).
 
     Raises
     ------
@@ -510,7 +614,19 @@ def fit_baseline_design(design: BaselineDesign, indices: Sequence[int] | None = 
     bad = [i for i in idx if not 0 <= i < len(design)]
     if bad:
         raise ParameterError(f"indices must lie in [0, {len(design)}), got {bad[0]}")
-    x = np.concatenate([design.x[i] for i in idx])
+    if features not in FEATURE_SETS:
+        raise ParameterError(f"features must be one of {list(FEATURE_SETS)}, got {features!r}")
+    if features == "field_level" and len(design.features) != len(design):
+        raise ParameterError("this design has no image features; rebuild it with baseline_design")
+    if features == "field_level":
+        blocks = []
+        for i in idx:
+            xi = design.x[i]
+            f, g = design.features[i]
+            blocks.append(np.concatenate([xi, f * xi[:, 1:], g * xi[:, 1:]], axis=1))
+        x = np.concatenate(blocks)
+    else:
+        x = np.concatenate([design.x[i] for i in idx])
     y = np.concatenate([design.y[i] for i in idx])
     scale = np.maximum(np.abs(x).max(axis=0), 1e-30)  # column scaling for conditioning
     coef, *_ = np.linalg.lstsq(x / scale, y, rcond=None)
@@ -522,9 +638,23 @@ def fit_baseline_design(design: BaselineDesign, indices: Sequence[int] | None = 
         **design.settings,
         "rms_residual_percent_of_max": 100.0 * rms,
         "solver": "numpy.linalg.lstsq, residuals divided by each image's maximum dose",
+        "features": features,
     }
     _log.info("kernel baseline fitted on %d images: RMS residual %.2f %% of the maximum", len(idx), 100 * rms)
-    return KernelBaseline(design.sigmas_mm, tuple(float(v) for v in coef[1:]), float(coef[0]), training)
+    k = len(design.sigmas_mm) + 1
+    if features == "field_level":
+        return KernelBaseline(
+            design.sigmas_mm,
+            tuple(float(v) for v in coef[1 : 1 + k]),
+            float(coef[0]),
+            training,
+            tuple(float(v) for v in coef[1 + k : 1 + 2 * k]),
+            tuple(float(v) for v in coef[1 + 2 * k : 1 + 3 * k]),
+            input_units,
+        )
+    return KernelBaseline(
+        design.sigmas_mm, tuple(float(v) for v in coef[1:]), float(coef[0]), training, input_units=input_units
+    )
 
 
 def fit_baseline(
@@ -534,6 +664,8 @@ def fit_baseline(
     pixels_per_image: int = 4000,
     fit_pixels: int = 256,
     seed: int = 0,
+    features: str = "field_level",
+    input_units: str = "",
 ) -> KernelBaseline:
     """Fit the kernel model's weights by linear least squares on training pairs.
 
@@ -550,6 +682,10 @@ def fit_baseline(
         Images are block-averaged to about this many columns before the fit (speed; >= 16).
     seed : int
         Seed of the pixel sampling (>= 0).
+    features : {"field_level", "none"}
+        Weights linear in the field-size and signal-level features (default) or one stationary kernel.
+    input_units : str
+        Units of the signal the model is fitted on, recorded with it (e.g. ``"CU/MU"``).
 
     Returns
     -------
@@ -563,5 +699,5 @@ def fit_baseline(
     design = baseline_design(
         pairs, sigmas_mm=sigmas_mm, pixels_per_image=pixels_per_image, fit_pixels=fit_pixels, seed=seed
     )
-    return fit_baseline_design(design)
+    return fit_baseline_design(design, features=features, input_units=input_units)
 

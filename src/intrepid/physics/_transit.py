@@ -6,6 +6,10 @@ as coarse as the detector (0.81 mm for the iView, well below the ≥ 1.5 mm σ o
 patient scatter on a grid four times coarser still, and the radiological thickness by one divergent ray
 trace per image; the result is upsampled to the detector grid, where noise, dead pixels and the vendor
 encoding are applied pixel by pixel. See docs/physics.md for every effect and its source.
+
+With ``effects=`` (:class:`intrepid.physics.DetectorEffects`) the detector and transit effects of
+:mod:`intrepid.physics._detector_effects` are simulated by :mod:`intrepid.physics._transit_effects` instead
+(model version ``intrepid-transit-2.0``); without, the earlier model is kept unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Quantity, Volume
 from intrepid.geometry._frames import MachineAngles, detector_plane, source_position_mm
 from intrepid.physics._beam import BeamModel
+from intrepid.physics._detector_effects import DetectorEffects
 from intrepid.physics._epid import DetectorModel, add_noise, encode_raw, ghosting_factor
 from intrepid.physics._fields import Field
 from intrepid.physics._kernels import DoseKernel, convolve_kernels
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: Version of the physics model; recorded in every image's metadata.
 MODEL_VERSION = "intrepid-transit-1.0"
+#: Version of the physics with detector and transit effects (``effects=``).
+MODEL_VERSION_EFFECTS = "intrepid-transit-2.0"
 #: Internal grid of the smooth physics: detector pixels per internal pixel.
 INTERNAL_FACTOR = 2
 #: Scatter grid: internal pixels per scatter pixel.
@@ -188,10 +195,19 @@ def _noise_free(
 
 
 @lru_cache(maxsize=8)
-def _gauges(phys: _Physics) -> tuple[float, float]:
+def _gauges(phys: _Physics, fx: DetectorEffects | None = None) -> tuple[float, float]:
     """Gy per relative-dose unit (per MU) and CU per relative-EPID unit (per MU), from 10 × 10 references."""
     ref = Field.square(10.0)
     shape, spacing = (384, 384), 0.8
+    if fx is not None:
+        from intrepid.physics._transit_effects import noise_free_effects
+
+        shape, spacing = (192, 192), 1.6  # per-image calibration: a coarser grid keeps it cheap
+
+        dose, _, _ = noise_free_effects(phys, ref, None, 1.0, phys.beam.sad_mm, shape, spacing, fx, None)
+        _, epid, _ = noise_free_effects(phys, ref, None, 1.0, 1000.0, shape, spacing, fx, None)
+        c = slice(shape[0] // 2 - 1, shape[0] // 2 + 1)
+        return phys.beam.dose_per_mu_gy / float(dose[c, c].mean()), 1.0 / float(epid[c, c].mean())
     dose, _, _ = _noise_free(phys, ref, None, 1.0, phys.beam.sad_mm, shape, spacing)
     _, epid, _ = _noise_free(phys, ref, None, 1.0, 1000.0, shape, spacing)
     c = slice(shape[0] // 2 - 1, shape[0] // 2 + 1)
@@ -211,6 +227,7 @@ def simulate_transit(
     hu_to_red: Any = None,
     dose_kernel: DoseKernel | None = None,
     scatter_model: ScatterModel | None = None,
+    effects: DetectorEffects | None = None,
 ) -> TransitImages:
     """Simulate a transit (or open-field) EPID image and the portal dose of one static beam.
 
@@ -238,6 +255,12 @@ def simulate_transit(
     dose_kernel : DoseKernel, optional
         Water pencil kernel at the portal-dose depth; default :meth:`DoseKernel.water_6mv`.
     scatter_model : ScatterModel, optional
+        Patient-scatter model of the earlier (``effects=None``) physics.
+    effects : DetectorEffects, optional
+        Detector and transit effects of this image (:func:`intrepid.physics.sample_effects`); None keeps the
+        earlier near-linear model (no energy-resolved multiple scatter, one stationary glare, ideal flood
+        field, fixed lag). ``field`` may then also be an MLC fluence (an object with
+        ``fluence(beam, u_mm, v_mm)``, see :class:`intrepid.physics.MlcField`).
 
     Returns
     -------
@@ -253,7 +276,7 @@ def simulate_transit(
     beam = beam or _default_beam()
     detector = detector or DetectorModel.elekta_iview()
     phys = _Physics(beam, detector, dose_kernel or DoseKernel.water_6mv(), scatter_model or ScatterModel())
-    if not isinstance(field, Field):
+    if not isinstance(field, Field) and not (effects is not None and hasattr(field, "fluence")):
         raise ParameterError(f"field must be a Field, got {type(field).__name__}")
     mu_f = float(mu)
     if not math.isfinite(mu_f) or mu_f <= 0:
@@ -273,6 +296,7 @@ def simulate_transit(
     sp_int = detector.pixel_mm * INTERNAL_FACTOR
 
     thickness: NDArray[np.float64] | None = None
+    gap_map: NDArray[np.float64] | None = None
     gap = sid - sad
     tracer = "none"
     if phantom is not None:
@@ -287,7 +311,8 @@ def simulate_transit(
         tshape = (shape_int[0] // TRACE_FACTOR, shape_int[1] // TRACE_FACTOR)
         tsp = sp_int * TRACE_FACTOR
         uu, vv = np.meshgrid(_centred(tshape[1], tsp), _centred(tshape[0], tsp))
-        wet = line_integrals(red, source, plane.pixel_to_world(uu, vv), stop_at_target=False)
+        targets = plane.pixel_to_world(uu, vv)
+        wet = line_integrals(red, source, targets, stop_at_target=False)
         tracer = "intrepid.physics.line_integrals (Siddon/Jacobs)"
         axis_gap = _air_gap_mm(red, source, plane)
         if axis_gap is not None:
@@ -295,19 +320,45 @@ def simulate_transit(
                 raise GeometryError(f"the phantom reaches the detector plane (air gap {axis_gap:.1f} mm)")
             gap = axis_gap
         thickness = np.maximum(_upsample(wet, shape_int), 0.0)
-    dose_rel, epid_rel, scatter_fraction = _noise_free(phys, field, thickness, gap, sid, shape_int, sp_int)
-    g_dose, g_epid = _gauges(phys)
-    lag = ghosting_factor(mu_f, detector.lag_fraction, detector.lag_mu)
+        if effects is not None and effects.flags.heterogeneity_position:
+            from intrepid.physics._transit_effects import effective_gap_map
+
+            gmap = effective_gap_map(red, source, plane, targets, np.asarray(wet, dtype=float), gap)
+            gap_map = _upsample(gmap, shape_int)
     full = (detector.rows, detector.columns)
+    effects_info: dict[str, Any] = {}
+    if effects is None:
+        dose_rel, epid_rel, scatter_fraction = _noise_free(
+            phys, field, thickness, gap, sid, shape_int, sp_int
+        )
+        g_dose, g_epid = _gauges(phys)
+        lag = ghosting_factor(mu_f, detector.lag_fraction, detector.lag_mu)
+        signal = _upsample(epid_rel, full) * (g_epid * mu_f * lag)
+        noisy = add_noise(signal, detector, rng)
+    else:
+        from intrepid.physics._transit_effects import add_dead_lines, finish_signal, noise_free_effects
+
+        if not isinstance(effects, DetectorEffects):
+            raise ParameterError(f"effects must be a DetectorEffects, got {type(effects).__name__}")
+        fx_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+        dose_rel, epid_rel, scatter_fraction = noise_free_effects(
+            phys, field, thickness, gap, sid, shape_int, sp_int, effects, gap_map, float(gantry_deg)
+        )
+        g_dose, g_epid = _gauges(phys, effects.calibration_view())
+        signal, effects_info = finish_signal(
+            epid_rel, g_epid, mu_f, sp_int, full, effects, detector.vendor.value, detector.lag_mu, fx_rng
+        )
+        lag = float(effects_info["ghosting_factor"])
+        noisy = add_noise(signal, detector, rng)
+        noisy, effects_info["dead_lines"] = add_dead_lines(noisy, effects, fx_rng)
     dose = _upsample(dose_rel, full) * (g_dose * mu_f)
-    signal = _upsample(epid_rel, full) * (g_epid * mu_f * lag)
-    noisy = add_noise(signal, detector, rng)
     enc = encode_raw(noisy, detector)
     epid = enc.rescale_slope * enc.raw.astype(float) + enc.rescale_intercept
     grid = plane.image_grid(full, (detector.pixel_mm, detector.pixel_mm))
     meta: dict[str, Any] = {
         "field": field.name,
         "field_bounds_mm": list(field.bounds_mm),
+        "effects": None if effects is None else {**effects.to_dict(), **effects_info},
         "mu": mu_f,
         "gantry_deg": float(gantry_deg),
         "isocenter_mm": iso.tolist(),
@@ -326,7 +377,7 @@ def simulate_transit(
         "portal_dose_depth_mm": beam.reference_depth_mm,
         "beam": beam.name,
         "ray_tracer": tracer,
-        "model_version": MODEL_VERSION,
+        "model_version": MODEL_VERSION if effects is None else MODEL_VERSION_EFFECTS,
         "seed": None if isinstance(seed, np.random.Generator) else int(seed),
     }
     logger.debug(

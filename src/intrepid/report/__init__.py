@@ -14,6 +14,7 @@ from intrepid.report._figures import (
     image_figure,
 )
 from intrepid.report._html import image_verdict, render_html, write_report
+from intrepid.report._invivo import invivo_figures, render_invivo_html, write_invivo_report
 from intrepid.report._pdf import find_chromium, write_pdf
 from intrepid.report._verdict import DEFAULT_ACTION_LEVELS, ActionLevels, Verdict, judge
 
@@ -32,8 +33,11 @@ __all__ = [
     "image_figure",
     "image_verdict",
     "judge",
+    "invivo_figures",
     "render_html",
+    "render_invivo_html",
     "run_demo",
+    "write_invivo_report",
     "write_pdf",
     "write_report",
 ]

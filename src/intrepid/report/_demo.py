@@ -112,6 +112,7 @@ def run_demo(
     overwrite: bool = False,
     workers: int = 2,
     progress: bool = False,
+    effects: str = "all",
 ) -> DemoResult:
     """Simulate, predict (network and baseline), evaluate and report.
 
@@ -135,6 +136,9 @@ def run_demo(
         Simulation processes.
     progress : bool
         Progress bars.
+    effects : str
+        Detector and transit effects of the simulated images (:meth:`intrepid.physics.EffectFlags.parse`,
+        default ``"all"``: every effect drawn per image within its published range).
 
     Returns
     -------
@@ -160,7 +164,9 @@ def run_demo(
     from intrepid.simulate import generate_pairs
     from intrepid.transit._default_model import load_default_baseline
     from intrepid.transit._evaluation import evaluate_pairs
+    from intrepid.transit._model import TransitModel
     from intrepid.transit._predict import load_predictor, resolve_model_path
+    from intrepid.transit._signal import CALIBRATED_UNITS_PER_MU
 
     out = Path(out_dir)
     specs = demo_specs(n_images, seed)
@@ -171,7 +177,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    generate_pairs(specs, out / "data", seed=seed, workers=workers, progress=progress)
+    generate_pairs(specs, out / "data", seed=seed, workers=workers, progress=progress, effects=effects)
     seconds["simulate"] = time.perf_counter() - t0
     t = time.perf_counter()
     model_dir = resolve_model_path(model)
@@ -181,7 +187,16 @@ def run_demo(
         if (model_dir / "baseline.json").is_file()
         else load_default_baseline()
     )
-    data = load_dataset(out / "data")
+    # models trained per MU convert each image (vendor units -> CU/MU) and multiply by the manifest's MU
+    wrapped = TransitModel.from_ensemble(network, "network")
+    per_mu = baseline.input_units == CALIBRATED_UNITS_PER_MU and not wrapped.legacy
+    predictors = {
+        "network": wrapped,
+        "baseline": TransitModel(baseline, wrapped.ranges, "baseline") if per_mu else baseline,
+    }
+    data = list(load_dataset(out / "data"))
+    for pair in data:
+        pair.epid.metadata.setdefault("mu", pair.record.mu)
     seconds["load"] = time.perf_counter() - t
     t = time.perf_counter()
     settings = {
@@ -189,11 +204,11 @@ def run_demo(
         "model_members": network.members,
         "model_working_shape": list(network.preprocess.working_shape),
         "baseline": "kernel model: " + ", ".join(f"σ {s:g} mm" for s in baseline.sigmas_mm),
-        "test set": f"{len(specs)} images of the seed's test split, simulated with seed {seed}",
+        "test set": f"{len(specs)} test-split images, simulation seed {seed}, effects {effects}",
     }
     evaluation = evaluate_pairs(
         data,
-        {"network": network, "baseline": baseline},
+        predictors,
         criteria=criteria,
         keep_maps=True,
         settings=settings,

@@ -6,11 +6,17 @@
 - :mod:`composition <intrepid.simulate._composition>`: the seed's data set (Table 1 and its test split) and
   random compositions;
 - :mod:`pairs <intrepid.simulate._pairs>`: simulation of the pairs and their DICOM RTIMAGE files with a
-  ``manifest.csv``.
+  ``manifest.csv``;
+- :mod:`patients <intrepid.simulate._patients>`, :mod:`invivo plans <intrepid.simulate._invivo_plans>`,
+  :mod:`invivo errors <intrepid.simulate._invivo_errors>`,
+  :mod:`invivo cases <intrepid.simulate._invivo_cases>`:
+  3D in-vivo cases (patient phantoms with structures, plans, delivery errors, doses, transit images).
 """
 
 from intrepid.simulate._composition import (
     FIELD_GROUPS,
+    MLC_GROUPS,
+    MLC_KINDS,
     MU_CHOICES,
     PAPER_TABLE1,
     PAPER_TABLE1_AS_PRINTED,
@@ -20,9 +26,26 @@ from intrepid.simulate._composition import (
     composition_counts,
     field_group,
     field_size_cm,
+    mlc_kind,
     paper_composition,
     random_composition,
 )
+from intrepid.simulate._invivo_cases import (
+    InvivoCase,
+    InvivoCaseSpec,
+    TransitFrame,
+    make_invivo_case,
+    plan_doses,
+    write_invivo_case,
+)
+from intrepid.simulate._invivo_errors import (
+    DeliveryError,
+    ErrorKind,
+    apply_patient_errors,
+    apply_plan_errors,
+    parse_error_spec,
+)
+from intrepid.simulate._invivo_plans import PlanKind, make_plan, scale_plan_mu
 from intrepid.simulate._pairs import (
     MANIFEST_COLUMNS,
     REQUIRED_COLUMNS,
@@ -31,6 +54,7 @@ from intrepid.simulate._pairs import (
     pair_seed,
     read_manifest,
 )
+from intrepid.simulate._patients import PatientPhantom, PatientSite, make_patient_case_phantom
 from intrepid.simulate._phantoms import (
     AIR_HU,
     BONE_HU,
@@ -63,6 +87,8 @@ __all__ = [
     "FIELD_GROUPS",
     "LUNG_HU",
     "MANIFEST_COLUMNS",
+    "MLC_GROUPS",
+    "MLC_KINDS",
     "MU_CHOICES",
     "PAPER_TABLE1",
     "PAPER_TABLE1_AS_PRINTED",
@@ -73,28 +99,46 @@ __all__ = [
     "SPINE_HU",
     "TITANIUM_HU",
     "WATER_HU",
+    "DeliveryError",
+    "ErrorKind",
     "InsertMaterial",
+    "InvivoCase",
+    "InvivoCaseSpec",
     "IsocenterMode",
     "PairSpec",
+    "PatientPhantom",
+    "PatientSite",
     "Phantom",
     "PhantomFamily",
+    "PlanKind",
     "PlugMaterial",
     "SimulationVendor",
     "SlabCode",
     "Split",
+    "TransitFrame",
+    "apply_patient_errors",
+    "apply_plan_errors",
     "composition_counts",
     "decode_slab_code",
     "field_group",
     "field_size_cm",
     "generate_pairs",
     "make_insert_slab_phantom",
+    "make_invivo_case",
     "make_multiplug_phantom",
+    "make_patient_case_phantom",
     "make_patient_phantom",
     "make_phantom",
+    "make_plan",
     "make_slab_phantom",
     "make_thorax_phantom",
+    "mlc_kind",
     "pair_seed",
     "paper_composition",
+    "parse_error_spec",
+    "plan_doses",
     "random_composition",
     "read_manifest",
+    "scale_plan_mu",
+    "write_invivo_case",
 ]

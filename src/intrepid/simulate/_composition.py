@@ -52,6 +52,8 @@ from intrepid.simulate._phantoms import IsocenterMode, PhantomFamily, decode_sla
 
 __all__ = [
     "FIELD_GROUPS",
+    "MLC_GROUPS",
+    "MLC_KINDS",
     "MU_CHOICES",
     "PAPER_TABLE1",
     "PAPER_TABLE1_AS_PRINTED",
@@ -61,6 +63,7 @@ __all__ = [
     "composition_counts",
     "field_group",
     "field_size_cm",
+    "mlc_kind",
     "paper_composition",
     "random_composition",
 ]
@@ -93,6 +96,12 @@ PAPER_TABLE1: dict[str, dict[PhantomFamily, int]] = {
     group: {fam: n for fam, n in cells.items() if not (fam is _OMG and group in ("10x2", "15x1"))}
     for group, (cells, _total) in PAPER_TABLE1_AS_PRINTED.items()
 }
+
+#: MLC sequence kinds accepted in field names, and their field groups (outside Table 1).
+MLC_KINDS = ("sns", "sw", "dyn")
+MLC_GROUPS = {"sns": "MLC step-and-shoot", "sw": "MLC sliding window", "dyn": "MLC dynamic"}
+#: Jaw openings (cm) of generated MLC fields.
+_MLC_JAWS_CM = (5, 10, 15, 20)
 
 #: Training MU values (the seed gives none); test images use 100 MU.
 MU_CHOICES = (50.0, 100.0, 150.0, 200.0)
@@ -180,15 +189,28 @@ def field_size_cm(field: str) -> tuple[float, float, bool]:
     ``"2x10"`` is a 2 cm (crossplane X) × 10 cm (inplane Y) rectangle; ``"ellipse 6x10"`` an ellipse with
     those axes (a circle when equal). Sizes are at the isocentre and must lie in (0, 40] cm.
     """
-    m = re.fullmatch(r"(ellipse )?(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)", str(field))
+    m = re.fullmatch(r"(ellipse |sns |sw |dyn )?(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)", str(field))
     if m is None:
         raise ParameterError(
-            f"field must look like '10x10' or 'ellipse 6x10' (cm at the isocentre), got {field!r}"
+            f"field must look like '10x10', 'ellipse 6x10' or an MLC field 'sns 10x10' / 'sw 10x10' / "
+            f"'dyn 10x10' (cm at the isocentre), got {field!r}"
         )
     x, y = float(m.group(2)), float(m.group(3))
     if not (0 < x <= 40 and 0 < y <= 40):
         raise ParameterError(f"field sizes must be in (0, 40] cm, got {field!r}")
-    return x, y, m.group(1) is not None
+    return x, y, m.group(1) == "ellipse "
+
+
+def mlc_kind(field: str) -> str | None:
+    """MLC sequence kind of a field name: ``"sns"`` (step-and-shoot), ``"sw"`` (sliding window), ``"dyn"``
+    (VMAT-like control points) or None for a jaw-only field (rectangles, ellipses).
+
+    The name gives the jaw opening in cm (``"sns 10x10"``); the leaf sequence is generated from the pair's
+    seed (:func:`intrepid.physics.generate_mlc_field`).
+    """
+    field_size_cm(field)
+    head = str(field).split(" ", 1)[0]
+    return head if head in MLC_KINDS else None
 
 
 def field_group(field: str) -> str:
@@ -196,6 +218,9 @@ def field_group(field: str) -> str:
     x, y, ellipse = field_size_cm(field)
     if ellipse:
         return "Ellipses"
+    kind = mlc_kind(field)
+    if kind is not None:
+        return MLC_GROUPS[kind]
     return f"{x:g}x{y:g}"
 
 
@@ -349,7 +374,9 @@ def _with(spec: PairSpec, **changes: Any) -> PairSpec:
     return replace(spec, **changes)
 
 
-def random_composition(n: int, seed: int = 0, *, test_fraction: float = 22.0 / 211.0) -> list[PairSpec]:
+def random_composition(
+    n: int, seed: int = 0, *, test_fraction: float = 22.0 / 211.0, mlc_fraction: float = 0.0
+) -> list[PairSpec]:
     """``n`` random pairs over all families (the patient phantom included) and the Table 1 field groups.
 
     Parameters
@@ -360,6 +387,10 @@ def random_composition(n: int, seed: int = 0, *, test_fraction: float = 22.0 / 2
         Seed (>= 0); the same seed gives the same list.
     test_fraction : float
         Fraction in [0, 1) of pairs marked test (rounded), 22/211 as in the seed by default.
+    mlc_fraction : float
+        Fraction in [0, 1] of pairs (drawn per pair) given an MLC-modulated field instead of a Table 1 field:
+        step-and-shoot, sliding-window or VMAT-like control points in equal shares, jaws 5–20 cm square.
+        0 (default) draws exactly the earlier compositions.
 
     Returns
     -------
@@ -369,6 +400,8 @@ def random_composition(n: int, seed: int = 0, *, test_fraction: float = 22.0 / 2
         raise ParameterError(f"n must be an integer > 0, got {n!r}")
     if not (0.0 <= test_fraction < 1.0):
         raise ParameterError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    if not (0.0 <= mlc_fraction <= 1.0):
+        raise ParameterError(f"mlc_fraction must be in [0, 1], got {mlc_fraction!r}")
     rng = np.random.default_rng(_check_seed(seed))
     families = list(PhantomFamily)
     n_test = round(n * test_fraction)
@@ -380,6 +413,9 @@ def random_composition(n: int, seed: int = 0, *, test_fraction: float = 22.0 / 2
         field = _field_for(group, int(rng.integers(len(_ELLIPSES_CM))))
         phantom, params, rot, iso = _draw_phantom(family, rng)
         mu = float(rng.choice(MU_CHOICES))
+        if mlc_fraction > 0 and rng.random() < mlc_fraction:
+            side = int(rng.choice(_MLC_JAWS_CM))
+            field = f"{MLC_KINDS[int(rng.integers(len(MLC_KINDS)))]} {side}x{side}"
         split = Split.TEST if i in test_idx else Split.TRAIN
         name = f"{_label(phantom, family, rot, iso)}_{field.replace(' ', '')}_r{i:04d}"
         out.append(_spec(name, family, phantom, params, field, rotation_deg=rot, mu=mu, isocenter=iso,

@@ -20,6 +20,10 @@ the manifest. Each DICOM file is written atomically and the manifest last, also 
 leaves no manifest (an earlier manifest in ``out_dir`` is removed first), so a manifest never names missing
 files.
 
+Physics: by default the earlier, near-linear transit model; with ``effects=`` (``--effects``) the detector and
+transit effects of :mod:`intrepid.physics` are drawn per pair from its seed (stream 2; MLC leaf sequences from
+stream 1), the manifest gets ``effects`` and ``effects.json`` lists every drawn value.
+
 Determinism: the simulation seed of a pair is derived from the generation ``seed`` and the spec's ``seed``
 (:func:`pair_seed`); the same inputs give byte-identical pixel data, whatever the number of worker
 processes. The study and Frame of Reference UIDs are derived from the same inputs too; SOP Instance UIDs are
@@ -45,7 +49,7 @@ import numpy as np
 
 from intrepid.dicom._common import atomic_write
 from intrepid.errors import ParameterError
-from intrepid.simulate._composition import PairSpec, field_size_cm
+from intrepid.simulate._composition import PairSpec, field_size_cm, mlc_kind
 from intrepid.simulate._phantoms import make_phantom
 
 __all__ = [
@@ -62,6 +66,8 @@ _log = logging.getLogger(__name__)
 
 #: Name of the manifest inside the output folder.
 MANIFEST_NAME = "manifest.csv"
+#: Drawn effect values of every pair (index -> dict), written when ``effects`` is given.
+EFFECTS_NAME = "effects.json"
 #: Columns of ``manifest.csv``, in order.
 MANIFEST_COLUMNS = (
     "index",
@@ -85,6 +91,7 @@ MANIFEST_COLUMNS = (
     "sid_mm",
     "epid_units",
     "portal_dose_max_gy",
+    "effects",
 )
 
 #: Columns that every manifest must have (the data-set contract).
@@ -117,12 +124,19 @@ class GenerationSettings:
     detector_pixels : int or None
         None: the vendor's detector. An integer N: an N x N detector of the same physical size (coarser
         pixels), for quick tests and previews.
+    effects : intrepid.physics.EffectFlags or None
+        Detector and transit effects drawn per pair (:func:`intrepid.physics.sample_effects`); None keeps
+        the earlier physics.
+    panel : intrepid.physics.DetectorEffects or None
+        Panel-level values shared by every pair (``generate_pairs(..., panel="dataset")``).
     """
 
     vendor: SimulationVendor = SimulationVendor.ELEKTA
     seed: int = 0
     phantom_spacing_mm: float = 2.5
     detector_pixels: int | None = None
+    effects: Any = None  #: EffectFlags or None (the earlier, near-linear physics)
+    panel: Any = None  #: DetectorEffects shared by every pair (panel="dataset"), or None (drawn per pair)
 
 
 def pair_seed(generation_seed: int, spec_seed: int) -> int:
@@ -137,13 +151,39 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:80] or "pair"
 
 
-def _field(field_name: str) -> Any:
-    from intrepid.physics import Field
+def _field(field_name: str, seed: int = 0) -> Any:
+    from intrepid.physics import Field, generate_mlc_field
 
     x, y, ellipse = field_size_cm(field_name)
     if ellipse:
         return Field.ellipse(x, y)
+    kind = mlc_kind(field_name)
+    if kind is not None:
+        # the leaf sequence is drawn from the pair's seed (stream 1), so the same pair gets the same plan
+        return generate_mlc_field(kind, x, y, np.random.default_rng([int(seed), 1]))
     return Field.square(x) if x == y else Field.rectangle(x, y)
+
+
+def _effects(settings: GenerationSettings, field: Any, seed: int) -> Any:
+    """The drawn effects of one pair (stream 2 of its seed), or None for the earlier physics."""
+    from intrepid.physics import DetectorEffects, EffectFlags, Field, sample_effects
+
+    if settings.effects is None:
+        # MLC fluences need the effects pipeline: with every effect off it is the plain physics
+        return None if isinstance(field, Field) else DetectorEffects.nominal(EffectFlags.none())
+    return sample_effects(settings.effects, settings.vendor.value, np.random.default_rng([int(seed), 2]),
+                          panel=settings.panel)
+
+
+def _flags_label(settings: GenerationSettings) -> str:
+    from intrepid.physics import EFFECT_NAMES
+
+    if settings.effects is None:
+        return "legacy"
+    on = settings.effects.enabled()
+    if len(on) == len(EFFECT_NAMES):
+        return "all"
+    return "+".join(on) if on else "none"
 
 
 def _detector(settings: GenerationSettings) -> Any:
@@ -176,9 +216,11 @@ def _simulate_one(index: int, spec: PairSpec, settings: GenerationSettings, out_
                            rotation_deg=spec.rotation_deg, isocenter=spec.isocenter)
     seed = pair_seed(settings.seed, spec.seed)
     gantry_deg = 0.0
+    field = _field(spec.field, seed)
+    effects = _effects(settings, field, seed)
     images = simulate_transit(
-        phantom.ct, _field(spec.field), detector=_detector(settings), gantry_deg=gantry_deg,
-        isocenter_mm=phantom.isocenter_mm, mu=spec.mu, seed=seed,
+        phantom.ct, field, detector=_detector(settings), gantry_deg=gantry_deg,
+        isocenter_mm=phantom.isocenter_mm, mu=spec.mu, seed=seed, effects=effects,
     )
     epid, dose = images.epid, images.portal_dose
     spacing = (epid.grid.spacing_mm[1], epid.grid.spacing_mm[0])  # (row, column) at the detector
@@ -230,6 +272,8 @@ def _simulate_one(index: int, spec: PairSpec, settings: GenerationSettings, out_
         "sid_mm": f"{sid_mm:g}",
         "epid_units": "raw" if epid_units is None else epid_units,
         "portal_dose_max_gy": f"{float(np.max(dose.array)):.6g}",
+        "effects": _flags_label(settings),
+        "_effect_values": images.metadata.get("effects"),
     }
 
 
@@ -252,6 +296,8 @@ def generate_pairs(
     workers: int = 1,
     phantom_spacing_mm: float = 2.5,
     detector_pixels: int | None = None,
+    effects: Any = None,
+    panel: str = "image",
 ) -> Path:
     """Simulate the pairs of ``specs`` into ``out_dir`` and write ``manifest.csv`` last.
 
@@ -275,6 +321,17 @@ def generate_pairs(
         Phantom voxel size in mm.
     detector_pixels : int, optional
         Replace the vendor's detector by an N x N one of the same physical size (previews, tests).
+    effects : intrepid.physics.EffectFlags or str, optional
+        Detector and transit effects, drawn per pair within their published ranges
+        (:func:`intrepid.physics.sample_effects`): an :class:`~intrepid.physics.EffectFlags`, or text for
+        :meth:`~intrepid.physics.EffectFlags.parse` (``"all"``, ``"none"``, ``"all-glare"``,
+        ``"glare,couch"``). None (default) keeps the earlier near-linear physics. The drawn values of every
+        pair are written to ``effects.json`` (index -> values) beside the manifest.
+    panel : {"image", "dataset"}
+        ``"image"`` (default): every effect value is drawn per pair, so the set spans the published spread
+        between panels; ``"dataset"``: the panel, beam and scatter-physics values
+        (:data:`intrepid.physics.PANEL_FIELDS`) are drawn once from ``seed`` and shared by every pair (one
+        panel in one clinic), the per-acquisition ones per pair.
 
     Returns
     -------
@@ -304,8 +361,18 @@ def generate_pairs(
         )
     if not (0.5 <= float(phantom_spacing_mm) <= 10.0):
         raise ParameterError(f"phantom_spacing_mm must be in [0.5, 10] mm, got {phantom_spacing_mm!r}")
+    if panel not in ("image", "dataset"):
+        raise ParameterError(f"panel must be 'image' or 'dataset', got {panel!r}")
+    flags: Any = None
+    shared: Any = None
+    if effects is not None:
+        from intrepid.physics import EffectFlags, sample_effects
+
+        flags = effects if isinstance(effects, EffectFlags) else EffectFlags.parse(str(effects))
+        if panel == "dataset":
+            shared = sample_effects(flags, v.value, np.random.default_rng([int(seed), 3]))
     settings = GenerationSettings(v, int(seed), float(phantom_spacing_mm),
-                                  None if detector_pixels is None else int(detector_pixels))
+                                  None if detector_pixels is None else int(detector_pixels), flags, shared)
     out = Path(out_dir)
     (out / "epid").mkdir(parents=True, exist_ok=True)
     (out / "portal_dose").mkdir(parents=True, exist_ok=True)
@@ -323,6 +390,15 @@ def generate_pairs(
     finally:
         bar.close()
     rows.sort(key=lambda r: int(r["index"]))
+    values = {str(r["index"]): r.pop("_effect_values", None) for r in rows}
+    (out / EFFECTS_NAME).unlink(missing_ok=True)
+    if flags is not None:
+        import json
+
+        def write_effects(tmp: Path) -> None:
+            tmp.write_text(json.dumps(values, indent=1, sort_keys=True), encoding="utf-8")
+
+        atomic_write(out / EFFECTS_NAME, write_effects)
 
     def write(tmp: Path) -> None:
         buf = io.StringIO()

@@ -6,6 +6,8 @@
   summaries per family and field size, leave-one-family-out;
 - :mod:`predict <intrepid.transit._predict>`: EPID files -> portal-dose RT Image (and ``.npz``) files;
 - :mod:`default model <intrepid.transit._default_model>`: the ensemble shipped with the package;
+- :mod:`signal <intrepid.transit._signal>`: either vendor's file -> signal per MU, or a one-line refusal;
+- :mod:`model <intrepid.transit._model>`: per-MU prediction, member spread, out-of-distribution flags;
 
 Nothing here imports PyTorch at import time; the network is loaded by the functions that need it.
 
@@ -15,11 +17,13 @@ Nothing here imports PyTorch at import time; the network is loaded by the functi
 
 from intrepid.physics._kernel_baseline import (
     DEFAULT_SIGMAS_MM,
+    FEATURE_SETS,
     BaselineDesign,
     KernelBaseline,
     baseline_design,
     fit_baseline,
     fit_baseline_design,
+    image_features,
     kernel_basis,
     load_baseline,
 )
@@ -31,6 +35,7 @@ from intrepid.transit._default_model import (
 )
 from intrepid.transit._evaluation import (
     DEFAULT_CRITERIA,
+    Comparison,
     Criterion,
     Evaluation,
     FamilyHoldout,
@@ -39,39 +44,77 @@ from intrepid.transit._evaluation import (
     MethodMetrics,
     Predictor,
     Statistics,
+    compare_methods,
     evaluate_image,
     evaluate_pairs,
     leave_one_family_out,
 )
-from intrepid.transit._predict import PredictionOutput, load_predictor, predict_files, resolve_model_path
+from intrepid.transit._model import (
+    SID_TOLERANCE,
+    Prediction,
+    TrainingRanges,
+    TransitModel,
+    canonical_pairs,
+    training_ranges,
+)
+from intrepid.transit._predict import (
+    PredictionOutput,
+    load_predictor,
+    load_transit_model,
+    predict_files,
+    resolve_model_path,
+)
+from intrepid.transit._signal import (
+    CALIBRATED_UNITS_PER_MU,
+    CanonicalSignal,
+    InputRefused,
+    canonical_signal,
+    canonical_volume,
+)
 
 __all__ = [
+    "CALIBRATED_UNITS_PER_MU",
     "DEFAULT_CRITERIA",
     "DEFAULT_SIGMAS_MM",
+    "FEATURE_SETS",
+    "SID_TOLERANCE",
     "BaselineDesign",
+    "CanonicalSignal",
+    "Comparison",
     "Criterion",
     "Evaluation",
     "FamilyHoldout",
     "ImageEvaluation",
     "ImageMaps",
+    "InputRefused",
     "KernelBaseline",
     "MethodMetrics",
+    "Prediction",
     "PredictionOutput",
     "Predictor",
     "Statistics",
+    "TrainingRanges",
+    "TransitModel",
     "baseline_design",
+    "canonical_pairs",
+    "canonical_signal",
+    "canonical_volume",
+    "compare_methods",
     "default_model_path",
     "default_training_manifest",
     "evaluate_image",
     "evaluate_pairs",
     "fit_baseline",
     "fit_baseline_design",
+    "image_features",
     "kernel_basis",
     "leave_one_family_out",
     "load_baseline",
     "load_default_baseline",
     "load_default_model",
     "load_predictor",
+    "load_transit_model",
     "predict_files",
     "resolve_model_path",
+    "training_ranges",
 ]

@@ -5,6 +5,12 @@ reuses the loaded model, and images of one shape go through the network together
 the input's detector geometry (pixel spacing, RT Image Position, SID, SAD, angles, meterset) and joins its
 Frame of Reference and Study; its pixel data are portal dose in Gy (Rescale Type ``GY``). Files are written
 atomically.
+
+Models trained on signal per MU (:mod:`intrepid.transit._model`) first convert every input (vendor, pixel
+units, MU, SID, acquisition mode read from the file) and refuse, before anything is written, an image they
+cannot convert (one line naming the file and the reason: uncalibrated image, negative signal, unknown units,
+no MU, SID outside the training range). The ``.npz`` then also holds ``uncertainty_gy`` (the ensemble
+members' standard deviation, Gy, same grid) and every output lists its ``ood_reasons``.
 """
 
 from __future__ import annotations
@@ -23,8 +29,15 @@ from intrepid.errors import ModelError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn import Ensemble
+    from intrepid.transit._model import TransitModel
 
-__all__ = ["PredictionOutput", "load_predictor", "predict_files", "resolve_model_path"]
+__all__ = [
+    "PredictionOutput",
+    "load_predictor",
+    "load_transit_model",
+    "predict_files",
+    "resolve_model_path",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +73,40 @@ def load_predictor(path: str | os.PathLike[str] | None = None, *, device: str = 
     return load_model(resolve_model_path(path), device=device)
 
 
+def load_transit_model(path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> TransitModel:
+    """Load the ensemble at ``path`` (None: the shipped default) as a :class:`TransitModel` (per-MU
+    conversion, training ranges, member spread; a model without ranges is wrapped as legacy)."""
+    from intrepid.transit._model import TransitModel
+
+    folder = resolve_model_path(path)
+    return TransitModel.from_ensemble(load_predictor(folder, device=device), str(folder))
+
+
+def _write_npz(path: Path, dose: Any, uncertainty: Any) -> Path:
+    from intrepid.dicom._common import atomic_write
+
+    g = dose.grid
+    extra: dict[str, Any] = (
+        {} if uncertainty is None else {"uncertainty_gy": np.asarray(uncertainty.array, dtype=np.float32)}
+    )
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                array=np.asarray(dose.array),
+                origin_mm=np.asarray(g.origin_mm),
+                spacing_mm=np.asarray(g.spacing_mm),
+                direction=g.direction_matrix,
+                units=np.asarray(dose.units),
+                quantity=np.asarray(dose.quantity.value),
+                frame_of_reference_uid=np.asarray(dose.frame_of_reference_uid or ""),
+                **extra,
+            )
+
+    return atomic_write(path, write)
+
+
 @dataclass(frozen=True)
 class PredictionOutput:
     """What :func:`predict_files` wrote for one input.
@@ -76,6 +123,14 @@ class PredictionOutput:
         Maximum predicted portal dose (Gy).
     seconds : float
         Network time for this image (its share of the batch), s.
+    central_dose_gy : float
+        Mean predicted dose (Gy) over the central 5 x 5 mm² of the image.
+    max_uncertainty_gy : float or None
+        Maximum of the members' standard deviation (Gy); None without an ensemble spread.
+    ood_reasons : tuple of str
+        Out-of-distribution flags (empty: inside the training ranges).
+    input : dict or None
+        What was read (vendor, units, conversion, MU, SID, acquisition mode, signal level, field size).
     """
 
     source: Path
@@ -83,6 +138,10 @@ class PredictionOutput:
     npz: Path | None
     max_dose_gy: float
     seconds: float
+    central_dose_gy: float = float("nan")
+    max_uncertainty_gy: float | None = None
+    ood_reasons: tuple[str, ...] = ()
+    input: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -91,8 +150,20 @@ class PredictionOutput:
             "rtimage": str(self.rtimage),
             "npz": None if self.npz is None else str(self.npz),
             "max_dose_gy": self.max_dose_gy,
+            "central_dose_gy": self.central_dose_gy,
+            "max_uncertainty_gy": self.max_uncertainty_gy,
+            "ood": bool(self.ood_reasons),
+            "ood_reasons": list(self.ood_reasons),
+            "input": self.input,
             "seconds": self.seconds,
         }
+
+
+def _central(arr: Any, spacing_mm: tuple[float, float]) -> float:
+    r, c = arr.shape
+    hr = max(1, round(2.5 / spacing_mm[0]))
+    hc = max(1, round(2.5 / spacing_mm[1]))
+    return float(np.mean(arr[r // 2 - hr : r // 2 + hr, c // 2 - hc : c // 2 + hc]))
 
 
 def predict_files(
@@ -102,6 +173,7 @@ def predict_files(
     model: Any = None,
     npz: bool = False,
     overwrite: bool = True,
+    mu: float | None = None,
 ) -> list[PredictionOutput]:
     """Predict the portal dose of EPID RT Image files and write one RT Image (and ``.npz``) per input.
 
@@ -111,12 +183,15 @@ def predict_files(
         EPID RT Image files (any vendor :func:`intrepid.dicom.read_rtimage` reads).
     out_dir : path-like
         Output folder (created).
-    model : Ensemble, path-like or None
-        A loaded ensemble, a model / run folder, or None for the shipped default model.
+    model : TransitModel, Ensemble, path-like or None
+        A loaded model, a model / run folder, or None for the shipped default model.
     npz : bool
-        Also write ``<stem>.npz`` (:func:`intrepid.dicom.write_npz`: array + grid).
+        Also write ``<stem>.npz`` (array + grid as :func:`intrepid.dicom.write_npz`, plus ``uncertainty_gy``
+        for an ensemble trained per MU).
     overwrite : bool
         Replace existing outputs (default True); False raises instead.
+    mu : float, optional
+        Monitor units for every input, overriding Meterset Exposure (3002,0032).
 
     Returns
     -------
@@ -125,9 +200,11 @@ def predict_files(
 
     Raises
     ------
+    InputRefused
+        An input the model cannot convert (uncalibrated, negative signal, unknown units, no MU, SID far
+        outside the training range); nothing is written.
     ParameterError
-        No inputs, two inputs with the same file stem, an input that is a portal-dose image, an existing
-        output with ``overwrite=False``.
+        No inputs, two inputs with the same file stem, an existing output with ``overwrite=False``.
     DicomError
         An input that is not a readable RT Image.
 
@@ -137,8 +214,10 @@ def predict_files(
     >>> outs[0].rtimage  # doctest: +SKIP
     PosixPath('pd/a.dcm')
     """
-    from intrepid.dicom import Vendor, read_rtimage, write_npz, write_rtimage
-    from intrepid.geometry import Quantity
+    from intrepid.dicom import Vendor, read_rtimage, write_rtimage
+    from intrepid.geometry import Quantity, Volume
+    from intrepid.transit._model import TransitModel
+    from intrepid.transit._signal import InputRefused
 
     files = [Path(p) for p in paths]
     if not files:
@@ -156,22 +235,42 @@ def predict_files(
         for f in files:
             if (out / f"{f.stem}.dcm").exists():
                 raise ParameterError(f"{out / (f.stem + '.dcm')} exists; pass overwrite=True to replace it")
-    ens = model if hasattr(model, "predict_volumes") else load_predictor(model)
-    images = []
+    if isinstance(model, TransitModel):
+        tm = model
+    elif hasattr(model, "predict_volumes"):
+        tm = TransitModel.from_ensemble(model)
+    else:
+        tm = load_transit_model(model)
+    images, inputs = [], []
     for f in files:
         rt = read_rtimage(f)
         if rt.image.quantity is Quantity.PORTAL_DOSE:
-            raise ParameterError(
+            raise InputRefused(
                 f"{f}: is already a portal-dose image (Rescale Type {rt.pixel_units!r}), "
                 "expected an EPID image"
             )
+        meta = {**dict(rt.image.metadata), "source": str(f), "meterset": rt.meterset, "sid_mm": rt.sid_mm}
+        vol = Volume(
+            np.asarray(rt.image.array),
+            rt.image.grid,
+            rt.image.quantity,
+            rt.pixel_units,
+            rt.frame_of_reference_uid,
+            meta,
+        )
+        if not tm.legacy:
+            tm.convert(vol, mu=mu, image_type=rt.image_type)  # refuse before anything is written
+        else:
+            tm.check_legacy_vendor(vol)
         images.append(rt)
-    t = time.perf_counter()
-    doses = ens.predict_volumes([rt.image for rt in images])
-    per_image = (time.perf_counter() - t) / len(images)
+        inputs.append(vol)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for f, rt, dose in zip(files, images, doses, strict=True):
+    for f, rt, vol in zip(files, images, inputs, strict=True):
+        t = time.perf_counter()
+        pred = tm.predict_full(vol, mu=mu, image_type=rt.image_type, uncertainty=True)
+        seconds = time.perf_counter() - t
+        dose = pred.dose
         arr = np.asarray(dose.array, dtype=np.float64)
         if not np.all(np.isfinite(arr)):
             raise ModelError(f"{f}: the model predicted non-finite doses")
@@ -195,7 +294,23 @@ def predict_files(
             referenced_beam_number=rt.referenced_beam_number,
             description=f"InTrEPID portal dose from {f.name}",
         )
-        npz_path = write_npz(dose, out / f"{f.stem}.npz") if npz else None
-        results.append(PredictionOutput(f, dcm, npz_path, float(arr.max()), per_image))
+        npz_path = _write_npz(out / f"{f.stem}.npz", dose, pred.uncertainty) if npz else None
+        unc = None if pred.uncertainty is None else float(np.max(pred.uncertainty.array))
+        central = _central(arr, rt.pixel_spacing_mm)
+        results.append(
+            PredictionOutput(
+                f,
+                dcm,
+                npz_path,
+                float(arr.max()),
+                seconds,
+                central,
+                unc,
+                pred.ood_reasons,
+                None if pred.input is None else pred.input.to_dict(),
+            )
+        )
+        for reason in pred.ood_reasons:
+            _log.warning("%s: out of the training distribution: %s", f, reason)
         _log.info("%s -> %s (max %.4g Gy)", f, dcm, float(arr.max()))
     return results

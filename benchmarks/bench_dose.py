@@ -1,0 +1,206 @@
+"""Photon dose engine (collapsed cone) speed and water accuracy beside pyRadPlan's SVD pencil beam.
+
+Run: ``python3 benchmarks/bench_dose.py`` from the project root. pyRadPlan runs in a subprocess in its own
+virtual environment (it pins pydantic 2.12.5), by default ``benchmarks/_data/venv-pyradplan``:
+``python3 -m venv benchmarks/_data/venv-pyradplan && benchmarks/_data/venv-pyradplan/bin/pip install
+pyRadPlan==0.5.0 pydantic==2.12.5`` (``--pyradplan-python`` for another one; ``--no-peer`` to skip it).
+
+Case (issue 10): one 10 × 10 cm² 6 MV beam, gantry 0, on a 200 × 200 × 120 CT at 2.5 mm (a synthetic thorax:
+water ellipse 36 × 24 cm with two lungs and a spine, air around), dose on the CT grid. Both engines get
+the same HU cube. Reported: wall time (median of ``--repeats`` after a warm-up that compiles the numba
+kernels), CPU time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's
+load average, and in water the central-axis depth dose of both engines normalised at their maxima.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHAPE = (120, 200, 200)  # slices, rows, columns
+SPACING = 2.5
+FIELD_MM = 100.0
+
+
+def thorax_hu() -> np.ndarray:
+    """The synthetic thorax (HU), [slice, row, column]: LPS x along columns, y (posterior) along rows."""
+    _, ny, nx = SHAPE
+    x = (np.arange(nx) - (nx - 1) / 2) * SPACING
+    y = (np.arange(ny) - (ny - 1) / 2) * SPACING
+    yy, xx = np.meshgrid(y, x, indexing="ij")
+    hu = np.full((ny, nx), -1000.0, dtype=np.float32)
+    hu[(xx / 180.0) ** 2 + (yy / 120.0) ** 2 <= 1] = 0.0
+    for cx in (-80.0, 80.0):
+        hu[((xx - cx) / 55.0) ** 2 + (yy / 75.0) ** 2 <= 1] = -750.0
+    hu[(xx**2 + (yy - 80.0) ** 2) <= 20.0**2] = 700.0
+    return np.broadcast_to(hu[None], SHAPE).copy()
+
+
+def water_hu() -> np.ndarray:
+    """Water everywhere below y = -100 mm (the surface, SSD 90 cm for the beam from the anterior)."""
+    ny = SHAPE[1]
+    y = (np.arange(ny) - (ny - 1) / 2) * SPACING
+    hu = np.where(y[None, :, None] >= -100.0, 0.0, -1000.0).astype(np.float32)
+    return np.broadcast_to(hu, SHAPE).copy()
+
+
+def _volume(hu: np.ndarray):
+    from intrepid.geometry import Grid, Quantity, Volume
+
+    nz, ny, nx = hu.shape
+    origin = (-(nx - 1) / 2 * SPACING, -(ny - 1) / 2 * SPACING, -(nz - 1) / 2 * SPACING)
+    return Volume(hu, Grid(hu.shape, origin, (SPACING,) * 3), Quantity.CT_NUMBER, "HU")
+
+
+def ours(hu: np.ndarray, repeats: int) -> dict:
+    """Compute with InTrEPID; returns timings and the central-axis dose."""
+    import numba
+
+    from intrepid.dose import compute_dose, open_field_plan
+
+    ct = _volume(hu)
+    plan = open_field_plan(FIELD_MM, FIELD_MM, mu=100.0)
+    t = time.perf_counter()
+    result = compute_dose(ct, plan)  # warm-up: numba compilation (cached on disk) and the MU calibration
+    first = time.perf_counter() - t
+    walls, cpus = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        result = compute_dose(ct, plan)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    d = result.total.array
+    return {
+        "first_s": first,
+        "wall_s": statistics.median(walls),
+        "cpu_s": statistics.median(cpus),
+        "threads": numba.get_num_threads(),
+        "axis": d[SHAPE[0] // 2, :, SHAPE[2] // 2].astype(float).tolist(),
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+
+
+def peer_worker(hu_path: str, repeats: int) -> dict:
+    """Inside the pyRadPlan environment: SVDPB dose of a 10 x 10 cm2 field (5 mm bixels, all weights 1)."""
+    import SimpleITK as sitk
+    from pyRadPlan import PhotonPlan, calc_dose_influence, generate_stf
+    from pyRadPlan.cst import create_cst, create_voi
+    from pyRadPlan.ct import create_ct
+
+    hu = np.load(hu_path)
+    nz, ny, nx = hu.shape
+    img = sitk.GetImageFromArray(hu)
+    img.SetSpacing((SPACING,) * 3)
+    img.SetOrigin((-(nx - 1) / 2 * SPACING, -(ny - 1) / 2 * SPACING, -(nz - 1) / 2 * SPACING))
+    ct = create_ct(cube_hu=img)
+    # The target: a 10 x 10 cm prism along the beam (y) through the whole body: its projection is the field;
+    # the body (everything not air) is an OAR, so that the dose is computed in all of it.
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    target = np.zeros(hu.shape, dtype=np.uint8)
+    zc, xc = nz // 2, nx // 2
+    half = round(FIELD_MM / 2 / SPACING)
+    target[zc - half : zc + half, :, xc - half : xc + half] = 1
+    target &= (hu > -900).astype(np.uint8)
+    body = (hu > -900).astype(np.uint8)
+    vois = []
+    for name, kind, mask in (("target", "TARGET", target), ("body", "OAR", body)):
+        m = sitk.GetImageFromArray(mask)
+        m.CopyInformation(img)
+        vois.append(create_voi(name=name, voi_type=kind, mask=m, ct_image=ct))
+    cst = create_cst(vois=vois, ct=ct)
+    pln = PhotonPlan(machine="Generic")
+    pln.prop_stf = {"gantry_angles": [0.0], "couch_angles": [0.0], "bixel_width": 5.0}
+    walls = []
+    dose = None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        stf = generate_stf(ct, cst, pln)
+        dij = calc_dose_influence(ct, cst, stf, pln)
+        res = dij.compute_result_ct_grid(np.ones(dij.total_num_of_bixels))
+        walls.append(time.perf_counter() - t)
+        phys = res["physical_dose"]
+        dose = phys if isinstance(phys, np.ndarray) else sitk.GetArrayFromImage(phys)
+    assert dose is not None
+    return {
+        "wall_s": statistics.median(walls),
+        "axis": np.asarray(dose)[nz // 2, :, nx // 2].astype(float).tolist(),
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+
+
+def _run_child(args: list[str], python: str) -> dict:
+    out = subprocess.run([python, __file__, *args], capture_output=True, text=True, check=False, timeout=3000)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pyradplan-python", default="benchmarks/_data/venv-pyradplan/bin/python")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--worker", choices=("ours", "peer"), default=None)
+    parser.add_argument("--case", choices=("thorax", "water"), default="thorax")
+    args = parser.parse_args()
+    if args.worker is not None:
+        hu = thorax_hu() if args.case == "thorax" else water_hu()
+        if args.worker == "ours":
+            print(json.dumps(ours(hu, args.repeats)))
+        else:
+            path = Path("benchmarks/_data") / f"bench_dose_{args.case}.npy"
+            np.save(path, hu)
+            print(json.dumps(peer_worker(str(path), args.repeats)))
+        return
+    load0 = os.getloadavg()[0]
+    rows = {}
+    for case in ("thorax", "water"):
+        rows[case] = {"ours": _run_child(["--worker", "ours", "--case", case, "--repeats", str(args.repeats)],
+                                         sys.executable)}  # fmt: skip
+        if not args.no_peer and Path(args.pyradplan_python).exists():
+            rows[case]["peer"] = _run_child(["--worker", "peer", "--case", case, "--repeats", "1"],
+                                            args.pyradplan_python)  # fmt: skip
+    load1 = os.getloadavg()[0]
+    print(f"load average (1 min) before / after: {load0:.1f} / {load1:.1f} on {os.cpu_count()} cores")
+    print(
+        "| case | InTrEPID wall (s) | InTrEPID CPU (s) | first call (s) | peak RSS (MB) | "
+        "pyRadPlan SVDPB (s) | "
+        "pyRadPlan RSS (MB) | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for case, r in rows.items():
+        o, p = r["ours"], r.get("peer")
+        ratio = f"{p['wall_s'] / o['wall_s']:.1f}×" if p else "—"
+        print(
+            f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | {o['maxrss_mb']:.0f} | "
+            f"{p['wall_s']:.1f} | {p['maxrss_mb']:.0f} | {ratio} |"
+            if p
+            else f"| {case} | {o['wall_s']:.2f} | {o['cpu_s']:.2f} | {o['first_s']:.1f} | "
+            f"{o['maxrss_mb']:.0f} | — | — | — |"
+        )
+    w = rows["water"]
+    y = (np.arange(SHAPE[1]) - (SHAPE[1] - 1) / 2) * SPACING + 100.0  # depth below the water surface, mm
+    a = np.asarray(w["ours"]["axis"])
+    print("\nwater, central axis, % of maximum (surface at SSD 90 cm):")
+    print("| depth (mm) | InTrEPID | pyRadPlan SVDPB |")
+    print("|---|---|---|")
+    pk = np.asarray(w["peer"]["axis"]) if "peer" in w else None
+    for depth in (15.0, 50.0, 100.0, 150.0, 200.0):
+        o = 100 * np.interp(depth, y, a) / a.max()
+        p = f"{100 * np.interp(depth, y, pk) / pk.max():.1f}" if pk is not None else "—"
+        print(f"| {depth:.0f} | {o:.1f} | {p} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""``intrepid invivo``: reconstruct the delivered 3D dose of a fraction from its transit EPID images and
+compare it with the plan; and ``intrepid simulate invivo`` (registered from :mod:`intrepid.cli._simulate`):
+write a simulated STUDY_DIR."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from intrepid.errors import ParameterError
+
+__all__ = ["add_simulate_invivo", "register", "run", "run_simulate"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``invivo`` to the ``intrepid`` parser."""
+    p = subparsers.add_parser(
+        "invivo",
+        help="3D in-vivo dose from transit EPID images, compared with the plan (InTrEPID-3D)",
+        description=(
+            "Reconstruct the delivered 3D dose of one fraction from the transit RT Images in STUDY_DIR "
+            "(back-projection through the planning CT + physics baseline or 3D network), compare it with the "
+            "planned RTDOSE (3D gamma 3%%/2mm and 2%%/2mm global, 10%% cut-off; DVH differences in %% of the "
+            "prescription; isocentre ratio) and give a verdict under the action levels. STUDY_DIR holds a CT "
+            "series, one RTPLAN, an RTSTRUCT, the planned RTDOSE (per beam and/or plan) and the RT Images "
+            "(matched to beams by Referenced Beam Number, else by gantry angle). Writes "
+            "OUT/reconstructed_dose.dcm, OUT/reconstructed_beam_<n>.dcm, OUT/report.html and "
+            "OUT/result.json. "
+            "Units: Gy, mm, degrees."
+        ),
+    )
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="folder of the fraction's DICOM files")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="3D network model folder (default: the shipped model when present, else the physics "
+        "baseline); 'baseline' or 'fod' force those methods",
+    )
+    p.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        help="RTDOSE of the truly delivered dose (simulated cases): adds the 'accuracy' block",
+    )
+    p.add_argument(
+        "--gamma-pass-min",
+        type=float,
+        default=95.0,
+        help="alert below this 3%%/2mm pass rate of the plan sum, %% (default 95)",
+    )
+    p.add_argument(
+        "--mean-gamma-max", type=float, default=0.5, help="alert above this mean gamma (default 0.5)"
+    )
+    p.add_argument(
+        "--ptv-d50-max",
+        type=float,
+        default=3.0,
+        help="alert when |delta D50| of a PTV exceeds this %% of the prescription (default 3)",
+    )
+    p.add_argument(
+        "--iso-ratio-range",
+        type=float,
+        nargs=2,
+        default=(0.95, 1.05),
+        metavar=("LOW", "HIGH"),
+        help="alert when the isocentre dose ratio leaves this range (default 0.95 1.05)",
+    )
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (keys in docs/invivo.md)")
+    p.set_defaults(func=run)
+
+
+def _network(model: str | None) -> tuple[Any, str | None, str]:
+    """(network or None, method name or None, description)."""
+    if model in ("baseline", "fod"):
+        return None, model, model
+    from intrepid.invivo._network import default_invivo_model_path, load_invivo_model
+
+    if model is None:
+        path = default_invivo_model_path()
+        if path is None:
+            return None, "baseline", "baseline (no shipped network)"
+        return load_invivo_model(path), "network", f"network {path.name}"
+    p = Path(model)
+    if not p.exists():
+        raise ParameterError(f"--model {model}: no such model folder")
+    return load_invivo_model(p), "network", f"network {p}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``intrepid invivo``."""
+    from intrepid.cli._common import to_jsonable, write_json
+    from intrepid.dicom import atomic_write, read_rtdose
+    from intrepid.invivo import ActionLevels, check_study, write_outputs
+
+    if not args.study_dir.is_dir():
+        raise ParameterError(f"STUDY_DIR {args.study_dir} is not a folder")
+    levels = ActionLevels(
+        gamma_pass_min_percent=args.gamma_pass_min,
+        mean_gamma_max=args.mean_gamma_max,
+        ptv_d50_max_diff_percent=args.ptv_d50_max,
+        isocenter_ratio_range=(float(args.iso_ratio_range[0]), float(args.iso_ratio_range[1])),
+    )
+    truth = None
+    if args.truth is not None:
+        if not args.truth.is_file():
+            raise ParameterError(f"--truth {args.truth}: no such file")
+        truth = read_rtdose(args.truth).volume
+    network, method, description = _network(args.model)
+    result = check_study(
+        args.study_dir,
+        network=network,
+        method=method,
+        truth=truth,
+        levels=levels,
+        exclude=(args.out,),
+        model_description=description,
+    )
+    t0 = time.perf_counter()
+    write_outputs(result, args.out)
+    data = result.to_json()
+    if not args.no_report:
+        from intrepid.report import write_invivo_report
+
+        write_invivo_report(result, args.out / "report.html")
+    data["output_seconds"] = time.perf_counter() - t0
+    import json
+
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(args.out / "result.json", lambda tmp: tmp.write_text(text))
+    if args.json:
+        write_json(data)
+    else:
+        sys.stdout.write(
+            f"{data['verdict'].upper()}: gamma 3%/2mm {data['gamma_3pct2mm_percent']:.1f} %, 2%/2mm "
+            f"{data['gamma_2pct2mm_percent']:.1f} %, isocentre ratio {data['isocenter_ratio']:.3f} "
+            f"({data['method']}, {data['compute_seconds']:.1f} s)\n"
+        )
+        for reason in data["alert_reasons"]:
+            sys.stdout.write(f"  - {reason}\n")
+        sys.stdout.write(f"outputs in {args.out}\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ simulate invivo
+def add_simulate_invivo(sub: Any) -> None:
+    """Add ``invivo`` to the ``intrepid simulate`` sub-parsers."""
+    p = sub.add_parser(
+        "invivo",
+        help="a simulated 3D in-vivo fraction as a DICOM STUDY_DIR (CT, RTSTRUCT, RTPLAN, RTDOSE, RT Images)",
+        description=(
+            "Simulate one fraction of a patient-like phantom treated with a plan, with optional delivery "
+            "errors, and write a STUDY_DIR: CT/ series, RTSTRUCT.dcm, RTPLAN.dcm (MU calibrated so the PTV "
+            "D50 is the prescription), RTDOSE_plan.dcm and RTDOSE_beam_<n>.dcm (planned), delivered_dose.dcm "
+            "(dose engine on the delivered geometry), transit/ (EPID RT Images per beam or arc sector), "
+            "portal_dose/ (their noise-free portal dose) and case.json, in one Frame of Reference. SPEC "
+            "strings: mu:+5 (%%), setup:7,0,0 (mm, patient x,y,z), rotation:0,0,3 (deg), mlc:A:+3 (mm), "
+            "leaf:A:20:+10 (leaf pair, mm), gantry:+3, collimator:+3 (deg), anatomy:shrink:8 (mm), "
+            "anatomy:cavity:fill|empty, plan:wrong."
+        ),
+    )
+    p.add_argument("--out", required=True, type=Path, help="the STUDY_DIR to write (must be new or empty)")
+    p.add_argument("--phantom", default="thorax", help="thorax, pelvis, headneck or tg119 (default thorax)")
+    p.add_argument("--plan", default="box4", help="box4, imrt7 or vmat (default box4)")
+    p.add_argument(
+        "--error",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="delivery error (repeatable); see the description",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed (>= 0): EPID noise and random error draws")
+    p.add_argument("--spacing-mm", type=float, default=4.0, help="CT and dose grid spacing, mm (default 4)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty STUDY_DIR")
+    p.add_argument("--json", action="store_true", help="print case.json")
+    p.set_defaults(func=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run ``intrepid simulate invivo``."""
+    import json
+
+    from intrepid.cli._common import write_json
+    from intrepid.simulate._invivo_cases import make_invivo_case, spec_from_args, write_invivo_case
+
+    if args.seed < 0:
+        raise ParameterError(f"--seed must be >= 0, got {args.seed}")
+    site = str(args.phantom).lower()
+    if site not in ("thorax", "pelvis", "headneck", "tg119"):
+        raise ParameterError(f"--phantom must be thorax, pelvis, headneck or tg119, got {args.phantom!r}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ParameterError(f"--out {args.out} exists and is not a folder")
+    if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
+        raise ParameterError(f"--out {args.out} is not empty; pass --overwrite to replace it")
+    spec = spec_from_args(site, str(args.plan).lower(), args.error, args.seed, args.spacing_mm)
+    t0 = time.perf_counter()
+    case = make_invivo_case(spec)
+    write_invivo_case(case, args.out, overwrite=True)
+    info = json.loads((args.out / "case.json").read_text())
+    if args.json:
+        write_json(info)
+    else:
+        errs = ", ".join(args.error) or "none"
+        sys.stdout.write(
+            f"{site}/{getattr(spec.plan, 'value', spec.plan)}, errors: {errs}; PTV D50 "
+            f"planned {info['ptv_d50_planned_gy']:.3f} Gy, delivered {info['ptv_d50_delivered_gy']:.3f} Gy "
+            f"({time.perf_counter() - t0:.1f} s)\nstudy: {args.out}\n"
+        )
+    return 0

@@ -1,0 +1,48 @@
+"""Shared fixtures of the dose-engine tests: water phantoms and open fields, computed once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intrepid.dose import PlanDose, compute_dose, open_field_plan, water_phantom
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def reference_6mv() -> dict:
+    return json.loads((DATA / "reference_6mv.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def water_fields() -> dict[int, PlanDose]:
+    """Doses of 5x5, 10x10 and 20x20 cm2 jaw fields (100 MU) on a water cube at SSD 100 cm, 2.5 mm grid."""
+    out = {}
+    for f in (50, 100, 200):
+        ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
+        out[f] = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0))
+    return out
+
+
+def central_axis(dose: PlanDose) -> tuple[np.ndarray, np.ndarray]:
+    """(depth_mm, dose_gy) along the central axis of a water_phantom dose (beam along +y from y = 0)."""
+    d = dose.total.array
+    g = dose.total.grid
+    x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
+    y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
+    z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
+    return y, d[int(np.argmin(np.abs(z))), :, int(np.argmin(np.abs(x)))].astype(float)
+
+
+def profile(dose: PlanDose, depth_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x_mm, dose_gy) across the field (crossplane) at ``depth_mm``."""
+    d = dose.total.array
+    g = dose.total.grid
+    x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
+    y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
+    z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
+    return x, d[int(np.argmin(np.abs(z))), int(np.argmin(np.abs(y - depth_mm))), :].astype(float)
