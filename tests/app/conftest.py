@@ -11,7 +11,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,46 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@dataclass(frozen=True)
+class InvivoStudy:
+    """A simulated in-vivo fraction ready for ingest (``folder``) and the predictor that stands for a perfect
+    InTrEPID-2D step (``predictor``: each EPID image -> the simulator's noise-free portal dose of it)."""
+
+    folder: Path
+    predictor: Callable[[Volume], Volume]
+
+
+@pytest.fixture(scope="session")
+def invivo_study(tmp_path_factory: pytest.TempPathFactory) -> InvivoStudy:
+    """``intrepid simulate invivo --phantom thorax --plan box4 --seed 1 --spacing-mm 8`` (coarse: the
+    whole case takes ~20 s of CPU), without the truth files, with Fraction Number 1 stamped on the transit
+    images (the simulator writes none; the application needs it to place them)."""
+    import hashlib
+
+    import pydicom
+
+    from intrepid.dicom import read_rtimage
+    from intrepid.simulate import InvivoCaseSpec, make_invivo_case, write_invivo_case
+
+    root = tmp_path_factory.mktemp("invivo")
+    study = write_invivo_case(
+        make_invivo_case(InvivoCaseSpec(site="thorax", plan="box4", seed=1, spacing_mm=8.0)), root / "study"
+    )
+    folder = root / "ingest"
+    shutil.copytree(study, folder, ignore=shutil.ignore_patterns("portal_dose", "delivered*", "case.json"))
+    truth: dict[str, np.ndarray] = {}
+    for f in sorted((folder / "transit").glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.FractionNumber = 1
+        ds.save_as(f)
+        epid = np.asarray(read_rtimage(f).image.array)
+        dose = read_rtimage(study / "portal_dose" / f.name).image
+        truth[hashlib.sha256(epid.tobytes()).hexdigest()] = np.asarray(dose.array, dtype=np.float64)
+
+    def perfect(epid: Volume) -> Volume:
+        key = hashlib.sha256(np.asarray(epid.array).tobytes()).hexdigest()
+        return epid.with_array(truth[key], quantity=Quantity.PORTAL_DOSE, units="Gy")
+
+    return InvivoStudy(folder, perfect)

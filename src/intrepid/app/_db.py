@@ -37,6 +37,7 @@ __all__ = [
     "Beam",
     "BeamReference",
     "Comment",
+    "Dose3DResult",
     "Fraction",
     "Image",
     "Patient",
@@ -197,6 +198,33 @@ class Result(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     fraction: Mapped[Fraction] = relationship(back_populates="results")
     beam: Mapped[Beam] = relationship()
+
+
+class Dose3DResult(Base):
+    """The in-vivo 3D check of a fraction (:func:`intrepid.app._pipeline.reconstruct_3d`).
+
+    ``status`` is ``done`` or ``failed`` (``reasons`` then holds the error); ``verdict`` is ``pass`` or
+    ``alert`` (the in-vivo action levels of :class:`intrepid.invivo.ActionLevels`); ``dvh`` is JSON (per ROI
+    the DVH differences, % of the prescription); ``folder`` (relative to the data folder) holds the NIfTI
+    volumes shown by the 3D viewer and the DVH figure.
+    """
+
+    __tablename__ = "dose3d_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fraction_id: Mapped[int] = mapped_column(ForeignKey("fractions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="done")
+    verdict: Mapped[str] = mapped_column(String(16), default="")
+    reasons: Mapped[str] = mapped_column(Text, default="[]")
+    gamma_3pct2mm_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gamma_2pct2mm_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_gamma_3pct2mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    isocenter_ratio: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prescription_gy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dvh: Mapped[str] = mapped_column(Text, default="{}")
+    method: Mapped[str] = mapped_column(String(32), default="")
+    folder: Mapped[str] = mapped_column(String(300), default="")
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Comment(Base):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -44,6 +45,7 @@ from sqlalchemy.orm import Session
 from intrepid.app._db import (
     Beam,
     BeamReference,
+    Dose3DResult,
     Fraction,
     Image,
     Patient,
@@ -226,9 +228,12 @@ class Ingestor:
         """Ingest files and folders; ``workers`` files at a time (threads). Returns one outcome per file."""
         files = iter_files(paths)
         if workers <= 1:
-            return [self.ingest_file(f) for f in files]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self.ingest_file, files))
+            out = [self.ingest_file(f) for f in files]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                out = list(pool.map(self.ingest_file, files))
+        self.reconstruct_pending()
+        return out
 
     def ingest_file(self, path: str | os.PathLike[str]) -> IngestOutcome:
         """Ingest one file (see the module docstring); never raises for a bad file, quarantines it."""
@@ -392,6 +397,9 @@ class Ingestor:
                 s.flush()
             elif frac.status != "new":
                 frac.status = "new"  # new data for an approved fraction: review it again
+            stale = s.scalar(select(Dose3DResult).where(Dose3DResult.fraction_id == frac.id))
+            if stale is not None:  # a new image of the fraction: its 3D check is made again
+                s.delete(stale)
             img = Image(
                 sha256=sha,
                 sop_uid=rt.sop_instance_uid[:80],
@@ -552,3 +560,114 @@ class Ingestor:
                 beam_id, fraction_id, image_id, dose_rel, epid, read_npz(self.data_dir / dose_rel), 0.0
             )
         return len(rows)
+
+    # -- 3D ------------------------------------------------------------------------------------------------
+    def _3d_inputs(self, fraction_id: int) -> tuple[list[Path], list[Path]] | None:
+        """The study files and EPID images of a fraction when every beam of its RTPLAN has an image."""
+        from intrepid.app._three_d import study_files_for
+
+        with self.sessions() as s:
+            frac = s.get(Fraction, fraction_id)
+            if frac is None:
+                return None
+            plan = s.get(Plan, frac.plan_id)
+            assert plan is not None
+            kept = s.execute(
+                select(Image.kind, Image.stored_path, Image.original_name).where(
+                    Image.patient_id == plan.patient_id, Image.kind.in_(KEPT_MODALITIES)
+                )
+            ).all()
+            images = s.execute(
+                select(Image.stored_path, Beam.number)
+                .join(Beam, Image.beam_id == Beam.id)
+                .where(Image.fraction_id == fraction_id, Image.kind == "epid")
+            ).all()
+            plan_uid = plan.plan_uid
+        if not kept or not images:
+            return None
+        study = study_files_for([(k, self.data_dir / p, n) for k, p, n in kept], plan_uid)
+        if study is None:
+            return None
+        from intrepid.dicom import read_rtplan
+
+        beams = {b.number for b in read_rtplan(study[0]).beams}
+        if not beams <= {int(n) for _, n in images}:
+            return None  # the fraction is not complete yet
+        return study, [self.data_dir / p for p, _ in images]
+
+    def reconstruct_pending(self) -> int:
+        """Run the 3D check of every fraction that has none yet and whose inputs are complete (CT, RTPLAN,
+        planned RTDOSE, an EPID image per beam); returns how many were made. A failure is stored with its
+        reason (status ``failed``) and not retried until the fraction receives a new image."""
+        with self.sessions() as s:
+            done = set(s.scalars(select(Dose3DResult.fraction_id)).all())
+            todo = [i for i in s.scalars(select(Fraction.id).order_by(Fraction.id)).all() if i not in done]
+        made = 0
+        for fraction_id in todo:
+            try:
+                inputs = self._3d_inputs(fraction_id)
+            except Exception as exc:  # a kept file that cannot be read must not stop the ingest
+                _log.warning("3D inputs of fraction %d unreadable: %s", fraction_id, type(exc).__name__)
+                continue
+            if inputs is not None:
+                self.run_3d(fraction_id, *inputs)
+                made += 1
+        return made
+
+    def run_3d(self, fraction_id: int, study_files: list[Path], image_files: list[Path]) -> None:
+        """Reconstruct, compare and store the 3D check of one fraction (see :meth:`reconstruct_pending`)."""
+        from intrepid.app._pipeline import reconstruct_3d
+        from intrepid.app._three_d import write_volumes
+
+        folder_rel = f"volumes/fraction-{fraction_id}"
+        row: dict[str, Any] = {"folder": folder_rel}
+        try:
+            with self._run_lock:
+                result = reconstruct_3d(study_files, image_files, self.predictor())
+            if result is None:
+                return
+            write_volumes(result, self.data_dir / folder_rel)
+            c = result.comparison
+
+            def finite(v: float | None) -> float | None:
+                return None if v is None or not math.isfinite(v) else float(v)
+
+            row.update(
+                status="done",
+                verdict=result.verdict,
+                reasons=json.dumps(result.reasons + result.notes),
+                gamma_3pct2mm_percent=finite(c.gamma_3pct2mm.pass_rate_percent),
+                gamma_2pct2mm_percent=finite(c.gamma_2pct2mm.pass_rate_percent),
+                mean_gamma_3pct2mm=finite(c.gamma_3pct2mm.mean_gamma),
+                isocenter_ratio=finite(c.isocenter_ratio),
+                prescription_gy=finite(c.prescription_gy),
+                dvh=json.dumps(_none_nan(c.dvh_json())),
+                method=result.method,
+                seconds=result.seconds,
+            )
+            _log.info("fraction %d: 3D check %s in %.1f s", fraction_id, result.verdict, result.seconds)
+        except Exception as exc:
+            _log.warning("fraction %d: 3D check failed: %s", fraction_id, exc)
+            row.update(status="failed", verdict="", reasons=json.dumps([f"3D check failed: {exc}"]))
+
+        def upsert(s: Session) -> None:
+            r = s.scalar(select(Dose3DResult).where(Dose3DResult.fraction_id == fraction_id))
+            if r is None:
+                r = Dose3DResult(fraction_id=fraction_id)
+                s.add(r)
+            for k, v in row.items():
+                setattr(r, k, v)
+            frac = s.get(Fraction, fraction_id)
+            if frac is not None and frac.status != "new":
+                frac.status = "new"
+
+        self._with_retry(upsert)
+
+
+def _none_nan(value: Any) -> Any:
+    """JSON-ready copy with NaN / inf replaced by None."""
+    if isinstance(value, dict):
+        return {k: _none_nan(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

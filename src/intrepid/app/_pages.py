@@ -26,6 +26,7 @@ td.n{text-align:right}.fail{color:#b00020;font-weight:bold}.pass{color:#1b7a1b;f
 img.fig{max-width:100%;border:1px solid #ddd;background:#fff}
 form.inline{display:inline}button{padding:.35em .9em;margin:.2em;cursor:pointer}
 textarea{width:40em;max-width:100%;height:4em}.badge{padding:.1em .5em;border-radius:.6em;font-size:.85em}
+.viewer{width:100%;max-width:1200px;height:460px;background:#000}.viewer canvas{width:100%;height:100%}
 .badge.new{background:#ffe9a8}.badge.approved{background:#c8f0c8}.badge.escalated{background:#ffc8c8}
 """
 
@@ -126,6 +127,9 @@ def fraction_page(f: dict[str, Any], csrf: str, levels: list[str], levels_source
             f'{_verdict_cell(b["passed"], b["fired"])}</tr>'
         )
     out.append("</table>")
+    d3 = f.get("dose3d")
+    if d3 is not None:
+        out.append(_dose3d_summary(f["id"], d3))
     for b in f["beams"]:
         settings = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in b["settings"].items())
         out.append(
@@ -147,6 +151,72 @@ def fraction_page(f: dict[str, Any], csrf: str, levels: list[str], levels_source
         '<button name="action" value="approve" id="approve">approve</button>'
         '<button name="action" value="escalate" id="escalate">escalate</button>'
         '<button name="action" value="comment" id="comment">comment only</button></form>'
+    )
+    return "".join(out)
+
+
+def _dose3d_summary(fraction_id: int, d3: dict[str, Any]) -> str:
+    if d3["status"] != "done":
+        reasons = "".join(f"<br><small>{_e(r)}</small>" for r in d3["reasons"])
+        return f'<h2>3D in-vivo check</h2><p class="fail" id="dose3d">not available{reasons}</p>'
+    ok = d3["verdict"] == "pass"
+    reasons = "".join(f"<br><small>{_e(r)}</small>" for r in d3["reasons"])
+    return (
+        '<h2>3D in-vivo check</h2><table id="dose3d"><tr><th>verdict</th><th>γ 3 %/2 mm pass (%)</th>'
+        "<th>γ 2 %/2 mm pass (%)</th><th>mean γ (3 %/2 mm)</th><th>isocentre ratio</th><th></th></tr>"
+        f'<tr><td class="{"pass" if ok else "fail"}">{_e(d3["verdict"].upper())}{reasons}</td>'
+        f'<td class="n">{_num(d3["gamma_3pct2mm_percent"])}</td>'
+        f'<td class="n">{_num(d3["gamma_2pct2mm_percent"])}</td>'
+        f'<td class="n">{_num(d3["mean_gamma_3pct2mm"], 2)}</td>'
+        f'<td class="n">{_num(d3["isocenter_ratio"], 3)}</td>'
+        f'<td><a href="/fractions/{fraction_id}/3d" id="open3d">3D view</a></td></tr></table>'
+    )
+
+
+def dose3d_page(f: dict[str, Any]) -> str:
+    """The 3D view of a fraction: CT with dose overlays and isodoses in three planes (vendored NiiVue),
+    the 3D metrics and verdict, the DVH differences per ROI and the DVH comparison figure."""
+    d3 = f["dose3d"]
+    fid = f["id"]
+    out = [
+        f"<h1>Patient {_e(f['patient_key'])} ({_e(f['patient_name'])}) · "
+        f'<a href="/fractions/{fid}">fraction {f["number"]}</a> · 3D</h1>',
+        _dose3d_summary(fid, d3).replace("<h2>3D in-vivo check</h2>", ""),
+    ]
+    if d3["status"] != "done":
+        return "".join(out)
+    presc = d3["prescription_gy"] or 0.0
+    out.append(
+        '<p class="note">CT with the dose overlay (Gy) and the isodose lines of the planned dose '
+        f"(50, 80, 95, 107 % of the prescription {presc:.2f} Gy, the plan's PTV D50). "
+        "Show: "
+        '<button type="button" data-overlay="reconstructed">reconstructed dose</button>'
+        '<button type="button" data-overlay="planned">planned dose</button>'
+        '<button type="button" data-overlay="gamma">γ (3 %/2 mm)</button>'
+        ' · isodoses of <button type="button" data-iso="planned">plan</button>'
+        '<button type="button" data-iso="reconstructed">reconstruction</button>'
+        ' <span id="viewer-status">loading…</span></p>'
+        f'<div class="viewer"><canvas id="viewer3d" data-fraction="{fid}" width="960" height="420">'
+        "</canvas></div>"
+        '<script type="module" src="/static/viewer3d.js"></script>'
+    )
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_e(v.get('roi_type'))}</td>"
+        + "".join(
+            f'<td class="n">{_num(v.get(k))}</td>'
+            for k in ("d98_diff_percent", "d95_diff_percent", "d50_diff_percent", "d2_diff_percent",
+                      "dmean_diff_percent")
+        )
+        + "</tr>"
+        for name, v in sorted(d3["dvh"].items())
+    )
+    out.append(
+        "<h2>DVH: reconstructed − planned (% of the prescription)</h2>"
+        '<table id="dvh"><tr><th>ROI</th><th>type</th><th>ΔD98</th><th>ΔD95</th><th>ΔD50</th><th>ΔD2</th>'
+        f"<th>ΔDmean</th></tr>{rows}</table>"
+        f'<img class="fig" id="dvhfig" src="/volumes/{fid}/dvh.png" alt="DVH planned vs reconstructed">'
+        f'<p class="note">Reconstruction: {_e(d3["method"])} ({_num(d3["seconds"])} s); in-vivo action '
+        "levels of <code>intrepid.invivo.ActionLevels</code> (docs/invivo.md).</p>"
     )
     return "".join(out)
 

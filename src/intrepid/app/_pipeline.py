@@ -28,6 +28,7 @@ from intrepid.report import DEFAULT_ACTION_LEVELS, ActionLevels, Verdict, judge
 
 __all__ = [
     "BeamComparison",
+    "Dose3D",
     "PortalDosePredictor",
     "compare_portal_doses",
     "default_predictor",
@@ -56,11 +57,16 @@ _NUMBA_LOCK = threading.Lock()
 
 def default_predictor(kind: str = "network") -> PortalDosePredictor:
     """The portal-dose predictor of the ingest: the shipped network (``"network"``) or the kernel
-    baseline (``"baseline"``), loaded once per call."""
-    from intrepid.transit import load_default_baseline, load_default_model
+    baseline (``"baseline"``), loaded once per call.
+
+    The network is wrapped as :class:`intrepid.transit.TransitModel` (``load_transit_model``): signal per
+    MU in, dose per MU out, scaled by the image's meterset (RT Image Meterset Exposure, 3002,0032), with
+    the vendor conversion and the training-range checks of the 2D predictor (``intrepid predict``); an image
+    it refuses is quarantined with the reason."""
+    from intrepid.transit import load_default_baseline, load_transit_model
 
     if kind == "network":
-        return load_default_model().predict  # type: ignore[no-any-return]
+        return load_transit_model(None).predict
     if kind == "baseline":
         return load_default_baseline().predict  # type: ignore[no-any-return]
     raise ValueError(f"predictor must be 'network' or 'baseline', got {kind!r}")
@@ -76,12 +82,95 @@ def plan_reference(plan_files: list[Path], beam_number: int, epid_grid: Any) -> 
     return None
 
 
-def reconstruct_3d(ct_files: list[Path], plan_files: list[Path], portal_doses: list[Volume]) -> Volume | None:
-    """The in-vivo 3D dose reconstructed from a fraction's portal doses in the patient's CT.
+@dataclass(frozen=True, eq=False)
+class Dose3D:
+    """The in-vivo 3D check of one fraction: the CT, the planned and reconstructed dose (Gy, CT grid), the
+    comparison (3D gamma, DVH differences, isocentre ratio) and the verdict (in-vivo action levels)."""
 
-    Integration point of ``intrepid.invivo``; returns None until that module lands (no 3D result is stored).
+    ct: Volume
+    planned: Volume
+    reconstructed: Volume
+    comparison: Any  # intrepid.invivo.Comparison
+    verdict: str
+    reasons: list[str]
+    method: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def reconstruct_3d(
+    study_files: list[Path], image_files: list[Path], predictor: PortalDosePredictor
+) -> Dose3D | None:
+    """The in-vivo 3D dose of a fraction reconstructed from its transit images in the patient's CT.
+
+    Calls :mod:`intrepid.invivo` (its STUDY_DIR reader, the physics baseline reconstruction, the comparison
+    with the planned RTDOSE and the verdict), with the portal doses predicted by the application's
+    ``predictor`` (the same as the 2D comparison).
+
+    Parameters
+    ----------
+    study_files : list of Path
+        The CT slices, the RTPLAN, the RTSTRUCT (optional) and the planned RTDOSE of the plan.
+    image_files : list of Path
+        The fraction's EPID RT Images (at least one per beam of the plan).
+    predictor : callable
+        EPID Volume -> portal dose Volume (Gy).
+
+    Returns
+    -------
+    Dose3D or None
+        None when ``study_files`` hold no CT, RTPLAN or planned RTDOSE (nothing to reconstruct in).
+
+    Raises
+    ------
+    IntrepidError
+        An unreadable or inconsistent study (one line naming the file).
     """
-    return None
+    import os
+    import tempfile
+    import types
+
+    from intrepid.invivo import (
+        ActionLevels,
+        Method,
+        compare_doses,
+        load_baseline,
+        load_study,
+        portal_images,
+        reconstruct,
+        verdict,
+    )
+
+    t0 = time.perf_counter()
+    if not study_files or not image_files:
+        return None
+    with tempfile.TemporaryDirectory(prefix="intrepid-3d-") as tmp:
+        for i, f in enumerate([*study_files, *image_files]):
+            os.symlink(Path(f).resolve(), Path(tmp) / f"{i:05d}.dcm")
+        study = load_study(tmp)
+        with _NUMBA_LOCK:  # the ray tracer and the 3D gamma are Numba kernels too
+            images = portal_images(study, predictor=types.SimpleNamespace(predict=predictor))
+            rec = reconstruct(images, study.ct, method=Method.BASELINE, baseline=load_baseline())
+            cmp = compare_doses(
+                study.planned_dose,
+                rec.total,
+                structures=study.structures,
+                roi_types=study.roi_types,
+                isocenter_mm=study.plan.beams[0].isocenter_mm,
+                with_dvh_curves=True,
+            )
+    v, reasons = verdict(cmp, ActionLevels())
+    return Dose3D(
+        study.ct,
+        study.planned_dose,
+        rec.total,
+        cmp,
+        v,
+        list(reasons),
+        rec.method.value,
+        time.perf_counter() - t0,
+        list(study.notes),
+    )
 
 
 def _block(a: NDArray[Any], factor: int, reduce: str = "mean") -> NDArray[np.float32]:

@@ -29,6 +29,7 @@ from intrepid.app._db import (
     Approval,
     Beam,
     Comment,
+    Dose3DResult,
     Fraction,
     Patient,
     Plan,
@@ -132,6 +133,7 @@ def _watch(state: AppState) -> None:
     folder = state.config.watch_dir
     seen: dict[Path, tuple[int, float]] = {}
     done: set[tuple[Path, int, float]] = set()
+    submitted: list[Any] = []
     with ThreadPoolExecutor(max_workers=max(1, state.config.ingest_workers)) as pool:
         while not state.stop.wait(state.config.poll_s):
             try:
@@ -146,8 +148,13 @@ def _watch(state: AppState) -> None:
                 sig = (st.st_size, st.st_mtime)
                 if seen.get(f) == sig and (f, *sig) not in done:
                     done.add((f, *sig))
-                    pool.submit(state.ingestor.ingest_file, f)
+                    submitted.append(pool.submit(state.ingestor.ingest_file, f))
                 seen[f] = sig
+            if submitted:  # the round's files are in: make the 3D checks that became possible
+                for fut in submitted:
+                    fut.result()
+                submitted.clear()
+                state.ingestor.reconstruct_pending()
 
 
 def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
@@ -192,6 +199,9 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
 
     app = FastAPI(title="InTrEPID review", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.intrepid = state
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static", StaticFiles(directory=Path(__file__).with_name("static")), name="static")
 
     @app.middleware("http")
     async def session_and_headers(request: Request, call_next: Any) -> Any:
@@ -338,6 +348,21 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         )
         return rows
 
+    def dose3d_dict(d3: Dose3DResult) -> dict[str, Any]:
+        return {
+            "status": d3.status,
+            "verdict": d3.verdict,
+            "reasons": json.loads(d3.reasons),
+            "gamma_3pct2mm_percent": d3.gamma_3pct2mm_percent,
+            "gamma_2pct2mm_percent": d3.gamma_2pct2mm_percent,
+            "mean_gamma_3pct2mm": d3.mean_gamma_3pct2mm,
+            "isocenter_ratio": d3.isocenter_ratio,
+            "prescription_gy": d3.prescription_gy,
+            "dvh": json.loads(d3.dvh),
+            "method": d3.method,
+            "seconds": d3.seconds,
+        }
+
     def fraction_data(fraction_id: int) -> dict[str, Any]:
         with sessions() as s:
             fr = s.get(Fraction, fraction_id)
@@ -359,7 +384,9 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
             comments = s.scalars(
                 select(Comment).where(Comment.fraction_id == fraction_id).order_by(Comment.id)
             ).all()
+            d3 = s.scalar(select(Dose3DResult).where(Dose3DResult.fraction_id == fraction_id))
         return {
+            "dose3d": None if d3 is None else dose3d_dict(d3),
             "id": fr.id,
             "number": fr.number,
             "status": fr.status,
@@ -454,6 +481,27 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
             pages.fraction_page(f, csrf(request), config.levels.describe(), config.levels.source),
         )
 
+    @app.get("/fractions/{fraction_id}/3d", response_class=HTMLResponse)
+    def fraction_3d(request: Request, fraction_id: int) -> HTMLResponse:
+        need_user(request)
+        f = fraction_data(fraction_id)
+        if f["dose3d"] is None:
+            raise HTTPException(404, f"no 3D check for fraction {fraction_id}")
+        return page(request, f"fraction {f['number']} 3D", pages.dose3d_page(f))
+
+    @app.get("/volumes/{fraction_id}/{name}")
+    def volumes(request: Request, fraction_id: int, name: str) -> FileResponse:
+        need_user(request)
+        from intrepid.app._three_d import VOLUME_FILES
+
+        if name not in VOLUME_FILES:  # a fixed list: nothing else under the data folder is reachable
+            raise HTTPException(404, "not found")
+        target = data_dir / "volumes" / f"fraction-{fraction_id}" / name
+        if not target.is_file():
+            raise HTTPException(404, "not found")
+        media = {"png": "image/png", "json": "application/json"}.get(name.rsplit(".", 1)[-1])
+        return FileResponse(target, media_type=media or "application/octet-stream")
+
     @app.post("/fractions/{fraction_id}/review")
     def review(
         request: Request,
@@ -547,6 +595,7 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         import anyio
 
         outcome = await anyio.to_thread.run_sync(ingestor.ingest_file, dest)
+        await anyio.to_thread.run_sync(ingestor.reconstruct_pending)
         if redirect:  # the work list's form
             target = "/quarantine" if outcome.status == "quarantined" else "/"
             return RedirectResponse(target, status_code=303)
