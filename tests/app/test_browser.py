@@ -102,3 +102,45 @@ def test_ingest_review_and_approve_in_chromium(
         approval = s.scalars(select(Approval).where(Approval.fraction_id == fraction.id)).one()
     assert fraction.status == "approved" and approval.action == "approve"
     assert approval.username == state.local_user and len(approval.signature) == 64
+
+
+#: WebGL 2 for NiiVue without a GPU: Chromium's software rasteriser (SwiftShader through ANGLE).
+WEBGL_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+]
+
+
+def test_3d_viewer_in_chromium(invivo_study: Any, chromium_path: str, tmp_path: Path) -> None:
+    """A simulated in-vivo fraction (coarse 8 mm grid) is ingested; its fraction page links the 3D view, where
+    NiiVue draws the CT with the dose overlay and isodoses (the canvas must not be blank) and the DVH figure
+    loads."""
+    from playwright.sync_api import sync_playwright
+
+    config = AppConfig(data_dir=tmp_path / "data", figure_processes=0)
+    app = create_app(config, predictor=invivo_study.predictor)
+    outcomes = app.state.intrepid.ingestor.ingest_paths([invivo_study.folder])
+    assert {o.status for o in outcomes} == {"ingested", "kept"}
+    with LiveServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=WEBGL_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(server.url + "/fractions/1")
+            assert "3D in-vivo check" in page.content()
+            page.click("#open3d")
+            page.wait_for_selector("#viewer3d[data-ready]", timeout=30_000)
+            assert page.get_attribute("#viewer3d", "data-ready") == "1", page.inner_text("#viewer-status")
+            page.wait_for_timeout(500)  # one more frame after the last volume
+            canvas = page.locator("#viewer3d").screenshot()
+            _non_empty_png(canvas, min_std=0.03)
+            assert page.eval_on_selector("#dvhfig", "i => i.complete && i.naturalWidth") > 300
+            assert "PTV" in page.inner_text("#dvh")
+            page.click("button[data-overlay=gamma]")
+            page.wait_for_timeout(300)
+            _keep("app-3d.png", page.screenshot(full_page=True))
+            assert not [e for e in errors if "Content Security Policy" in e], errors
+        finally:
+            browser.close()

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from intrepid.app import AppConfig, create_app
-from intrepid.app._db import Dose3DResult, Fraction
-from intrepid.app._pipeline import reconstruct_3d
+from intrepid.app._db import BeamReference, Dose3DResult, Fraction, Result
+from intrepid.app._pipeline import plan_reference, reconstruct_3d
 from intrepid.app._three_d import ISODOSE_PERCENT, isodose_shells, study_files_for
 
 
@@ -71,6 +71,23 @@ def test_reconstruct_3d_is_linear_in_the_portal_dose(invivo_study: Any) -> None:
     assert reconstruct_3d([], images, invivo_study.predictor) is None
 
 
+def test_plan_reference_is_the_transit_model_of_the_plan(invivo_study: Any) -> None:
+    from intrepid.dicom import read_rtimage
+
+    folder = invivo_study.folder
+    files = [folder / "RTPLAN.dcm", *sorted((folder / "CT").glob("*.dcm"))]
+    epid = read_rtimage(folder / "transit" / "beam_2.dcm").image
+    ref = plan_reference(files, 2, epid)
+    assert ref is not None and ref.shape == epid.shape and ref.units == "Gy"
+    # no delivery error: the simulator's noise-free portal dose of this fraction (same physics, so this
+    # checks the plan -> apertures -> MU plumbing and the image orientation, not the model)
+    truth = np.asarray(invivo_study.predictor(epid).array)
+    assert np.max(np.abs(np.asarray(ref.array) - truth)) < 1e-3 * truth.max()
+    assert plan_reference(files, 99, epid) is None  # no such beam
+    assert plan_reference(files[:1], 2, epid) is None  # no CT
+    assert plan_reference([], 2, epid) is None
+
+
 def test_ingest_stores_3d_result_and_serves_only_viewer_files(invivo_study: Any, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
@@ -85,6 +102,12 @@ def test_ingest_stores_3d_result_and_serves_only_viewer_files(invivo_study: Any,
     assert row.status == "done" and row.verdict in ("pass", "alert") and row.fraction_id == fraction.id
     assert row.gamma_3pct2mm_percent is not None and row.isocenter_ratio is not None
     assert "PTV" in json.loads(row.dvh)
+    with state.sessions() as s:
+        kinds = {r.kind for r in s.scalars(select(BeamReference))}
+        results = s.scalars(select(Result)).all()
+    assert "plan" in kinds  # the RTPLAN and CT came with the images: the plan-based reference wins
+    assert len(results) == 4 and all(r.reference_kind == "plan" and r.passed for r in results)
+    assert state.ingestor.plan_references_pending() == 0
     assert state.ingestor.reconstruct_pending() == 0  # done once, not again
     with TestClient(app) as client:
         f = client.get(f"/api/fractions/{fraction.id}").json()

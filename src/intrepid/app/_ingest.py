@@ -155,6 +155,8 @@ class Ingestor:
         self._run_lock = threading.Lock()
         self._figure_processes = int(figure_processes)
         self._figure_pool: Any = None
+        #: Beams whose plan-based reference was attempted (not again in this process when it gave None).
+        self._plan_ref_tried: set[int] = set()
         for sub in ("store", "doses", "figures", "quarantine"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -232,6 +234,7 @@ class Ingestor:
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 out = list(pool.map(self.ingest_file, files))
+        self.plan_references_pending()
         self.reconstruct_pending()
         return out
 
@@ -498,9 +501,8 @@ class Ingestor:
                 else "first fraction"
             )
             s.commit()
-        plan_ref = plan_reference([], beam_id, measured.grid)  # integration point: None until the dose engine
         baseline_self = ref_kind == "first_fraction" and ref_fraction == fraction_id
-        reference = None if baseline_self else (plan_ref or read_npz(self.data_dir / ref_path))
+        reference = None if baseline_self else read_npz(self.data_dir / ref_path)
         cmp = compare_portal_doses(
             epid,
             measured,
@@ -560,6 +562,60 @@ class Ingestor:
                 beam_id, fraction_id, image_id, dose_rel, epid, read_npz(self.data_dir / dose_rel), 0.0
             )
         return len(rows)
+
+    # -- plan-based references ------------------------------------------------------------------------------
+    def plan_references_pending(self) -> int:
+        """Compute the plan-based reference (:func:`intrepid.app._pipeline.plan_reference`) of every beam that
+        has none yet, once its plan's RTPLAN and CT are ingested, and compare the beam's fractions with it
+        again; returns how many beams got one. A beam the model cannot handle (arc, rotated collimator) keeps
+        its uploaded or first-fraction reference."""
+        from intrepid.app._three_d import study_files_for
+        from intrepid.dicom import read_rtimage, write_npz
+
+        with self.sessions() as s:
+            have = set(s.scalars(select(BeamReference.beam_id).where(BeamReference.kind == "plan")).all())
+            tried = set(self._plan_ref_tried)
+            beams = [
+                (b.id, b.number, p.plan_uid, p.patient_id)
+                for b, p in s.execute(select(Beam, Plan).join(Plan, Beam.plan_id == Plan.id)).all()
+                if b.id not in have and b.id not in tried
+            ]
+        made = 0
+        for beam_id, number, plan_uid, patient_id in beams:
+            with self.sessions() as s:
+                kept = s.execute(
+                    select(Image.kind, Image.stored_path, Image.original_name).where(
+                        Image.patient_id == patient_id, Image.kind.in_(("CT", "RTPLAN"))
+                    )
+                ).all()
+                epid_path = s.scalar(
+                    select(Image.stored_path).where(Image.beam_id == beam_id, Image.kind == "epid").limit(1)
+                )
+            if not kept or epid_path is None:
+                continue
+            try:
+                files = study_files_for(
+                    [(k, self.data_dir / p, n) for k, p, n in kept], plan_uid, need_dose=False
+                )
+                if files is None:
+                    continue
+                self._plan_ref_tried.add(beam_id)
+                with self._run_lock:
+                    ref = plan_reference(files, number, read_rtimage(self.data_dir / epid_path).image)
+            except Exception as exc:  # a bad kept file: no plan reference, the others stay
+                _log.warning("plan reference of beam %d failed: %s", beam_id, exc)
+                continue
+            if ref is None:
+                continue
+            dose_rel = f"doses/plan-reference-beam-{beam_id}.npz"
+            write_npz(ref, self.data_dir / dose_rel)
+            with self.write_lock, self.sessions() as s:
+                s.add(BeamReference(beam_id=beam_id, kind="plan", dose_path=dose_rel))
+                s.commit()
+            _log.info("plan-based reference computed for beam %d", beam_id)
+            self.recompare_beam(beam_id)
+            made += 1
+        return made
 
     # -- 3D ------------------------------------------------------------------------------------------------
     def _3d_inputs(self, fraction_id: int) -> tuple[list[Path], list[Path]] | None:

@@ -85,7 +85,7 @@ def worklist_page(rows: Sequence[dict[str, Any]], n_quarantined: int, csrf: str 
         return "".join(out)
     out.append(
         '<table id="worklist"><tr><th>status</th><th>verdict</th><th>patient ID</th><th>name</th>'
-        '<th>plan</th>'
+        "<th>plan</th>"
         "<th>fraction</th><th>delivered</th><th>beams</th><th>lowest γ pass (%)</th><th>highest mean γ</th>"
         "<th>isocentre ratio (range)</th><th></th></tr>"
     )
@@ -97,9 +97,9 @@ def worklist_page(rows: Sequence[dict[str, Any]], n_quarantined: int, csrf: str 
             f'<tr{alert}><td><span class="badge {_e(r["status"])}">{_e(r["status"])}</span></td>'
             f"{_verdict_cell(r['passed'])}<td>{_e(r['patient_key'])}</td><td>{_e(r['patient_name'])}</td>"
             f'<td><a href="/plans/{r["plan_id"]}">'
-            f'{_e(r["plan_label"] or "plan " + str(r["plan_id"]))}</a></td>'
+            f"{_e(r['plan_label'] or 'plan ' + str(r['plan_id']))}</a></td>"
             f'<td class="n">{r["number"]}</td><td>{_e(r["delivered_on"])}</td><td class="n">'
-            f'{r["n_beams"]}</td>'
+            f"{r['n_beams']}</td>"
             f'<td class="n">{_num(r["min_pass"])}</td><td class="n">{_num(r["max_mean_gamma"], 2)}</td>'
             f'<td class="n">{iso}</td><td><a href="/fractions/{r["id"]}">review</a></td></tr>'
         )
@@ -124,7 +124,7 @@ def fraction_page(f: dict[str, Any], csrf: str, levels: list[str], levels_source
             f'<td class="n">{_num(b["gamma_pass_percent"])}</td><td class="n">{_num(b["mean_gamma"], 2)}</td>'
             f'<td class="n">{_num(b["gamma_1percent"], 2)}</td><td class="n">{_num(b["iso_ratio"], 3)}</td>'
             f'<td class="n">{_num(b["max_dose_gy"] * 1000.0, 1)}</td>'
-            f'{_verdict_cell(b["passed"], b["fired"])}</tr>'
+            f"{_verdict_cell(b['passed'], b['fired'])}</tr>"
         )
     out.append("</table>")
     d3 = f.get("dose3d")
@@ -204,8 +204,13 @@ def dose3d_page(f: dict[str, Any]) -> str:
         f"<tr><td>{_e(name)}</td><td>{_e(v.get('roi_type'))}</td>"
         + "".join(
             f'<td class="n">{_num(v.get(k))}</td>'
-            for k in ("d98_diff_percent", "d95_diff_percent", "d50_diff_percent", "d2_diff_percent",
-                      "dmean_diff_percent")
+            for k in (
+                "d98_diff_percent",
+                "d95_diff_percent",
+                "d50_diff_percent",
+                "d2_diff_percent",
+                "dmean_diff_percent",
+            )
         )
         + "</tr>"
         for name, v in sorted(d3["dvh"].items())
@@ -225,7 +230,7 @@ def trend_page(p: dict[str, Any], levels: list[str]) -> str:
     """Per plan: the trend figure and the table of every fraction and beam."""
     rows = "".join(
         f'<tr><td class="n"><a href="/fractions/{r["fraction_id"]}">{r["fraction"]}</a></td><td>'
-        f'{_e(r["beam"])}</td>'
+        f"{_e(r['beam'])}</td>"
         f'<td class="n">{_num(r["gamma_pass_percent"])}</td><td class="n">{_num(r["mean_gamma"], 2)}</td>'
         f'<td class="n">{_num(r["iso_ratio"], 3)}</td>{_verdict_cell(r["passed"])}</tr>'
         for r in p["rows"]
@@ -249,7 +254,7 @@ def quarantine_page(rows: Sequence[dict[str, Any]]) -> str:
     )
     return (
         '<h1>Quarantine</h1><p class="note">Files kept in the data folder\'s <code>'
-        'quarantine/</code>; fix and '
+        "quarantine/</code>; fix and "
         'drop them again.</p><table id="quarantine"><tr><th>when (UTC)</th><th>file</th><th>SHA-256</th>'
         f"<th>reason</th></tr>{body}</table>"
     )
@@ -263,7 +268,7 @@ def login_page(csrf: str, error: str = "") -> str:
         f'<input type="hidden" name="csrf_token" value="{_e(csrf)}">'
         '<p><label>user <input name="username" autocomplete="username"></label></p>'
         '<p><label>password <input name="password" type="password" autocomplete="current-password">'
-        '</label></p>'
+        "</label></p>"
         "<button>sign in</button></form>"
     )
 

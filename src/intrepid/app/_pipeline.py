@@ -72,14 +72,100 @@ def default_predictor(kind: str = "network") -> PortalDosePredictor:
     raise ValueError(f"predictor must be 'network' or 'baseline', got {kind!r}")
 
 
-def plan_reference(plan_files: list[Path], beam_number: int, epid_grid: Any) -> Volume | None:
-    """The portal dose expected from the plan and CT for one beam, on ``epid_grid``.
+def plan_reference(study_files: list[Path], beam_number: int, epid: Volume) -> Volume | None:
+    """The portal dose expected from the plan and CT for one beam, on the grid of the EPID image ``epid``.
 
-    Integration point of the dose engine (``intrepid.dose``) and the plan-based transit prediction: when
-    they land, this adapter computes the expected portal dose from the RTPLAN and CT files ingested for the
-    patient. Until then it returns None and the uploaded or first-fraction reference is used.
+    Each control-point segment of the beam (static beams, collimator 0) is an aperture of jaws and MLC
+    (:meth:`intrepid.physics.Field.from_jaws_and_mlc`, leaf boundaries from the RTPLAN) transported through
+    the planning CT to the detector by :func:`intrepid.physics.simulate_transit` with the shared beam model
+    (``BeamModel.six_mv``); the noise-free portal dose of the segments, weighted by their MU, is summed. This
+    is the transit model of the EPID simulator itself: on simulated data the reference and the "measurement"
+    share their physics, so agreement there tests the plumbing, not the model.
+
+    Parameters
+    ----------
+    study_files : list of Path
+        The RTPLAN first, then the CT series (further files are ignored).
+    beam_number : int
+        Beam Number (300A,00C0) in the RTPLAN.
+    epid : Volume
+        An EPID image of the beam (its grid, SID and gantry angle are used).
+
+    Returns
+    -------
+    Volume or None
+        Portal dose (Gy) on ``epid``'s grid; None when the plan or CT is missing, the beam is an arc or has a
+        rotated collimator, or the image geometry is not known (no SID). The ingest then uses the uploaded or
+        first-fraction reference.
     """
-    return None
+    import pydicom
+
+    from intrepid.dicom import read_ct_series, read_rtplan
+    from intrepid.geometry import Quantity
+    from intrepid.physics import DetectorModel, Field, simulate_transit
+
+    if not study_files:
+        return None
+    plan = read_rtplan(study_files[0])
+    beam = next((b for b in plan.beams if b.number == beam_number), None)
+    meta = dict(epid.metadata or {})
+    sid = meta.get("sid_mm")
+    if beam is None or plan.is_ion or sid is None or not beam.meterset:
+        return None
+    cps = beam.control_points
+    if (
+        len({round(cp.gantry_deg, 3) for cp in cps}) > 1
+        or abs(((beam.collimator_deg + 180) % 360) - 180) > 1e-6
+    ):
+        return None  # arcs and rotated collimators: not modelled here (see docs/app.md)
+    ct_files = [
+        f
+        for f in study_files[1:]
+        if str(pydicom.dcmread(f, stop_before_pixels=True).Modality).upper() == "CT"
+    ]
+    if not ct_files:
+        return None
+    ct = read_ct_series(ct_files)
+    mlc = next((d for d in beam.devices if d.device_type.is_mlc), None)
+    boundaries = None if mlc is None or mlc.leaf_boundaries_mm is None else list(mlc.leaf_boundaries_mm)
+    rows, cols = epid.shape[-2], epid.shape[-1]
+    detector = DetectorModel.elekta_iview(
+        rows=rows, columns=cols, pixel_mm=float(epid.grid.spacing_mm[0]), sid_mm=float(sid)
+    )
+    w = np.array([cp.cumulative_meterset_weight for cp in cps], dtype=float)
+    total: NDArray[np.float64] | None = None
+    for k in range(1, len(cps)):
+        share = (w[k] - w[k - 1]) / (w[-1] - w[0])
+        if share <= 0:
+            continue
+        cp0, cp1 = cps[k - 1], cps[k]
+        jx, jy = cp1.jaw_x_mm or (-200.0, 200.0), cp1.jaw_y_mm or (-200.0, 200.0)
+        leaves = None
+        if cp1.mlc_mm is not None:
+            leaves = np.asarray(cp1.mlc_mm) if cp0.mlc_mm is None else 0.5 * (cp0.mlc_mm + cp1.mlc_mm)
+        fld = Field.from_jaws_and_mlc(
+            jx[0],
+            jx[1],
+            jy[0],
+            jy[1],
+            boundaries if leaves is not None else None,
+            None if leaves is None else leaves.reshape(-1),
+        )
+        with _NUMBA_LOCK:
+            img = simulate_transit(
+                ct,
+                fld,
+                gantry_deg=cp1.gantry_deg,
+                isocenter_mm=cp1.isocenter_mm,
+                mu=float(beam.meterset) * share,
+                detector=detector,
+                seed=0,
+            )
+        d = np.asarray(img.portal_dose.array, dtype=np.float64)
+        total = d if total is None else total + d
+    if total is None or total.shape != epid.shape:
+        return None
+    return epid.with_array(total, quantity=Quantity.PORTAL_DOSE, units="Gy")
 
 
 @dataclass(frozen=True, eq=False)

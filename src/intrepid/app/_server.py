@@ -154,6 +154,7 @@ def _watch(state: AppState) -> None:
                 for fut in submitted:
                     fut.result()
                 submitted.clear()
+                state.ingestor.plan_references_pending()
                 state.ingestor.reconstruct_pending()
 
 
@@ -595,6 +596,7 @@ def create_app(config: AppConfig, *, predictor: Any = None) -> Any:
         import anyio
 
         outcome = await anyio.to_thread.run_sync(ingestor.ingest_file, dest)
+        await anyio.to_thread.run_sync(ingestor.plan_references_pending)
         await anyio.to_thread.run_sync(ingestor.reconstruct_pending)
         if redirect:  # the work list's form
             target = "/quarantine" if outcome.status == "quarantined" else "/"

@@ -49,7 +49,9 @@ VOLUME_FILES = (
 )
 
 
-def study_files_for(candidates: list[tuple[str, Path, str]], plan_uid: str) -> list[Path] | None:
+def study_files_for(
+    candidates: list[tuple[str, Path, str]], plan_uid: str, *, need_dose: bool = True
+) -> list[Path] | None:
     """The files of the plan ``plan_uid`` among a patient's kept files, or None when incomplete.
 
     Parameters
@@ -63,7 +65,7 @@ def study_files_for(candidates: list[tuple[str, Path, str]], plan_uid: str) -> l
     -------
     list of Path or None
         RTPLAN, CT series, RTSTRUCT (if any), planned RTDOSE; None without the RTPLAN, a CT in its Frame of
-        Reference, or a planned RTDOSE.
+        Reference, or (when ``need_dose``) a planned RTDOSE.
     """
     import pydicom
 
@@ -93,7 +95,7 @@ def study_files_for(candidates: list[tuple[str, Path, str]], plan_uid: str) -> l
             ]
             if not refs or plan_uid in refs:
                 doses.append(p)
-    if not series or not doses:
+    if not series or (need_dose and not doses):
         return None
     ct = max(series.values(), key=len)
     return [plan, *ct, *structs[-1:], *doses]

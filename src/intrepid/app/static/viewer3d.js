@@ -9,7 +9,12 @@ const base = `/volumes/${canvas.dataset.fraction}/`;
 async function main() {
   const view = await (await fetch(base + "view.json", { credentials: "same-origin" })).json();
   const p = view.prescription_gy;
-  const nv = new Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: true });
+  const nv = new Niivue({
+    backColor: [0, 0, 0, 1],
+    crosshairWidth: 0.5,
+    crosshairColor: [1, 1, 0, 0.6],
+    isColorbar: true,
+  });
   await nv.attachToCanvas(canvas);
   // order = index: 0 CT, 1 reconstructed, 2 planned, 3 gamma, 4 plan isodoses, 5 reconstruction isodoses
   await nv.loadVolumes([
