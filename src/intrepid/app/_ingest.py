@@ -15,7 +15,7 @@ folder is idempotent. Then, by DICOM content:
 - anything else, or a file that fails at any step, is **quarantined**: moved into ``quarantine/`` of the
   data folder with the reason stored and shown in the application. Nothing is deleted.
 
-The reference of a beam is, in order of preference, the plan-based portal dose (when the dose engine lands),
+The reference of a beam is, in order of preference, the plan-based portal dose (from the RTPLAN and CT),
 an uploaded reference, or the first fraction of the beam (fraction-to-fraction consistency, as PerFRACTION
 does; the first fraction is then the baseline and gets no verdict of its own).
 

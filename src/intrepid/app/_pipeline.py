@@ -2,11 +2,9 @@
 
 No physics lives here: the portal dose comes from :mod:`intrepid.transit` (the shipped network by default),
 the gamma from :func:`intrepid.analysis.gamma`, the verdict from :func:`intrepid.report.judge`, the
-figure from
-:func:`intrepid.report.comparison_figure`. The integration points for work in progress elsewhere are the
-two adapters :func:`plan_reference` (the portal dose expected from the plan and CT: dose engine + transit
-model) and :func:`reconstruct_3d` (the in-vivo 3D reconstruction); both answer None today, and the ingest
-falls back to the uploaded or first-fraction reference and stores no 3D result.
+figure from :func:`intrepid.report.comparison_figure`, the plan-based reference from
+:func:`intrepid.physics.simulate_transit` (:func:`plan_reference`) and the 3D check from
+:mod:`intrepid.invivo` (:func:`reconstruct_3d`).
 """
 
 from __future__ import annotations
