@@ -10,6 +10,12 @@ water ellipse 36 × 24 cm with two lungs and a spine, air around), dose on the C
 the same HU cube. Reported: wall time (median of ``--repeats`` after a warm-up that compiles the numba
 kernels), CPU time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's
 load average, and in water the central-axis depth dose of both engines normalised at their maxima.
+
+``python3 benchmarks/bench_dose.py --water-study`` instead measures, for the kernel as fitted and for the
+spectrum-consistent primary share (docs/dose.md, "Spectrum consistency"), the water PDDs (5, 10, 20 cm) of
+5 × 5, 10 × 10 and 20 × 20 cm² fields at SSD 100 cm, d_max, output factors, the 10 × 10 profile at 10 cm
+(flatness at 80 % of the half-width, 80/20 penumbra), TPR20,10 from PDD20,10 (IAEA TRS-398 eq. for 10 × 10
+at SSD 100) and the spectrum's TERMA attenuation; same phantom and settings as ``tests/dose/test_water.py``.
 """
 
 from __future__ import annotations
@@ -146,6 +152,104 @@ def _run_child(args: list[str], python: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _water_metrics(settings, head) -> dict:  # type: ignore[no-untyped-def]
+    """Water PDDs, d_max, output factors and the 10 x 10 profile for one engine configuration."""
+    from intrepid.dose import compute_dose, open_field_plan, water_phantom
+
+    out: dict = {"pdd": {}, "dmax_mm": {}, "peak": {}}
+    profile = None
+    for f in (50, 100, 200):
+        ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
+        dose = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0), settings=settings, head=head)
+        d, g = dose.total.array, dose.total.grid
+        x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
+        y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
+        z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
+        iz, ix = int(np.argmin(np.abs(z))), int(np.argmin(np.abs(x)))
+        ax = d[iz, :, ix].astype(float)
+        out["peak"][f] = float(ax.max())
+        out["dmax_mm"][f] = float(y[int(np.argmax(ax))])
+        out["pdd"][f] = {dep: float(100 * np.interp(dep, y, ax) / ax.max()) for dep in (50, 100, 200)}
+        if f == 100:
+            profile = (x, d[iz, int(np.argmin(np.abs(y - 100.0))), :].astype(float))
+    out["output_factor"] = {f: out["peak"][f] / out["peak"][100] for f in (50, 200)}
+    x, p = profile  # type: ignore[misc]
+    q = p / float(np.interp(0.0, x, p))
+    out["flatness_80pct"] = float(np.min(q[np.abs(x) <= 0.8 * 55.0]))
+    fine = np.linspace(0, 100, 4001)
+    qq = np.interp(fine, x, q)
+    out["penumbra_80_20_mm"] = float(fine[np.argmin(np.abs(qq - 0.2))] - fine[np.argmin(np.abs(qq - 0.8))])
+    pdd = out["pdd"][100]
+    out["tpr20_10"] = 1.2661 * pdd[200] / pdd[100] - 0.0595
+    return out
+
+
+def water_study() -> None:
+    """Print the water validation of the fitted kernel and of the spectrum-consistent primary share."""
+    from intrepid.dose import DoseSettings
+    from intrepid.dose._kernel import cone_kernel, spectrum_primary_share
+    from intrepid.physics import LinacHead, water_mass_attenuation_cm2_g
+
+    head = LinacHead()
+    e, w = head.spectrum.energies, head.spectrum.weights
+    mu = water_mass_attenuation_cm2_g(e)
+
+    def terma(depth_cm: float) -> float:
+        return float(np.sum(w * mu * np.exp(-mu * depth_cm)))
+
+    share = spectrum_primary_share(e, w)
+    print(f"spectrum: mean energy {head.spectrum.mean_energy_mev:.3f} MeV; TERMA mu_eff 1.5-10 cm "
+          f"{np.log(terma(1.5) / terma(10.0)) / 8.5:.4f} /cm, "
+          f"10-20 cm {np.log(terma(10.0) / terma(20.0)) / 10:.4f} /cm; "
+          f"spectrum-consistent primary share {share:.3f}; fitted table short-range share "
+          f"{cone_kernel().primary_fraction():.3f}")  # fmt: skip
+    # Diagnostic only (not the shipped beam model): the same Ali-Rogers function read as a photon-fluence
+    # spectrum (energy fluence = psi x E), a harder beam, with its own spectrum-consistent primary share.
+    from dataclasses import replace
+
+    from intrepid.physics import BeamModel
+
+    hard_w = w * e / np.sum(w * e)
+    hard = replace(head, spectrum=BeamModel("6MV-photon-fluence-reading", tuple(e), tuple(hard_w)))
+    hard_share = spectrum_primary_share(e, hard_w)
+    mu_hard = float(
+        np.log(np.sum(hard_w * mu * np.exp(-mu * 1.5)) / np.sum(hard_w * mu * np.exp(-mu * 10.0))) / 8.5
+    )
+    print(
+        f"diagnostic photon-fluence reading: mean energy {hard.spectrum.mean_energy_mev:.3f} MeV, "
+        "TERMA mu_eff "
+        f"1.5-10 cm {mu_hard:.4f} /cm, primary share {hard_share:.3f}"
+    )
+    ref = {50: (84.5, 63.0, 35.0), 100: (86.7, 66.8, 38.6), 200: (88.5, 70.8, 43.0)}
+    variants = (
+        ("table as fitted", DoseSettings(), head),
+        (f"primary share {share:.3f}", DoseSettings(kernel_primary_share=round(share, 3)), head),
+        (
+            f"DIAGNOSTIC photon-fluence reading, primary share {hard_share:.3f}",
+            DoseSettings(kernel_primary_share=round(hard_share, 3)),
+            hard,
+        ),
+    )
+    for label, settings, hd in variants:
+        t0 = time.perf_counter()
+        m = _water_metrics(settings, hd)
+        print(
+            f"\n{label} ({time.perf_counter() - t0:.0f} s): d_max {m['dmax_mm']}, OF 5x5 "
+            f"{m['output_factor'][50]:.3f} 20x20 {m['output_factor'][200]:.3f}, flatness "
+            f"{m['flatness_80pct']:.3f}, penumbra {m['penumbra_80_20_mm']:.1f} mm, "
+            f"TPR20,10 {m['tpr20_10']:.3f}"
+        )
+        print("| field | PDD 5 / 10 / 20 cm | reference | deviation (%) |")
+        print("|---|---|---|---|")
+        for f in (50, 100, 200):
+            got = [m["pdd"][f][d] for d in (50, 100, 200)]
+            dev = " / ".join(f"{100 * (g / r - 1):+.1f}" for g, r in zip(got, ref[f], strict=True))
+            print(
+                f"| {f // 10} × {f // 10} | {' / '.join(f'{g:.1f}' for g in got)} | "
+                f"{' / '.join(str(r) for r in ref[f])} | {dev} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pyradplan-python", default="benchmarks/_data/venv-pyradplan/bin/python")
@@ -153,7 +257,11 @@ def main() -> None:
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--worker", choices=("ours", "peer"), default=None)
     parser.add_argument("--case", choices=("thorax", "water"), default="thorax")
+    parser.add_argument("--water-study", action="store_true", help="water PDD/profile study of the kernel")
     args = parser.parse_args()
+    if args.water_study:
+        water_study()
+        return
     if args.worker is not None:
         hu = thorax_hu() if args.case == "thorax" else water_hu()
         if args.worker == "ours":

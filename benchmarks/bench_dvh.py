@@ -4,11 +4,12 @@ Run: ``python3 benchmarks/bench_dvh.py`` (from the project root). Needs the exte
 (``INTREPID_EXTERNAL_DATA`` or ``../shared/data``). The peers run where they are installed:
 
 * dicompyler-core needs pydicom 2: a separate venv whose python is ``$DICOMPYLER_PYTHON``
-  (default ``/work/venvs/dicompyler/bin/python``; ``python3 -m venv ... && pip install dicompyler-core
-  "pydicom<3"``); it is timed inside its own process (interpreter start-up excluded).
-* plastimatch (pip package ``plastimatch``): ``$PLASTIMATCH`` (default: ``plastimatch`` on PATH, then
-  ``/work/venvs/plastimatch/bin/plastimatch``); ``plastimatch dvh`` is timed as a whole process, file reading
-  included (it has no other mode).
+  (default ``benchmarks/_data/venv-dicompyler/bin/python``, else ``/work/venvs/dicompyler/bin/python``;
+  ``python3 -m venv benchmarks/_data/venv-dicompyler && benchmarks/_data/venv-dicompyler/bin/pip install
+  dicompyler-core "pydicom<3"``); it is timed inside its own process (interpreter start-up excluded).
+* plastimatch (Debian ``apt-get install plastimatch``, or the pip package): ``$PLASTIMATCH`` (default:
+  ``plastimatch`` on PATH, then ``/work/venvs/plastimatch/bin/plastimatch``); ``plastimatch dvh`` is timed as
+  a whole process, file reading included (it has no other mode).
 
 Prints markdown tables (timings, then per-ROI statistics). Generated files go under benchmarks/_data/.
 """
@@ -67,18 +68,20 @@ print(json.dumps({"seconds": elapsed, "rois": out}))
 """
 
 
-def _ours() -> tuple[dict[str, DVH], float, float]:
+def _ours() -> tuple[dict[str, DVH], float, float, float]:
     t0 = time.perf_counter()
     dose = read_rtdose(DATA / "rtdose.dcm").volume
     ss = read_rtstruct(DATA / "rtss.dcm")
     read_s = time.perf_counter() - t0
     compute_dvhs(dose, ss)  # warm-up (imports)
-    times = []
+    times, cpu = [], []
     for _ in range(REPEATS):
         t0 = time.perf_counter()
+        c0 = time.process_time()
         dvhs = compute_dvhs(dose, ss)
         times.append(time.perf_counter() - t0)
-    return dvhs, statistics.median(times), read_s
+        cpu.append(time.process_time() - c0)
+    return dvhs, statistics.median(times), read_s, statistics.median(cpu)
 
 
 def _eclipse() -> dict[str, DVH]:
@@ -103,7 +106,9 @@ def _eclipse() -> dict[str, DVH]:
 
 
 def _dicompyler() -> tuple[dict[str, dict[str, float] | None], float] | None:
-    py = os.environ.get("DICOMPYLER_PYTHON", "/work/venvs/dicompyler/bin/python")
+    local = ROOT / "benchmarks/_data/venv-dicompyler/bin/python"
+    fallback = Path("/work/venvs/dicompyler/bin/python")
+    py = os.environ.get("DICOMPYLER_PYTHON") or str(local if local.exists() else fallback)
     if not Path(py).exists():
         print(f"dicompyler-core: {py} not found, skipped", file=sys.stderr)
         return None
@@ -183,7 +188,7 @@ def main() -> int:
         print(f"external data not found at {DATA}", file=sys.stderr)
         return 1
     WORK.mkdir(parents=True, exist_ok=True)
-    ours, ours_s, read_s = _ours()
+    ours, ours_s, read_s, ours_cpu = _ours()
     ecl = _eclipse()
     dcp = _dicompyler()
     plm = _plastimatch()
@@ -191,16 +196,18 @@ def main() -> int:
     print("## DVH timing: all 10 ROIs of the dicompyler example (194 × 129 × 98 dose, 2 cores)\n")
     print("| tool | seconds | ratio to InTrEPID | note |")
     print("|---|---:|---:|---|")
-    print(f"| InTrEPID compute_dvhs | {ours_s:.3f} | 1.0 | median of {REPEATS}, files already read |")
+    print(f"| InTrEPID compute_dvhs | {ours_s:.3f} | 1.0 | median of {REPEATS}, files already read; "
+          f"process CPU time {ours_cpu:.3f} s |")
+    print(f"\nLoad average while running: {os.getloadavg()[0]:.1f} (2 cores)\n")
     print(f"| InTrEPID read RTDOSE + RTSTRUCT | {read_s:.3f} | — | once |")
     if dcp is not None:
         print(
-            f"| dicompyler-core 0.5.6 get_dvh × 10 | {dcp[1]:.3f} | {dcp[1] / ours_s:.1f} | median of 3, "
+            f"| dicompyler-core get_dvh × 10 | {dcp[1]:.3f} | {dcp[1] / ours_s:.1f} | median of 3, "
             "reads inside get_dvh |"
         )
     if plm is not None:
         print(
-            f"| plastimatch 1.10 dvh (process) | {plm[1]:.3f} | {plm[1] / ours_s:.1f} | median of 3, whole "
+            f"| plastimatch dvh (process) | {plm[1]:.3f} | {plm[1] / ours_s:.1f} | median of 3, whole "
             "process incl. reading |"
         )
     print()

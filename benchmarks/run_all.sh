@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export INTREPID_EXTERNAL_DATA="${INTREPID_EXTERNAL_DATA:-$(cd ../shared/data 2>/dev/null && pwd)}"
 logs=benchmarks/_data/logs
 mkdir -p "$logs"
-for bench in ct_read resample structures dvh gamma raytrace simulate pairs learn predict aperture compensator; do
+for bench in ct_read resample structures dvh dvh_analytic gamma raytrace simulate pairs learn predict aperture compensator; do
     script="benchmarks/bench_${bench}.py"
     [ -f "$script" ] || continue
     echo "== $bench (load: $(cut -d' ' -f1-3 /proc/loadavg))"

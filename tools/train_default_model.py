@@ -76,6 +76,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-only", action="store_true", help="only fit and write OUT/baseline.json")
     p.add_argument("--evaluate", type=Path, default=None, help="write the test-set evaluation JSON here")
     p.add_argument(
+        "--plain-epochs", type=int, default=None, help="epochs of the pure U-Nets (default: --epochs)"
+    )
+    p.add_argument(
+        "--assemble",
+        action="store_true",
+        help="build the ensemble from the hybrid fold checkpoints in --work (no kernel-basis pass, no LOFO); "
+        "implies --resume",
+    )
+    p.add_argument(
+        "--kernel-model",
+        type=Path,
+        default=None,
+        help="write a model folder whose predictor is OUT/baseline.json alone (no network) here",
+    )
+    p.add_argument(
+        "--plain-only", action="store_true", help="only train the --plain-members pure U-Nets into --work"
+    )
+    p.add_argument(
         "--evaluate-only",
         action="store_true",
         help="no training: evaluate the model in --out (and --work/plain_ensemble when present)",
@@ -217,25 +235,32 @@ def _train_members(
     pre = PreprocessConfig(working_shape=shape)
     states, pres, infos, bases, docs = [], [], [], [], []
     tag = "hybrid" if hybrid else "plain"
+    epochs = args.epochs if hybrid or args.plain_epochs is None else args.plain_epochs
     for split in splits:
         ckpt = args.work / f"{tag}_fold{split.fold}"
         fold_arrays = arrays
         fold_base = None
-        if hybrid:
-            fold_base = fit_baseline_design(design, split.train_indices, input_units=CALIBRATED_UNITS_PER_MU)
-            bases.append(fold_base)
-            base_wg = np.stack([fold_base.from_basis(b, f) for b, f in zip(basis_wg, feats, strict=True)])
-            fold_arrays = arrays.with_base(base_wg)
         seed = int(np.random.SeedSequence([args.seed, 0, split.fold]).generate_state(1)[0] % (2**31))
         tcfg = TrainConfig(
-            learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=seed, device="cpu"
+            learning_rate=args.lr, batch_size=args.batch_size, epochs=epochs, seed=seed, device="cpu"
         )
         if args.resume and (ckpt / "model.json").exists() and (ckpt / "fold.json").exists():
             member = load_model(ckpt)
             doc = json.loads((ckpt / "fold.json").read_text())
             states.append(member.member_states[0])
             pres.append(member.preprocess)
+            if hybrid:
+                bases.append(member.base)
         else:
+            if hybrid:
+                if design is None:
+                    raise SystemExit(f"{ckpt}: no checkpoint to assemble (train it without --assemble)")
+                fold_base = fit_baseline_design(
+                    design, split.train_indices, input_units=CALIBRATED_UNITS_PER_MU
+                )
+                bases.append(fold_base)
+                base_wg = np.stack([fold_base.from_basis(b, f) for b, f in zip(basis_wg, feats, strict=True)])
+                fold_arrays = arrays.with_base(base_wg)
             t = time.perf_counter()
             model = train_model(
                 fold_arrays.take(split.train_indices),
@@ -327,10 +352,50 @@ def main(argv: list[str] | None = None) -> int:
     ranges = training_ranges(infos_in)
     log.info("%d training pairs; ranges %s", len(train), ranges.to_dict())
     shape = (args.working_size, args.working_size)
-    arrays, basis_wg, design, feats = _inputs(train, shape, args.seed, log)
-    baseline = fit_baseline_design(design, input_units=CALIBRATED_UNITS_PER_MU)
     args.out.mkdir(parents=True, exist_ok=True)
-    baseline.save(args.out / "baseline.json")
+    if args.kernel_model is not None:
+        from intrepid.transit import load_baseline
+        from intrepid.transit._model import save_kernel_model
+
+        cmd = "python3 tools/train_default_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        save_kernel_model(
+            load_baseline(args.out / "baseline.json"),
+            ranges,
+            args.kernel_model,
+            {
+                "command": cmd.strip(),
+                "kind": "kernel baseline alone (no network)",
+                "training_pairs": len(train),
+            },
+        )
+        log.info("kernel-baseline model written to %s", args.kernel_model)
+        return 0
+    if args.plain_only:
+        from intrepid.learn import prepare_working_arrays
+
+        records = [p.record for p in train]
+        splits = cv_splits(records, args.folds, repeats=1, seed=args.seed)[: args.plain_members]
+        args.work.mkdir(parents=True, exist_ok=True)
+        arrays = prepare_working_arrays(train, shape)
+        p_states, p_pres, p_infos, _, _ = _train_members(
+            args, splits, arrays, None, None, None, records, False, log
+        )
+        unet = UNetConfig(initial_filters=args.filters)
+        Ensemble(unet, p_pres[0], p_states, member_info=p_infos, member_preprocess=p_pres).save(
+            args.work / "plain_ensemble"
+        )
+        return 0
+    if args.assemble:
+        from intrepid.learn import prepare_working_arrays
+        from intrepid.transit import load_baseline
+
+        args.resume = True
+        arrays, basis_wg, design, feats = prepare_working_arrays(train, shape), None, None, None
+        baseline = load_baseline(args.out / "baseline.json")
+    else:
+        arrays, basis_wg, design, feats = _inputs(train, shape, args.seed, log)
+        baseline = fit_baseline_design(design, input_units=CALIBRATED_UNITS_PER_MU)
+        baseline.save(args.out / "baseline.json")
     if args.baseline_only:
         return 0
     records = [p.record for p in train]
@@ -418,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("wrote %s (%d members) in %.0f s", args.out, len(states), time.perf_counter() - t0)
     if args.evaluate is not None:
         result = _evaluate(args, folders, ens, plain, baseline, log)
-        if args.lofo_epochs > 0:
+        if args.lofo_epochs > 0 and design is not None:
             result["leave_one_family_out"] = _lofo(
                 args, folders, arrays, basis_wg, design, feats, records, ranges, log
             )

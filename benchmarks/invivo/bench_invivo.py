@@ -14,7 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from intrepid.invivo import back_project, check_study, load_study, portal_images, relative_electron_density
+from intrepid.invivo import (
+    back_project,
+    check_study,
+    default_invivo_model_path,
+    load_invivo_model,
+    load_study,
+    portal_images,
+    relative_electron_density,
+)
 
 
 def _t(fn):  # type: ignore[no-untyped-def]
@@ -33,13 +41,25 @@ def main() -> int:
     for im in images:
         _, w, c = _t(lambda im=im: back_project(im, st.ct, red=red))
         rows.append((w, c))
-    check_study(study_dir)  # warm
-    res, w_all, c_all = _t(lambda: check_study(study_dir))
+    out_all = {}
+    for name in ("baseline", "network"):
+        if name == "network" and default_invivo_model_path() is None:
+            continue
+        net = load_invivo_model() if name == "network" else None
+        check_study(study_dir, network=net)  # warm
+        res, w_all, c_all = _t(lambda net=net: check_study(study_dir, network=net))
+        out_all[name] = {
+            "check_wall_s": w_all,
+            "check_cpu_s": c_all,
+            "model_s": res.reconstruction.seconds["model"],
+        }
     out = {
-        "study": study_dir.name, "beams": len(images), "grid": list(st.ct.shape),
+        "study": study_dir.name,
+        "beams": len(images),
+        "grid": list(st.ct.shape),
         "fod_per_beam_wall_s": sum(r[0] for r in rows) / len(rows),
         "fod_per_beam_cpu_s": sum(r[1] for r in rows) / len(rows),
-        "check_wall_s": w_all, "check_cpu_s": c_all, "method": res.reconstruction.method.value,
+        "check": out_all,
     }
     print(json.dumps(out, indent=2))
     return 0

@@ -48,12 +48,14 @@ def _auc(neg: list[float], pos: list[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (n.size * p.size))
 
 
-def evaluate(folder: Path, methods: list[str]) -> dict[str, Any]:
+def evaluate(folder: Path, methods: list[str], partial: Path | None = None) -> dict[str, Any]:
     net = load_invivo_model() if "network" in methods and default_invivo_model_path() else None
     if net is None and "network" in methods:
         methods = [m for m in methods if m != "network"]
     rows = []
-    for study_dir in sorted(p for p in folder.iterdir() if (p / "case.json").is_file()):
+    # the error tag first, then the site: an interrupted run has covered every site for the first tags
+    studies = [p for p in folder.iterdir() if (p / "case.json").is_file()]
+    for study_dir in sorted(studies, key=lambda p: (p.name.split("_s0_")[-1], p.name)):
         info = json.loads((study_dir / "case.json").read_text())
         t0 = time.perf_counter()
         st = load_study(study_dir)
@@ -117,6 +119,8 @@ def evaluate(folder: Path, methods: list[str]) -> dict[str, Any]:
                 f" iso {vs_plan.isocenter_ratio:.3f} {v}",
                 flush=True,
             )
+        if partial is not None:  # rows so far, so that an interrupted run still leaves its numbers
+            partial.write_text(json.dumps({"rows": rows}, default=float) + "\n")
     return {"rows": rows, "summary": summarise(rows)}
 
 
@@ -219,7 +223,7 @@ def main() -> int:
         rows = [r for p in args.merge for r in json.loads(p.read_text())["rows"]]
         res = {"rows": rows, "summary": summarise(rows)}
     else:
-        res = evaluate(args.folder, args.methods.split(","))
+        res = evaluate(args.folder, args.methods.split(","), partial=args.json)
     text = json.dumps(res, indent=2, default=float)
     if args.json:
         args.json.write_text(text + "\n")

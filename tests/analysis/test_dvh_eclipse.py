@@ -12,7 +12,8 @@ is expected to agree:
 * BODY: Eclipse's volume is 6 % below ours *and* below dicompyler-core's and plastimatch's (14 880, 14 882,
   14 741 cm³), so only the dose statistics are compared (Dmean 0.01 Gy, D50 0.005 Gy).
 * ROIs under 2 cm³ (Borders, Nodes, Scar): Eclipse's volumes are 16-42 % smaller than Σ(area) × slice
-  thickness, which our exact occupancy reproduces; we check that identity instead, and Dmean within 0.2 Gy.
+  thickness, which the stepwise model reproduces; we check that identity (and that shape-based
+  interpolation stays within 3 % of it) instead, and Dmean within 0.2 Gy.
 
 Eclipse writes DVH Minimum / Maximum / Mean Dose in percent of the 14 Gy prescription although Dose Units is
 GY (the DVH Data bins are in Gy); they are converted here.
@@ -83,10 +84,21 @@ def test_body_dose_statistics(dvhs) -> None:
 
 
 @pytest.mark.parametrize("name", ["Borders", "Nodes", "Scar", "Tumor Bed"])
-def test_small_rois_keep_planar_volume(dvhs, name: str) -> None:
+def test_small_rois_volume_and_mean(dvhs, external_data: Path, name: str) -> None:
     ours, ecl, planar = dvhs
-    # Exact occupancy: volume = Σ contour area × 3 mm slab (contours lie inside the dose grid): 1e-4.
-    assert ours[name].volume_cc == pytest.approx(planar[name], rel=1e-4)
+    # Stepwise model through the fine sampler: volume = Σ contour area × 3 mm slab, to the in-plane
+    # sampling error (observed ≤ 0.1 %): 0.3 %.
+    from intrepid.analysis._dvh_sampling import sample_structure
+
+    d = external_data / "dicompyler-example"
+    roi = read_rtstruct(d / "rtss.dcm").roi(name)
+    polys = [np.asarray(c.points_mm, dtype=float) for c in roi.area_contours]
+    stepwise = sample_structure(polys, read_rtdose(d / "rtdose.dcm").volume, single_plane_thickness_mm=3.0,
+                                interpolate=False)
+    assert float(stepwise.volume_cc.sum()) == pytest.approx(planar[name], rel=3e-3)
+    # Shape-based interpolation moves volume between the planes (the end caps are the same): observed
+    # -2.7 % (Borders, two planes) to +2.3 % (Nodes) of the stepwise volume.
+    assert ours[name].volume_cc == pytest.approx(planar[name], rel=0.03)
     assert ours[name].mean_gy == pytest.approx(ecl[name].mean_gy, abs=0.2)
 
 

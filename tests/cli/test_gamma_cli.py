@@ -89,3 +89,27 @@ def test_missing_file_exits_1(
     status = main(["gamma", str(tmp_path / "none.npz"), str(doses[1]), "--dd", "3", "--dta", "2"])
     assert status == 1
     assert "none.npz" in capsys.readouterr().err
+
+
+def test_interpolant_option_reaches_the_json(doses: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    args = ["gamma", str(doses[0]), str(doses[1]), "--dd", "3", "--dta", "2", "--json"]
+    assert main([*args, "--interpolant", "trilinear"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["interpolation"] == "trilinear"
+    assert data["gamma_tolerance"] == 1e-4
+    assert main(args) == 0  # the documented default: simplex, exact
+    data = json.loads(capsys.readouterr().out)
+    assert data["interpolation"] == "linear"
+    assert data["gamma_tolerance"] == 0.0
+
+
+def test_search_beyond_the_budget_exits_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    grid = Grid((1100, 1100), (0, 0, 0), (1.0, 1.0, 1.0))
+    path = write_volume(Volume(np.ones((1100, 1100)), grid, Quantity.DOSE, "Gy"), tmp_path / "big.npz")
+    status = main(["gamma", str(path), str(path), "--dd", "3", "--dta", "1e4"])
+    assert status == 1
+    err = capsys.readouterr().err.strip()
+    assert "dta_mm 10000" in err
+    assert len(err.splitlines()) == 1

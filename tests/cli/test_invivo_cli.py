@@ -152,3 +152,16 @@ def test_bad_study_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     (tmp_path / "empty").mkdir()
     assert main(["invivo", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--model", "baseline"]) == 1
     assert "no CT images" in capsys.readouterr().err
+
+
+def test_default_model_is_the_shipped_network(
+    studies: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    from intrepid.invivo import default_invivo_model_path
+
+    if default_invivo_model_path() is None:
+        pytest.skip("no shipped 3D model in this checkout")
+    assert main(["invivo", str(studies["ok"]), "--out", str(tmp_path / "n"), "--no-report", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "network" and KEYS <= set(data)

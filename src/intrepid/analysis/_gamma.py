@@ -3,7 +3,9 @@
 Definitions used throughout (and stated in every :class:`GammaResult` so that a report can quote them, as
 Hussein et al. 2017 recommend):
 
-- **Interpolant.** The evaluated distribution is interpolated *linearly on the Kuhn (Freudenthal) simplices*
+- **Interpolant** (``interpolant="simplex"``, the default; ``"trilinear"`` minimises instead over the
+  multi-linear interpolant by branch and bound, within 1e-4 in γ: :mod:`intrepid.analysis._gamma_trilinear`).
+  The evaluated distribution is interpolated *linearly on the Kuhn (Freudenthal) simplices*
   of its grid: every cell is cut along its main diagonal into ``n!`` simplices (2 triangles in 2D, 6
   tetrahedra in 3D) and the dose is linear on each (Ju et al. 2008). It equals the evaluated dose at every
   grid node, is linear along every grid line (so in 1D it *is* linear interpolation) and differs from
@@ -54,6 +56,7 @@ from intrepid.geometry import Grid, Quantity, Volume
 __all__ = [
     "PASS_TOLERANCE",
     "GammaBackend",
+    "GammaInterpolant",
     "GammaResult",
     "GammaSettings",
     "Normalisation",
@@ -78,6 +81,20 @@ class Normalisation(enum.Enum):
 
     GLOBAL = "global"  #: dd % of the normalisation dose (reference maximum unless given)
     LOCAL = "local"  #: dd % of the reference dose at each point
+
+
+class GammaInterpolant(enum.Enum):
+    """Interpolant of the evaluated distribution over which γ is minimised (see the module docstring)."""
+
+    SIMPLEX = "simplex"  #: linear on the Kuhn simplices of each cell: exact minimum in closed form (default)
+    TRILINEAR = "trilinear"  #: multi-linear in each cell (pymedphys's): branch and bound to GAMMA_TOLERANCE
+
+
+#: Multi-linear interpolant, recorded in every result computed with it.
+INTERPOLANT_TRILINEAR = (
+    "multi-linear (linear 1D, bilinear 2D, trilinear 3D) in each cell of the evaluated grid; minimum by "
+    "branch and bound within 1e-4 in gamma"
+)
 
 
 class GammaBackend(enum.Enum):
@@ -109,6 +126,10 @@ class GammaSettings:
         The cut-off as a dose: reference points below it are not evaluated.
     backend : GammaBackend
         Implementation used.
+    interpolant : GammaInterpolant
+        Interpolant of the evaluated distribution (simplex: exact; trilinear: within ``gamma_tolerance``).
+    gamma_tolerance : float
+        Largest excess of a reported γ over the exact minimum for that interpolant (0: exact to rounding).
     """
 
     dd_percent: float
@@ -119,12 +140,15 @@ class GammaSettings:
     max_gamma: float
     cutoff_dose_gy: float
     backend: GammaBackend = GammaBackend.NUMBA
+    interpolant: GammaInterpolant = GammaInterpolant.SIMPLEX
+    gamma_tolerance: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (enums as their values)."""
         d = asdict(self)
         d["normalisation"] = self.normalisation.value
         d["backend"] = self.backend.value
+        d["interpolant"] = self.interpolant.value
         return d
 
 
@@ -158,7 +182,8 @@ class GammaResult:
     settings : GammaSettings
         Criteria and every setting used.
     interpolation : str
-        ``"linear"``: the Kuhn-simplex linear interpolant (see :data:`INTERPOLANT`).
+        ``"linear"``: the Kuhn-simplex linear interpolant (see :data:`INTERPOLANT`); ``"trilinear"``: the
+        multi-linear interpolant (see :data:`INTERPOLANT_TRILINEAR`).
     compute_seconds : float
         Wall time of the search (s), compilation excluded when the kernel was already compiled.
     software : str
@@ -190,7 +215,8 @@ class GammaResult:
         Keys: ``pass_rate_percent``, ``mean_gamma``, ``gamma_1percent``, ``max_gamma``, ``evaluated_points``,
         ``passed_points``, ``dd_percent``, ``dta_mm``, ``cutoff_percent``, ``normalisation``,
         ``normalisation_dose_gy``, ``cutoff_dose_gy``, ``gamma_search_limit``, ``backend``, ``ndim``,
-        ``interpolation``, ``interpolant``, ``pass_tolerance``, ``compute_seconds``, ``software``.
+        ``interpolation``, ``interpolant``, ``gamma_tolerance``, ``pass_tolerance``, ``compute_seconds``,
+        ``software``.
         """
         s = self.settings
         return {
@@ -210,7 +236,10 @@ class GammaResult:
             "backend": s.backend.value,
             "ndim": self.gamma_map.ndim if self.gamma_map.shape[0] > 1 or self.gamma_map.ndim == 3 else 1,
             "interpolation": self.interpolation,
-            "interpolant": INTERPOLANT,
+            "interpolant": (
+                INTERPOLANT if s.interpolant is GammaInterpolant.SIMPLEX else INTERPOLANT_TRILINEAR
+            ),
+            "gamma_tolerance": s.gamma_tolerance,
             "pass_tolerance": PASS_TOLERANCE,
             "compute_seconds": self.compute_seconds,
             "software": self.software,
@@ -234,6 +263,7 @@ def _settings(
     normalisation_dose: float | None,
     max_gamma: float,
     backend: GammaBackend,
+    interpolant: GammaInterpolant = GammaInterpolant.SIMPLEX,
 ) -> GammaSettings:
     dd = _check_positive("dd_percent", dd_percent)
     dta = _check_positive("dta_mm", dta_mm)
@@ -267,7 +297,15 @@ def _settings(
         max_gamma=cap,
         cutoff_dose_gy=cutoff / 100.0 * norm,
         backend=backend,
+        interpolant=interpolant,
+        gamma_tolerance=0.0 if interpolant is GammaInterpolant.SIMPLEX else _trilinear_tolerance(),
     )
+
+
+def _trilinear_tolerance() -> float:
+    from intrepid.analysis._gamma_trilinear import GAMMA_TOLERANCE
+
+    return GAMMA_TOLERANCE
 
 
 def _index_maps(reference: Volume, evaluated: Volume) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -326,6 +364,7 @@ def gamma(
     backend: GammaBackend | str = GammaBackend.NUMBA,
     ignore_frame_of_reference: bool = False,
     device: str | None = None,
+    interpolant: GammaInterpolant | str = GammaInterpolant.SIMPLEX,
 ) -> GammaResult:
     """Exact gamma index of ``evaluated`` against ``reference`` (2D images or 3D volumes).
 
@@ -359,6 +398,11 @@ def gamma(
         Compare volumes whose Frame of Reference UIDs differ (you assert they are registered).
     device : str, optional
         Torch device for ``backend="torch"`` (default ``"cuda"`` when available, else ``"cpu"``).
+    interpolant : GammaInterpolant or str
+        ``"simplex"`` (default): linear on the Kuhn simplices of each cell, exact minimum (Ju et al. 2008).
+        ``"trilinear"``: multi-linear in each cell (bilinear in 2D), the interpolant of pymedphys and most
+        converged references; minimum by branch and bound, reported γ at most 1e-4 above the exact minimum,
+        pass / fail exact (numba backend only).
 
     Returns
     -------
@@ -389,6 +433,7 @@ def gamma(
     Low et al. 1998, doi:10.1118/1.598248; Ju et al. 2008, doi:10.1118/1.2836952.
     """
     backend = _as_backend(backend)
+    interp = _as_interpolant(interpolant, backend)
     if not isinstance(reference, Volume) or not isinstance(evaluated, Volume):
         raise ParameterError("reference and evaluated must be Volume objects (use gamma_1d for profiles)")
     ref_uid, ev_uid = reference.frame_of_reference_uid, evaluated.frame_of_reference_uid
@@ -403,7 +448,7 @@ def gamma(
     ref = _as_3d(reference.array)
     ev = _as_3d(evaluated.array)
     settings = _settings(
-        ref, dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend
+        ref, dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend, interp
     )
     ndim = reference.ndim
     scale = np.asarray(evaluated.grid.spacing_mm, dtype=float) / settings.dta_mm
@@ -426,6 +471,7 @@ def gamma_1d(
     normalisation_dose: float | None = None,
     max_gamma: float = 2.0,
     backend: GammaBackend | str = GammaBackend.NUMBA,
+    interpolant: GammaInterpolant | str = GammaInterpolant.SIMPLEX,
 ) -> GammaResult:
     """Exact gamma index of two dose profiles (1D); the evaluated profile is interpolated linearly.
 
@@ -435,8 +481,9 @@ def gamma_1d(
         Doses (Gy or any shared unit).
     reference_positions_mm, evaluated_positions_mm : array_like, shape (n,) and (m,)
         Positions in mm, strictly increasing and equally spaced (within 1e-3 mm).
-    dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend
-        As in :func:`gamma`.
+    dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend, interpolant
+        As in :func:`gamma` (in 1D both interpolants are the linear one; ``"trilinear"`` runs the bounded
+        search, within 1e-4).
 
     Returns
     -------
@@ -454,6 +501,7 @@ def gamma_1d(
     ref_vol = _profile_volume("reference", reference_dose, reference_positions_mm)
     ev_vol = _profile_volume("evaluated", evaluated_dose, evaluated_positions_mm)
     backend = _as_backend(backend)
+    interp = _as_interpolant(interpolant, backend)
     _check_finite(ref_vol, "reference_dose")
     _check_finite(ev_vol, "evaluated_dose")
     alpha, beta = _index_maps(ref_vol, ev_vol)
@@ -461,7 +509,7 @@ def gamma_1d(
     ref = _as_3d(ref_vol.array)
     ev = _as_3d(ev_vol.array)
     settings = _settings(
-        ref, dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend
+        ref, dd_percent, dta_mm, cutoff_percent, normalisation, normalisation_dose, max_gamma, backend, interp
     )
     scale = np.array([ev_vol.grid.spacing_mm[0] / settings.dta_mm, 1.0, 1.0])
     gamma_map, stats, seconds = _run(ref, ev, alpha, beta, scale, settings, 1, None)
@@ -474,6 +522,16 @@ def _as_backend(backend: GammaBackend | str) -> GammaBackend:
         return GammaBackend(backend)
     except ValueError:
         raise ParameterError(f"backend must be 'numba' or 'torch', got {backend!r}") from None
+
+
+def _as_interpolant(interpolant: GammaInterpolant | str, backend: GammaBackend) -> GammaInterpolant:
+    try:
+        interp = GammaInterpolant(interpolant)
+    except ValueError:
+        raise ParameterError(f"interpolant must be 'simplex' or 'trilinear', got {interpolant!r}") from None
+    if interp is GammaInterpolant.TRILINEAR and backend is GammaBackend.TORCH:
+        raise ParameterError("interpolant 'trilinear' runs on the numba backend only; use backend='numba'")
+    return interp
 
 
 def _profile_volume(name: str, dose: ArrayLike, positions_mm: ArrayLike) -> Volume:
@@ -528,9 +586,15 @@ def _run(
     local_fraction = settings.dd_percent / 100.0
     blocks, counts = face_table(ndim)
     alpha, beta, on_nodes = _snap_to_nodes(alpha, beta, ndim)
-    on_nodes = on_nodes and settings.backend is GammaBackend.NUMBA
-    offsets, bounds = search_offsets(scale, settings.max_gamma, ndim, on_nodes)
-    if settings.backend is GammaBackend.TORCH:
+    trilinear = settings.interpolant is GammaInterpolant.TRILINEAR
+    on_nodes = on_nodes and settings.backend is GammaBackend.NUMBA and not trilinear
+    _check_budget(ref, ev, scale, settings, ndim)
+    offsets, bounds = search_offsets(scale, settings.max_gamma, ndim, on_nodes, ev.shape[::-1])
+    if trilinear:
+        out, stats, seconds = _run_trilinear(
+            ref, ev, alpha, beta, scale, global_dd, local_fraction, settings, offsets, bounds
+        )
+    elif settings.backend is GammaBackend.TORCH:
         from intrepid.analysis._gamma_torch import gamma_torch
 
         start = time.perf_counter()
@@ -601,6 +665,103 @@ def _run(
         )
     _log.info("gamma: %d reference points searched in %.3f s", ref.size, seconds)
     return out, stats, seconds
+
+
+#: Memory (bytes) that one gamma computation may allocate beyond its inputs: the γ map, float64 copies of the
+#: inputs and the search tables. Larger grids or criteria get a one-line ParameterError, never an allocation
+#: failure.
+MEMORY_BUDGET_BYTES = 4 << 30
+#: Largest number of cells searched around one reference point (the search table has one row per cell and
+#: the search may visit each): bounds memory (32 bytes a cell) and time for any DTA and search limit.
+MAX_SEARCH_CELLS = 1 << 20
+
+
+def _check_budget(
+    ref: NDArray[np.float64],
+    ev: NDArray[np.float64],
+    scale: NDArray[np.float64],
+    settings: GammaSettings,
+    ndim: int,
+) -> None:
+    """Refuse, in one line, criteria or grids whose search or memory would exceed the stated budgets."""
+    from intrepid.analysis._gamma_kernels import search_cell_count
+
+    cells = search_cell_count(scale, settings.max_gamma, ndim, ev.shape[::-1])
+    if cells > MAX_SEARCH_CELLS:
+        spacing = ", ".join(f"{x * settings.dta_mm:.3g}" for x in scale[:ndim])
+        raise ParameterError(
+            f"dta_mm {settings.dta_mm:g} with max_gamma {settings.max_gamma:g} over an evaluated spacing of "
+            f"({spacing}) mm means searching {cells:.3g} cells around every point (limit "
+            f"{MAX_SEARCH_CELLS}); lower dta_mm or max_gamma, or resample the evaluated dose coarser"
+        )
+    needed = ref.size * 8 + cells * 32 + (ref.size + ev.size) * 8
+    if needed > MEMORY_BUDGET_BYTES:
+        raise ParameterError(
+            f"gamma on a {ref.size:.3g}-point reference and {ev.size:.3g}-point evaluated grid needs about "
+            f"{needed / 2**30:.1f} GiB (budget {MEMORY_BUDGET_BYTES / 2**30:.0f} GiB); crop or resample the "
+            "doses"
+        )
+
+
+def _run_trilinear(
+    ref: NDArray[np.float64],
+    ev: NDArray[np.float64],
+    alpha: NDArray[np.float64],
+    beta: NDArray[np.float64],
+    scale: NDArray[np.float64],
+    global_dd: float,
+    local_fraction: float,
+    settings: GammaSettings,
+    offsets: NDArray[np.int64],
+    bounds: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], _Stats, float]:
+    """γ on the multi-linear interpolant (:mod:`intrepid.analysis._gamma_trilinear`), with its statistics."""
+    import numba
+
+    from intrepid.analysis._gamma_trilinear import trilinear_kernel
+
+    _prepare_trilinear()
+    axes = np.array([a for a in range(3) if ev.shape[2 - a] > 1], dtype=np.int64)
+    n_threads = numba.get_num_threads()
+    n_tasks = max(1, min(ref.shape[0] * ref.shape[1], 16 * n_threads))
+    task_stats = np.empty((n_tasks, 4))
+    task_hist = np.zeros((n_tasks, _HIST_BINS), dtype=np.int64)
+    out = np.empty_like(ref)
+    start = time.perf_counter()
+    kernel: Any = trilinear_kernel
+    kernel(
+        ref, ev, alpha, beta, scale, global_dd, local_fraction, settings.cutoff_dose_gy,
+        settings.max_gamma**2, offsets, bounds, axes, settings.gamma_tolerance, out, task_stats, task_hist,
+        1.0 + PASS_TOLERANCE,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    stats = _Stats(
+        evaluated=int(task_stats[:, 0].sum()),
+        passed=int(task_stats[:, 1].sum()),
+        total=float(task_stats[:, 2].sum()),
+        maximum=float(task_stats[:, 3].max()),
+        histogram=task_hist.sum(axis=0),
+    )
+    return out, stats, seconds
+
+
+def _prepare_trilinear() -> float:
+    """Load (or compile, the first time) the trilinear kernel so that timings exclude it; seconds taken."""
+    from intrepid.analysis._gamma_trilinear import trilinear_kernel
+
+    if trilinear_kernel.signatures:
+        return 0.0
+    start = time.perf_counter()
+    one = np.ones((1, 1, 2))
+    kernel: Any = trilinear_kernel
+    kernel(
+        one, one, np.zeros(3), np.ones(3), np.ones(3), 1.0, 0.0, 0.0, 4.0, np.zeros((1, 3), dtype=np.int64),
+        np.zeros(1), np.zeros(1, dtype=np.int64), 1e-4, np.empty_like(one), np.empty((1, 4)),
+        np.zeros((1, 8), dtype=np.int64), 1.0 + PASS_TOLERANCE,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    _log.info("gamma: numba trilinear kernel loaded or compiled in %.2f s", seconds)
+    return seconds
 
 
 def _snap_to_nodes(
@@ -733,6 +894,7 @@ def _result(
         evaluated_points=n,
         passed_points=passed,
         settings=settings,
+        interpolation=INTERPOLATION if settings.interpolant is GammaInterpolant.SIMPLEX else "trilinear",
         compute_seconds=seconds,
     )
 

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 
 import numba
@@ -63,6 +64,7 @@ __all__ = [
     "face_table",
     "gamma_kernel",
     "ring_table",
+    "search_cell_count",
     "search_offsets",
     "star_table",
 ]
@@ -124,8 +126,42 @@ def _vertex_masks(chain: tuple[int, ...]) -> set[int]:
     return masks
 
 
+def _reach(
+    scale: NDArray[np.float64] | tuple[float, ...],
+    max_gamma: float,
+    ndim: int,
+    shape: tuple[int, ...] | None,
+) -> list[int]:
+    """Cells searched on each side along i, j, k: up to ``max_gamma`` (scaled), and never past the grid."""
+    reach = []
+    for a in range(3):
+        if a >= ndim:
+            reach.append(0)
+            continue
+        r = math.ceil(min(max_gamma / float(scale[a]), 1e12)) + 1
+        if shape is not None:
+            r = min(r, max(int(shape[a]), 1))
+        reach.append(int(r))
+    return reach
+
+
+def search_cell_count(
+    scale: NDArray[np.float64], max_gamma: float, ndim: int, shape: tuple[int, ...] | None = None
+) -> int:
+    """Number of cell offsets :func:`search_offsets` would enumerate (before dropping those out of reach).
+
+    ``shape``: evaluated grid size along i, j, k; offsets beyond it are never inside the grid and are not
+    enumerated.
+    """
+    return math.prod(2 * r + 1 for r in _reach(scale, max_gamma, ndim, shape))
+
+
 def search_offsets(
-    scale: NDArray[np.float64], max_gamma: float, ndim: int, on_nodes: bool = False
+    scale: NDArray[np.float64],
+    max_gamma: float,
+    ndim: int,
+    on_nodes: bool = False,
+    shape: tuple[int, ...] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Cell offsets around the cell holding the reference point, sorted by a lower bound of γ².
 
@@ -139,6 +175,8 @@ def search_offsets(
         Number of axes searched (the others get offset 0).
     on_nodes : bool
         The reference point is a grid node (not anywhere in its cell): the bounds are then exact distances.
+    shape : tuple of int, optional
+        Evaluated grid size along i, j, k: offsets larger than it (never inside the grid) are left out.
 
     Returns
     -------
@@ -149,16 +187,17 @@ def search_offsets(
         point of the central cell and any point of the offset cell (``on_nodes``: ``max(0, d_a, -d_a - 1)``,
         the distance from the cell's first corner).
     """
-    offsets, bounds = _search_offsets(tuple(float(x) for x in scale[:3]), float(max_gamma), ndim, on_nodes)
+    reach = tuple(_reach(scale, max_gamma, ndim, shape))
+    scale_t = tuple(float(x) for x in scale[:3])
+    offsets, bounds = _search_offsets(scale_t, float(max_gamma), ndim, on_nodes, reach)
     return offsets.copy(), bounds.copy()
 
 
 @functools.lru_cache(maxsize=32)
 def _search_offsets(
-    scale_t: tuple[float, ...], max_gamma: float, ndim: int, on_nodes: bool
+    scale_t: tuple[float, ...], max_gamma: float, ndim: int, on_nodes: bool, reach: tuple[int, ...]
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     scale = np.asarray(scale_t)
-    reach = [int(np.ceil(max_gamma / scale[a])) + 1 if a < ndim else 0 for a in range(3)]
     ranges = [np.arange(-r, r + 1) for r in reach]
     di, dj, dk = np.meshgrid(ranges[0], ranges[1], ranges[2], indexing="ij")
     offsets = np.stack([di.ravel(), dj.ravel(), dk.ravel()], axis=1).astype(np.int64)

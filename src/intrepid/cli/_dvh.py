@@ -20,9 +20,13 @@ def register(subparsers: Any) -> None:
         "dvh",
         help="DVHs and dose statistics (volume cc, Dmin/Dmax/Dmean, D98/D95/D50/D2 in Gy) per ROI",
         description=(
-            "Cumulative DVH of each ROI of RTSTRUCT on the dose of RTDOSE (Gy). Occupancy is exact partial "
-            "volume with half-slice end caps; small structures (< 1000 dose voxels) are supersampled with "
-            "trilinear dose. Dx are interpolated linearly between bins. Volumes in cm³, doses in Gy."
+            "Cumulative DVH of each ROI of RTSTRUCT on the dose of RTDOSE (Gy). ROIs up to 50 cm³ are "
+            "continuous solids (shape-based interpolation between contours, end caps half a contour spacing "
+            "beyond the outermost ones, Nelms et al. 2015) sampled finely with trilinear dose, Dmin/Dmax "
+            "including the surface; larger ROIs use exact partial volume of the stepwise contour stack on "
+            "the "
+            "dose grid. Dx are interpolated linearly between bins. Volumes in cm³, doses in Gy. "
+            "See docs/dvh.md."
         ),
     )
     p.add_argument("--dose", type=Path, required=True, help="RT Dose file (Gy)")
@@ -38,7 +42,10 @@ def register(subparsers: Any) -> None:
         "--bin-width", type=float, default=0.01, metavar="GY", help="bin width in Gy (default 0.01)"
     )
     p.add_argument(
-        "--supersample", default="auto", help="sub-voxel factor per axis, an integer 1-16 or 'auto' (default)"
+        "--supersample",
+        default="auto",
+        help="'auto' (default: the interpolated solid for ROIs up to 50 cm³) or a sub-voxel factor per axis "
+        "1-16 (the stepwise model)",
     )
     p.add_argument("--json", action="store_true", help="print JSON (per ROI: statistics and the curve)")
     p.add_argument(

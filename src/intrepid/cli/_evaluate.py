@@ -119,18 +119,19 @@ def run(args: argparse.Namespace) -> int:
         leave_one_family_out,
         load_baseline,
         load_default_baseline,
-        load_predictor,
         resolve_model_path,
     )
     from intrepid.transit._evaluation import json_ready
 
     if args.split not in ("test", "train", "all"):
         raise ParameterError(f"--split must be test, train or all, got {args.split!r}")
-    from intrepid.transit import CALIBRATED_UNITS_PER_MU, TransitModel, canonical_pairs
+    from intrepid.transit import CALIBRATED_UNITS_PER_MU, TransitModel, canonical_pairs, load_transit_model
 
     model_dir = resolve_model_path(args.model)
-    network = load_predictor(model_dir, device=args.device)
-    wrapped = TransitModel.from_ensemble(network, "network")
+    wrapped = load_transit_model(model_dir, device=args.device)
+    network = wrapped.predictor
+    if args.leave_one_family_out and not hasattr(network, "unet"):
+        raise ParameterError(f"--leave-one-family-out needs a network model; {model_dir} is a kernel model")
     everything = load_dataset(args.data)
     splits = {r.split for r in everything.records}
     if args.split == "all" or (args.split == "test" and "test" not in splits):
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         pair.epid.metadata.setdefault("mu", pair.record.mu)
     settings = {
         "model": str(model_dir),
-        "model_members": network.members,
+        "model_members": wrapped.members,
         "data": str(args.data),
         "split": used_split,
         "baseline": baseline_from,

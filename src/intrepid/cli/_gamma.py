@@ -18,8 +18,10 @@ def register(subparsers: Any) -> None:
         "gamma",
         help="gamma index (pass rate, mean, γ1%%, map) of EVALUATED against REFERENCE",
         description=(
-            "Exact gamma index (Low 1998; Kuhn-simplex linear interpolation of EVALUATED, exact minimum, "
-            "Ju 2008) at every REFERENCE point at or above the cut-off. Inputs: RTDOSE, RTIMAGE (.dcm), "
+            "Gamma index (Low 1998) at every REFERENCE point at or above the cut-off, minimised over an "
+            "interpolant of EVALUATED: --interpolant simplex (default; linear on the Kuhn simplices of each "
+            "cell, exact minimum, Ju 2008) or trilinear (multi-linear in each cell, as pymedphys; branch and "
+            "bound, within 1e-4 in gamma, pass/fail exact). Inputs: RTDOSE, RTIMAGE (.dcm), "
             ".nii, .nii.gz, .nrrd or .npz, in the same units (Gy) and Frame of Reference; grids may "
             "differ in spacing and origin. Criteria: --dd in percent (of the reference maximum, or of "
             "--normalisation-dose, or of the local dose with --local) and --dta in mm. A point passes when "
@@ -57,6 +59,12 @@ def register(subparsers: Any) -> None:
         help="numba (CPU, default) or torch (GPU when available)",
     )
     p.add_argument(
+        "--interpolant",
+        choices=("simplex", "trilinear"),
+        default="simplex",
+        help="interpolant of EVALUATED: simplex (default, exact) or trilinear (within 1e-4 in gamma)",
+    )
+    p.add_argument(
         "--ignore-frame-of-reference",
         action="store_true",
         help="compare volumes whose Frame of Reference UIDs differ (you assert they are registered)",
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         max_gamma=args.max_gamma,
         backend=args.backend,
         ignore_frame_of_reference=args.ignore_frame_of_reference,
+        interpolant=args.interpolant,
     )
     data = result.to_dict()
     data["reference"] = str(args.reference)
@@ -103,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"gamma {s.dd_percent:g}%/{s.dta_mm:g} mm {s.normalisation.value}, cut-off {s.cutoff_percent:g}% "
         f"({s.cutoff_dose_gy:.4g} Gy), normalisation dose {s.normalisation_dose_gy:.4g} Gy, "
-        f"interpolation {result.interpolation} (exact minimum)",
+        f"interpolant {s.interpolant.value} "
+        + ("(exact minimum)" if s.gamma_tolerance == 0 else f"(minimum within {s.gamma_tolerance:g})"),
         f"  pass rate      {result.pass_rate_percent:.2f} % ({result.passed_points} of "
         f"{result.evaluated_points} points)",
         f"  mean gamma     {result.mean_gamma:.3f}",

@@ -68,6 +68,11 @@ def register(subparsers: Any) -> None:
     )
     pairs.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     pairs.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="simulate the pairs as Ray tasks (extra intrepid-rt[ray]): without ADDRESS on a local Ray "
+        "instance, 'auto' or HOST:PORT on a running cluster (OUT must be visible to every node)",
+    )
+    pairs.add_argument(
         "--phantom-spacing-mm", type=float, default=2.5, help="phantom voxel size in mm (default 2.5)"
     )
     pairs.add_argument(
@@ -83,6 +88,15 @@ def register(subparsers: Any) -> None:
 
     add_simulate_invivo(sub)
     parser.set_defaults(func=_usage(parser))
+
+
+def _ray(address: str | None) -> Any:
+    """RayOptions for ``--ray [ADDRESS]`` (None without the flag)."""
+    if address is None:
+        return None
+    from intrepid.learn import RayOptions
+
+    return RayOptions(address=None if address == "local" else address)
 
 
 def _usage(parser: argparse.ArgumentParser) -> Any:
@@ -132,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = generate_pairs(
         specs, out, vendor=vendor, seed=args.seed, progress=not args.no_progress, workers=args.workers,
         phantom_spacing_mm=args.phantom_spacing_mm, detector_pixels=args.detector_pixels, effects=flags,
-        panel=args.panel,
+        panel=args.panel, ray=_ray(args.ray),
     )
     seconds = time.perf_counter() - start
     counts = composition_counts(specs)

@@ -68,6 +68,10 @@ class DoseSettings:
     arc_step_deg : float
         Arcs (VMAT / dynamic arcs): control-point segments are grouped into sectors of at most this gantry
         span, each computed as a static beam at its meterset-weighted mean angle (4°).
+    kernel_primary_share : float or None
+        None (default): the EDKnrc 6 MV table as fitted. A value in (0, 1): the kernel's short-range terms
+        are rescaled to carry this share of the deposited energy (a diagnostic; e.g. the spectrum-consistent
+        share ``intrepid.dose._kernel.spectrum_primary_share``, 0.516 — docs/dose.md, "Spectrum consistency").
     """
 
     fan_spacing_mm: float | None = None
@@ -75,6 +79,7 @@ class DoseSettings:
     zenith_edges_deg: tuple[float, ...] = DEFAULT_ZENITH_EDGES_DEG
     n_azimuth: int = DEFAULT_N_AZIMUTH
     arc_step_deg: float = 4.0
+    kernel_primary_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.fan_spacing_mm is not None and not 0.5 <= float(self.fan_spacing_mm) <= 10.0:
@@ -83,11 +88,15 @@ class DoseSettings:
             raise ParameterError(f"margin_mm must be in [0, 300] mm, got {self.margin_mm}")
         if not 0.5 <= float(self.arc_step_deg) <= 30:
             raise ParameterError(f"arc_step_deg must be in [0.5, 30] degrees, got {self.arc_step_deg}")
+        share = self.kernel_primary_share
+        if share is not None and not 0.0 < float(share) < 1.0:
+            raise ParameterError(f"kernel_primary_share must be in (0, 1), got {share}")
 
     @property
     def kernel(self) -> ConeKernel:
         """The collapsed-cone kernel of these settings."""
-        return cone_kernel(tuple(self.zenith_edges_deg), int(self.n_azimuth))
+        share = None if self.kernel_primary_share is None else float(self.kernel_primary_share)
+        return cone_kernel(tuple(self.zenith_edges_deg), int(self.n_azimuth), share)
 
 
 # ------------------------------------------------------------------------------------------ beam checks
@@ -496,6 +505,7 @@ def compute_dose(
         "cones": k.n_directions,
         "zenith_edges_deg": list(k.zenith_edges_deg),
         "n_azimuth": k.n_azimuth,
+        "kernel_primary_share": settings.kernel_primary_share,
         "dose_quantity": DoseQuantity.MEDIUM.value,
     }
     total_vol = Volume(total, out_grid, Quantity.DOSE, "Gy", ct.frame_of_reference_uid, dict(meta))

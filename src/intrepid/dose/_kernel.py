@@ -27,6 +27,15 @@ deposits exactly the tabulated energy within 60 cm. The first version forced the
 A/a + B/b to the 60 cm total with a relative-error fit: its cumulative fell 5–50 % short of the table
 (up to 45 % of a backward cone's energy went beyond 60 cm, and 6–9 % of the forward cones' energy moved out
 of the first 2 cm) — see docs/dose.md, "Kernel".
+
+Spectrum consistency. The table's primary/scatter split is checked against the engine's own spectrum with the
+monoenergetic EDKnrc energy fractions of the same author (``data/edk_mono_fractions.json``, 1–6 MeV): their
+primary fraction equals μ_en/μ of water (NIST) within 0.13 % at every energy, so the share of the deposited
+energy carried by primary electrons for a TERMA-weighted spectrum is Σ T_E μ_en/μ / Σ T_E f_tot
+(:func:`spectrum_primary_share`; 0.516 for ``BeamModel.six_mv()``). The fitted table puts only 0.378 in its
+short-range term. ``cone_kernel(primary_share=...)`` rescales the A and B terms to a given share (a
+diagnostic option, ``DoseSettings.kernel_primary_share``); docs/dose.md, "Spectrum consistency", gives the
+measured consequences.
 """
 
 from __future__ import annotations
@@ -42,8 +51,17 @@ from numpy.typing import NDArray
 from scipy.optimize import curve_fit
 
 from intrepid.errors import ParameterError
+from intrepid.physics import water_mass_attenuation_cm2_g, water_mass_energy_absorption_cm2_g
 
-__all__ = ["KERNEL_RADIUS_CM", "ConeKernel", "cone_kernel", "edk_table"]
+__all__ = [
+    "KERNEL_RADIUS_CM",
+    "ConeKernel",
+    "MonoFractions",
+    "cone_kernel",
+    "edk_mono_fractions",
+    "edk_table",
+    "spectrum_primary_share",
+]
 
 #: Polar-bin edges (degrees, multiples of the table's 3.75°) of the default 8 cones: narrow forward cones
 #: where the primary energy is concentrated, wide backward ones.
@@ -76,6 +94,70 @@ def edk_table() -> EdkTable:
         v / v.sum(),
         str(d["source"]),
     )
+
+
+@dataclass(frozen=True)
+class MonoFractions:
+    """EDKnrc energy fractions of monoenergetic photons in water (relative to the photon energy).
+
+    ``f_tot`` is deposited within the 60 cm kernel sphere, ``f_primary`` by the charged particles of the
+    first interaction (the rest: scattered, bremsstrahlung and annihilation photons).
+    """
+
+    energies_mev: NDArray[np.float64]
+    f_tot: NDArray[np.float64]
+    f_primary: NDArray[np.float64]
+    source: str
+
+
+@lru_cache(maxsize=1)
+def edk_mono_fractions() -> MonoFractions:
+    """Load the monoenergetic EDKnrc energy fractions shipped in ``intrepid/dose/data`` (1–6 MeV)."""
+    text = (
+        resources.files("intrepid.dose").joinpath("data/edk_mono_fractions.json").read_text(encoding="utf-8")
+    )
+    d = json.loads(text)
+    return MonoFractions(
+        np.asarray(d["energies_mev"], dtype=float),
+        np.asarray(d["f_tot"], dtype=float),
+        np.asarray(d["f_primary"], dtype=float),
+        str(d["source"]),
+    )
+
+
+def spectrum_primary_share(
+    energies_mev: NDArray[np.float64], energy_fluence_weights: NDArray[np.float64]
+) -> float:
+    """Share of a polyenergetic kernel's deposited energy carried by primary electrons, for a given spectrum.
+
+    The kernel to superpose with TERMA is the TERMA-weighted mean of monoenergetic kernels (Ahnesjö 1989;
+    Papanikolaou et al. 1993, Med Phys 20:1327 [recall]). With T_E = ψ_E μ_E (energy fluence × μ/ρ), the
+    share is Σ T_E f_pri(E) / Σ T_E f_tot(E), where f_pri = μ_en/μ of water (NIST; EDKnrc's primary fraction
+    equals it within 0.13 % from 1 to 6 MeV, ``edk_mono_fractions``) and f_tot is the EDKnrc fraction
+    deposited within 60 cm, interpolated in ln E and held constant outside 1–6 MeV.
+
+    Parameters
+    ----------
+    energies_mev, energy_fluence_weights : ndarray
+        Bin energies (MeV, 0.1–20) and relative energy fluence per bin.
+
+    Returns
+    -------
+    float
+        Primary share of the deposited energy (0.516 for ``BeamModel.six_mv()``).
+    """
+    e = np.asarray(energies_mev, dtype=float)
+    w = np.asarray(energy_fluence_weights, dtype=float)
+    if e.shape != w.shape or e.size == 0 or np.any(w < 0) or w.sum() <= 0:
+        raise ParameterError(
+            "energies_mev and energy_fluence_weights must be non-empty, equal length, weights >= 0"
+        )
+    mono = edk_mono_fractions()
+    mu = water_mass_attenuation_cm2_g(e)
+    terma = w * mu
+    f_pri = water_mass_energy_absorption_cm2_g(e) / mu
+    f_tot = np.interp(np.log(e), np.log(mono.energies_mev), mono.f_tot)
+    return float(np.sum(terma * f_pri) / np.sum(terma * f_tot))
 
 
 def _cumulative(r: NDArray[np.float64], aa: float, a: float, bb: float, b: float) -> NDArray[np.float64]:
@@ -151,7 +233,9 @@ def _fit_cone(r: NDArray[np.float64], cum: NDArray[np.float64]) -> tuple[float, 
 
 @lru_cache(maxsize=8)
 def cone_kernel(
-    zenith_edges_deg: tuple[float, ...] = DEFAULT_ZENITH_EDGES_DEG, n_azimuth: int = DEFAULT_N_AZIMUTH
+    zenith_edges_deg: tuple[float, ...] = DEFAULT_ZENITH_EDGES_DEG,
+    n_azimuth: int = DEFAULT_N_AZIMUTH,
+    primary_share: float | None = None,
 ) -> ConeKernel:
     """Collapse the EDKnrc kernel onto ``len(zenith_edges_deg) − 1`` cones × ``n_azimuth`` azimuths.
 
@@ -161,6 +245,11 @@ def cone_kernel(
         Increasing polar-angle edges from 0 to 180 (multiples of 3.75°).
     n_azimuth : int
         Azimuthal directions per cone (≥ 4).
+    primary_share : float or None
+        None: the table as fitted (short-range share 0.378). A value in (0, 1): every cone's A term is scaled
+        by one factor and every B term by another so that the short-range terms carry this share of the
+        energy deposited within 60 cm and the total stays 1 (a diagnostic: the angular and radial shapes stay
+        those of the table; see :func:`spectrum_primary_share`).
 
     Returns
     -------
@@ -173,6 +262,8 @@ def cone_kernel(
         raise ParameterError(f"zenith_edges_deg must increase from 0 to 180, got {zenith_edges_deg}")
     if int(n_azimuth) < 4:
         raise ParameterError(f"n_azimuth must be >= 4, got {n_azimuth}")
+    if primary_share is not None and not 0.0 < float(primary_share) < 1.0:
+        raise ParameterError(f"primary_share must be in (0, 1), got {primary_share}")
     tb = table.theta_edges_deg
     idx = np.searchsorted(tb, edges)
     if not np.allclose(tb[np.clip(idx, 0, tb.size - 1)], edges):
@@ -194,7 +285,15 @@ def cone_kernel(
             aa_.append(a)
             pb.append(amp_b * b / n_azimuth)
             bb_.append(b)
+    amp_a_all, amp_b_all = np.asarray(pa), np.asarray(pb)
+    if primary_share is not None:
+        r_max = float(table.radius_edges_cm[-1])
+        att_a_all, att_b_all = np.asarray(aa_), np.asarray(bb_)
+        e_a = float(np.sum(amp_a_all / att_a_all * (1 - np.exp(-att_a_all * r_max))))
+        e_b = float(np.sum(amp_b_all / att_b_all * (1 - np.exp(-att_b_all * r_max))))
+        amp_a_all = amp_a_all * float(primary_share) / e_a
+        amp_b_all = amp_b_all * (1.0 - float(primary_share)) / e_b
     return ConeKernel(
-        np.asarray(dirs), np.asarray(pa), np.asarray(aa_), np.asarray(pb), np.asarray(bb_),
+        np.asarray(dirs), amp_a_all, np.asarray(aa_), amp_b_all, np.asarray(bb_),
         tuple(float(e) for e in edges), int(n_azimuth),
     )  # fmt: skip

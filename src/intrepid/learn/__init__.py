@@ -17,7 +17,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from intrepid.learn._checkpoint import TrainingCheckpoint, read_checkpoint, write_checkpoint
     from intrepid.learn._dataset import MANIFEST_NAME, Pair, PairDataset, PairRecord, load_dataset, read_image
+    from intrepid.learn._distributed import RayOptions, execute_runs_on_ray, ray_map
     from intrepid.learn._ensemble import Ensemble, register_base_model, select_device
     from intrepid.learn._model_io import describe_model, load_model, read_model_files, write_model_files
     from intrepid.learn._preprocess import (
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
         to_working_grid,
         working_grid,
     )
+    from intrepid.learn._runs import RunContext, RunSpec, execute_run, execute_runs_locally, run_done
     from intrepid.learn._selection import (
         Configuration,
         ConfigurationSummary,
@@ -40,8 +43,10 @@ if TYPE_CHECKING:  # pragma: no cover
         ProtocolResult,
         ValidationGrid,
         cv_splits,
+        resume_protocol,
         run_protocol,
     )
+    from intrepid.learn._stacked import StackedJob, build_stacked_unet, train_stacked
     from intrepid.learn._training import (
         Loss,
         TrainConfig,
@@ -60,6 +65,10 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 _WHERE = {
+    "_checkpoint": ("TrainingCheckpoint", "read_checkpoint", "write_checkpoint"),
+    "_distributed": ("RayOptions", "execute_runs_on_ray", "ray_map"),
+    "_runs": ("RunContext", "RunSpec", "execute_run", "execute_runs_locally", "run_done"),
+    "_stacked": ("StackedJob", "build_stacked_unet", "train_stacked"),
     "_dataset": ("MANIFEST_NAME", "Pair", "PairDataset", "PairRecord", "load_dataset", "read_image"),
     "_ensemble": ("Ensemble", "register_base_model", "select_device"),
     "_model_io": ("describe_model", "load_model", "read_model_files", "write_model_files"),
@@ -83,6 +92,7 @@ _WHERE = {
         "ProtocolResult",
         "ValidationGrid",
         "cv_splits",
+        "resume_protocol",
         "run_protocol",
     ),
     "_training": (
@@ -113,33 +123,48 @@ __all__ = [
     "PreprocessConfig",
     "ProtocolConfig",
     "ProtocolResult",
+    "RayOptions",
+    "RunContext",
+    "RunSpec",
     "Scaling",
+    "StackedJob",
     "TrainConfig",
     "TrainedModel",
+    "TrainingCheckpoint",
     "UNetConfig",
     "UpMode",
     "ValidationGrid",
     "WorkingArrays",
     "augment_batch",
+    "build_stacked_unet",
     "build_unet",
     "count_parameters",
     "cv_splits",
     "describe_model",
     "epid_signal",
+    "execute_run",
+    "execute_runs_locally",
+    "execute_runs_on_ray",
     "fit_preprocess",
     "from_working_grid",
     "load_dataset",
     "load_model",
     "prepare_working_arrays",
+    "ray_map",
+    "read_checkpoint",
     "read_image",
     "read_model_files",
     "register_base_model",
     "resampling_matrix",
+    "resume_protocol",
+    "run_done",
     "run_protocol",
     "select_device",
     "to_working_grid",
     "train_model",
+    "train_stacked",
     "working_grid",
+    "write_checkpoint",
     "write_model_files",
 ]
 

@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,13 +51,14 @@ from intrepid.learn._dataset import PairDataset, PairRecord
 from intrepid.learn._preprocess import AugmentConfig, PreprocessConfig
 from intrepid.learn._training import (
     Loss,
-    TrainConfig,
     TrainedModel,
     WorkingArrays,
     prepare_working_arrays,
-    train_model,
 )
 from intrepid.learn._unet import UNetConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from intrepid.learn._distributed import RayOptions
 
 __all__ = [
     "CVSplit",
@@ -222,6 +223,34 @@ class ProtocolConfig:
                 f"working shape {self.preprocess.working_shape} must be multiples of {m} for a "
                 f"depth-{self.unet.depth} U-Net"
             )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProtocolConfig:
+        """Inverse of :meth:`to_dict` (the ``protocol`` of a run folder's ``protocol.json``)."""
+        try:
+            g = data["gamma"]
+            return cls(
+                filters=tuple(data["filters"]),
+                learning_rates=tuple(data["learning_rates"]),
+                batch_sizes=tuple(data["batch_sizes"]),
+                repeats=int(data["repeats"]),
+                folds=int(data["folds"]),
+                epochs=int(data["epochs"]),
+                loss=Loss(data["loss"]),
+                seed=int(data["seed"]),
+                device=str(data["device"]),
+                unet=UNetConfig.from_dict(data["unet"]),
+                preprocess=PreprocessConfig.from_dict(data["preprocess"]),
+                augmentation=AugmentConfig.from_dict(data["augmentation"]),
+                dd_percent=float(g["dd_percent"]),
+                dta_mm=float(g["dta_mm"]),
+                cutoff_percent=float(g["cutoff_percent"]),
+                keep_all_models=bool(data["keep_all_models"]),
+                validation_grid=ValidationGrid(data["validation_grid"]),
+                gamma_backend=str(data["gamma_backend"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"not a protocol description ({type(exc).__name__}: {exc})") from exc
 
     @property
     def configurations(self) -> tuple[Configuration, ...]:
@@ -536,8 +565,17 @@ def run_protocol(
     out_dir: str | os.PathLike[str] = "run",
     *,
     progress: bool = True,
+    resume: bool = False,
+    ray: RayOptions | None = None,
+    stack: int = 1,
+    _plan_cfg: ProtocolConfig | None = None,
 ) -> ProtocolResult:
     """Grid search × repeated grouped-stratified k-fold CV, run manifests, summary table and ensemble.
+
+    Every run (one configuration on one fold of one repeat) is an independent unit of work
+    (:mod:`intrepid.learn._runs`) with a per-epoch checkpoint: the runs execute in this process, or spread
+    over a Ray cluster with ``ray=``, and an interrupted protocol continues with ``resume=True``. The
+    summary is assembled from the runs' files, so it is the same whichever way the runs were executed.
 
     Parameters
     ----------
@@ -546,10 +584,21 @@ def run_protocol(
     config : ProtocolConfig, optional
         The protocol (default: the published one, 24 configurations × 10 × 5 runs of 150 epochs).
     out_dir : path-like
-        Run folder (created): ``protocol.json``, ``runs/<configuration>/r<R>_f<F>.json``, ``summary.csv``,
-        ``summary.md``, ``ensemble/`` and ``result.json``.
+        Run folder (created): ``protocol.json``, ``runs/<configuration>/r<R>_f<F>.json`` (+ the weights of
+        the run's best epoch), ``summary.csv``, ``summary.md``, ``ensemble/`` and ``result.json``.
     progress : bool
         Progress bars (tqdm) over the runs and the epochs.
+    resume : bool
+        Continue the protocol already in ``out_dir``: finished runs are kept, a run that was interrupted
+        continues from its last checkpointed epoch. The protocol and the pairs must be those of
+        ``out_dir/protocol.json``.
+    ray : RayOptions, optional
+        Execute the runs as Ray tasks (:func:`intrepid.learn.execute_runs_on_ray`); ``None``: in this process.
+    stack : int
+        Train up to ``stack`` runs of one architecture at once as one grouped network
+        (:func:`intrepid.learn.train_stacked`; results equal to one-at-a-time training within float32
+        round-off). Pays off on a GPU, which one small U-Net leaves mostly idle; 1 (default): one at a time,
+        with per-epoch checkpoints.
 
     Returns
     -------
@@ -559,7 +608,7 @@ def run_protocol(
     Raises
     ------
     ParameterError
-        Fewer phantom × field groups than folds, bad settings.
+        Fewer phantom × field groups than folds, bad settings, ``resume`` on a folder of another protocol.
 
     Examples
     --------
@@ -569,9 +618,8 @@ def run_protocol(
     >>> result.best.configuration.name, result.ensemble_path  # doctest: +SKIP
     ('f8_lr0.001_bs4', PosixPath('run/ensemble'))
     """
-    from tqdm.auto import tqdm
-
     from intrepid.learn._ensemble import select_device
+    from intrepid.learn._runs import RunContext, RunSpec, execute_runs_locally, run_done
 
     cfg = ProtocolConfig() if config is None else config
     if not isinstance(dataset, PairDataset):
@@ -581,129 +629,174 @@ def run_protocol(
     out = Path(out_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    _log.info("resampling %d pairs to the %s working grid", len(dataset), cfg.preprocess.working_shape)
-    if cfg.validation_grid is ValidationGrid.WORKING:
-        # read each pair once, without keeping the detector images in memory
-        arrays = prepare_working_arrays(
-            PairDataset(dataset.records, dataset.root, cache=False), cfg.preprocess.working_shape
-        )
+    plan = {
+        "protocol": (cfg if _plan_cfg is None else _plan_cfg).to_dict(),
+        "device": device,
+        "dataset": dataset.summary(),
+        "pairs": [r.describe() for r in dataset.records],
+        "splits": [{"repeat": s.repeat, "fold": s.fold, "val_indices": list(s.val_indices)} for s in splits],
+    }
+    if resume:
+        _check_resumable(out, plan)
     else:
-        arrays = prepare_working_arrays(dataset, cfg.preprocess.working_shape)
-    _write_json(
-        out / "protocol.json",
-        {
-            "protocol": cfg.to_dict(),
-            "device": device,
-            "dataset": dataset.summary(),
-            "pairs": [r.describe() for r in dataset.records],
-            "splits": [
-                {"repeat": s.repeat, "fold": s.fold, "val_indices": list(s.val_indices)} for s in splits
-            ],
-        },
-    )
-    configs = cfg.configurations
+        _write_json(out / "protocol.json", plan)
+    specs = [
+        RunSpec(conf, split, _run_seed(cfg.seed, split.repeat, split.fold))
+        for conf in cfg.configurations
+        for split in splits
+    ]
+    pending = [s for s in specs if not run_done(s, out)]
+    if resume:
+        _log.info("resuming %s: %d of %d runs left", out, len(pending), len(specs))
+    if pending:
+        _log.info("resampling %d pairs to the %s working grid", len(dataset), cfg.preprocess.working_shape)
+        if cfg.validation_grid is ValidationGrid.WORKING:
+            # read each pair once, without keeping the detector images in memory
+            source = PairDataset(dataset.records, dataset.root, cache=False)
+            arrays = prepare_working_arrays(source, cfg.preprocess.working_shape)
+        else:
+            arrays = prepare_working_arrays(dataset, cfg.preprocess.working_shape)
+        ctx = RunContext(config=cfg, dataset=dataset, arrays=arrays, out_dir=out, device=device)
+        if ray is None:
+            execute_runs_locally(ctx, pending, progress=progress, stack=stack)
+        else:
+            from intrepid.learn._distributed import execute_runs_on_ray
+
+            execute_runs_on_ray(ctx, pending, ray, progress=progress, stack=stack)
+    return _assemble(out, cfg, specs, dataset, device, time.perf_counter() - start)
+
+
+def resume_protocol(
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    ray: RayOptions | None = None,
+    device: str | None = None,
+    stack: int = 1,
+) -> ProtocolResult:
+    """Continue the protocol of the run folder ``out_dir`` (``intrepid train --resume RUN``).
+
+    The protocol, the data-set folder and the pairs are read from ``out_dir/protocol.json``; finished runs
+    are kept and interrupted ones continue from their last checkpointed epoch. ``device`` overrides the
+    recorded device (e.g. resume on the CPU a protocol started on a GPU).
+
+    Raises
+    ------
+    ParameterError
+        No ``protocol.json``, or the pairs it names are no longer in the data-set folder.
+    """
+    from intrepid.learn._dataset import load_dataset
+
+    out = Path(out_dir)
+    path = out / "protocol.json"
+    if not path.is_file():
+        raise ParameterError(f"cannot resume {out}: it holds no protocol.json")
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        root = Path(plan["dataset"]["root"])
+        names = [str(p["name"]) for p in plan["pairs"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ParameterError(f"cannot resume {out}: {path} is not a protocol file ({exc})") from exc
+    cfg = ProtocolConfig.from_dict(plan["protocol"])
+    full = load_dataset(root)
+    index = {r.name: i for i, r in enumerate(full.records)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise ParameterError(f"cannot resume {out}: pairs {missing[:3]} are no longer in {root}")
+    dataset = full.subset([index[n] for n in names])
+    if device is not None and device != cfg.device:
+        # the device is not part of what identifies a run; record the protocol as started
+        cfg_run = replace(cfg, device=device)
+        return run_protocol(
+            dataset, cfg_run, out, progress=progress, resume=True, ray=ray, stack=stack, _plan_cfg=cfg
+        )
+    return run_protocol(dataset, cfg, out, progress=progress, resume=True, ray=ray, stack=stack)
+
+
+def _check_resumable(out: Path, plan: dict[str, Any]) -> None:
+    """``resume`` only continues the same protocol on the same pairs."""
+    path = out / "protocol.json"
+    if not path.is_file():
+        raise ParameterError(f"cannot resume {out}: it holds no protocol.json")
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot resume {out}: {path} is unreadable ({exc})") from exc
+    new = json.loads(json.dumps(_jsonable(plan)))
+    for key in ("protocol", "splits"):
+        if old.get(key) != new.get(key):
+            raise ParameterError(f"cannot resume {out}: its {key} differs from the one asked for now")
+    if [p.get("name") for p in old.get("pairs", [])] != [p["name"] for p in new["pairs"]]:
+        raise ParameterError(f"cannot resume {out}: it was run on other pairs")
+
+
+def _assemble(
+    out: Path,
+    cfg: ProtocolConfig,
+    specs: Sequence[Any],
+    dataset: PairDataset,
+    device: str,
+    seconds: float,
+) -> ProtocolResult:
+    """Summary tables, ensembles and ``result.json`` from the files of the finished runs."""
+    from intrepid.learn._runs import load_run, trained_model_from_run
+
+    by_conf: dict[str, list[Any]] = defaultdict(list)
+    for spec in specs:
+        by_conf[spec.configuration.name].append(spec)
     summaries: list[ConfigurationSummary] = []
     best_summary: ConfigurationSummary | None = None
     best_members: list[tuple[TrainedModel, dict[str, Any]]] = []
-    n_runs = 0
-    bar = tqdm(total=len(configs) * len(splits), desc="runs", unit="run", disable=not progress)
-    for conf in configs:
-        t_conf = time.perf_counter()
-        run_dir = out / "runs" / conf.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        unet = replace(cfg.unet, initial_filters=conf.initial_filters)
-        gammas, losses, maes, epochs_best = [], [], [], []
-        per_repeat: dict[int, tuple[tuple[float, float], TrainedModel, dict[str, Any]]] = {}
-        for split in splits:
-            bar.set_postfix(config=conf.name, repeat=split.repeat, fold=split.fold)
-            seed = _run_seed(cfg.seed, split.repeat, split.fold)
-            tcfg = TrainConfig(
-                loss=cfg.loss,
-                learning_rate=conf.learning_rate,
-                batch_size=conf.batch_size,
-                epochs=cfg.epochs,
-                seed=seed,
-                device=device,
-                augmentation=cfg.augmentation,
-            )
-            t_run = time.perf_counter()
-            model = train_model(
-                arrays.take(split.train_indices),
-                arrays.take(split.val_indices),
-                tcfg,
-                unet=unet,
-                preprocess=cfg.preprocess,
-                progress=progress,
-            )
-            per_image = _validate(model, dataset, arrays, split.val_indices, cfg)
-            g_mean = float(np.mean([r["gamma_pass_rate_percent"] for r in per_image]))
-            mae = float(np.mean([r["mae_gy"] for r in per_image]))
-            metrics = {
-                "validation_grid": cfg.validation_grid.value,
-                "val_loss": model.best_val_loss,
-                "gamma_pass_rate_mean_percent": g_mean,
-                "mae_mean_gy": mae,
-                "per_image": per_image,
-            }
-            manifest = {
-                "configuration": conf.to_dict(),
-                "repeat": split.repeat,
-                "fold": split.fold,
-                "seeds": {"protocol": cfg.seed, "run": seed},
-                "train_config": tcfg.to_dict(),
-                "unet": unet.to_dict(),
-                "preprocess": model.preprocess.to_dict(),
-                "fold_membership": {
-                    "train": [dataset.records[i].name for i in split.train_indices],
-                    "val": [dataset.records[i].name for i in split.val_indices],
-                    "train_indices": list(split.train_indices),
-                    "val_indices": list(split.val_indices),
-                },
-                "history": model.history(),
-                "metrics": metrics,
-                "seconds": time.perf_counter() - t_run,
-            }
-            _write_json(run_dir / f"r{split.repeat:02d}_f{split.fold}.json", manifest)
+    for conf in cfg.configurations:
+        gammas, losses, maes, epochs_best, secs = [], [], [], [], []
+        per_repeat: dict[int, tuple[tuple[float, float], Any, dict[str, Any]]] = {}
+        for spec in by_conf[conf.name]:
+            manifest, _ = load_run(spec, out)
+            m = manifest["metrics"]
+            g_mean, val_loss = float(m["gamma_pass_rate_mean_percent"]), float(m["val_loss"])
             gammas.append(g_mean)
-            losses.append(model.best_val_loss)
-            maes.append(mae)
-            epochs_best.append(model.best_epoch)
-            key = (-g_mean, model.best_val_loss)
+            losses.append(val_loss)
+            maes.append(float(m["mae_mean_gy"]))
+            epochs_best.append(int(manifest["history"]["best_epoch"]))
+            secs.append(float(manifest.get("seconds", 0.0)))
+            key = (-g_mean, val_loss)
             info = {
                 "configuration": conf.name,
-                "repeat": split.repeat,
-                "fold": split.fold,
-                "seed": seed,
-                "best_epoch": model.best_epoch,
-                "val_loss": model.best_val_loss,
+                "repeat": spec.split.repeat,
+                "fold": spec.split.fold,
+                "seed": spec.seed,
+                "best_epoch": int(manifest["history"]["best_epoch"]),
+                "val_loss": val_loss,
                 "val_gamma_pass_rate_mean_percent": g_mean,
-                "val_mae_mean_gy": mae,
+                "val_mae_mean_gy": float(m["mae_mean_gy"]),
             }
-            if split.repeat not in per_repeat or key < per_repeat[split.repeat][0]:
-                per_repeat[split.repeat] = (key, model, info)
-            n_runs += 1
-            bar.update(1)
+            if spec.split.repeat not in per_repeat or key < per_repeat[spec.split.repeat][0]:
+                per_repeat[spec.split.repeat] = (key, spec, info)
         g_mean, g_std = _mean_std(gammas)
         l_mean, l_std = _mean_std(losses)
         summary = ConfigurationSummary(
             configuration=conf,
-            runs=len(splits),
+            runs=len(by_conf[conf.name]),
             gamma_pass_rate_mean_percent=g_mean,
             gamma_pass_rate_std_percent=g_std,
             val_loss_mean=l_mean,
             val_loss_std=l_std,
             mae_mean_gy=_mean_std(maes)[0],
             best_epoch_mean=float(np.mean(epochs_best)),
-            seconds=time.perf_counter() - t_conf,
+            seconds=float(np.sum(secs)),
         )
         summaries.append(summary)
-        members = [(per_repeat[r][1], per_repeat[r][2]) for r in sorted(per_repeat)]
-        if cfg.keep_all_models:
-            _save_ensemble(members, run_dir / "ensemble", dataset, cfg, conf, device)
-        if best_summary is None or _rank_key(summary) < _rank_key(best_summary):
-            best_summary, best_members = summary, members
+        is_best = best_summary is None or _rank_key(summary) < _rank_key(best_summary)
+        if cfg.keep_all_models or is_best:
+            members = []
+            for r in sorted(per_repeat):
+                manifest, state = load_run(per_repeat[r][1], out)
+                members.append((trained_model_from_run(manifest, state, device), per_repeat[r][2]))
+            if cfg.keep_all_models:
+                _save_ensemble(members, out / "runs" / conf.name / "ensemble", dataset, cfg, conf, device)
+            if is_best:
+                best_summary, best_members = summary, members
         _log.info("%s: pass rate %.2f ± %.2f %%, val loss %.4g", conf.name, g_mean, g_std, l_mean)
-    bar.close()
     assert best_summary is not None
     ranked = sorted(summaries, key=_rank_key)
     ranked = [replace(s, rank=n + 1) for n, s in enumerate(ranked)]
@@ -720,9 +813,9 @@ def run_protocol(
         summaries=tuple(ranked),
         ensemble_path=ens_dir,
         members=len(best_members),
-        runs=n_runs,
+        runs=len(specs),
         device=device,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
     _write_json(out / "result.json", result.to_dict())
     return result

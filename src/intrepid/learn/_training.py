@@ -24,6 +24,13 @@ from numpy.typing import NDArray
 
 from intrepid.errors import ParameterError
 from intrepid.geometry import Grid
+from intrepid.learn._checkpoint import (
+    TrainingCheckpoint,
+    load_optimiser_arrays,
+    optimiser_arrays,
+    read_checkpoint,
+    write_checkpoint,
+)
 from intrepid.learn._dataset import Pair
 from intrepid.learn._preprocess import (
     AugmentConfig,
@@ -290,6 +297,7 @@ def train_model(
     unet: UNetConfig | None = None,
     preprocess: PreprocessConfig | None = None,
     progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> TrainedModel:
     """Train a U-Net mapping EPID signal to portal dose, keeping the epoch with the lowest validation loss.
 
@@ -309,6 +317,11 @@ def train_model(
         working-grid images, :func:`~intrepid.learn.fit_preprocess`).
     progress : bool
         Show a progress bar over the epochs (tqdm, on stderr).
+    checkpoint : path-like, optional
+        A ``.safetensors`` file rewritten after every epoch (:mod:`intrepid.learn._checkpoint`). When it
+        already holds a checkpoint of the same run (same seed, settings, architecture and image counts), the
+        training continues after its last completed epoch, with the same batch order and augmentations as an
+        uninterrupted run: a killed worker loses at most one epoch.
 
     Returns
     -------
@@ -414,7 +427,46 @@ def train_model(
     best_epoch = 0
     best_state: dict[str, NDArray[Any]] = {}
     counts = {"flip_columns": 0, "flip_rows": 0, "rotate_90": 0, "noise": 0}
-    bar = tqdm(range(cfg.epochs), desc="epochs", unit="epoch", disable=not progress, leave=False)
+    first_epoch = 0
+    elapsed_before = 0.0
+    ckpt_key = {
+        "seed": cfg.seed,
+        "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size,
+        "weight_decay": cfg.weight_decay,
+        "loss": cfg.loss.value,
+        "augmentation": cfg.augmentation.to_dict(),
+        "unet": net_cfg.to_dict(),
+        "working_shape": list(pre.working_shape),
+        "n_train": n,
+        "n_val": len(val),
+        "residual": residual,
+    }
+    if checkpoint is not None:
+        resumed = read_checkpoint(checkpoint, ckpt_key)
+        if resumed is not None and resumed.epoch <= cfg.epochs:
+            sc = resumed.scalars
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in resumed.net.items()})
+            load_optimiser_arrays(optimiser, resumed.optimiser, device)
+            best_state = {k: np.array(v) for k, v in resumed.best.items()}
+            train_losses, val_losses = list(sc["train_losses"]), list(sc["val_losses"])
+            best_loss = float(sc["best_loss"]) if sc["best_loss"] is not None else math.inf
+            best_epoch = int(sc["best_epoch"])
+            counts = {k: int(v) for k, v in sc["counts"].items()}
+            order_rng.bit_generator.state = sc["order_rng"]
+            aug_rng.bit_generator.state = sc["aug_rng"]
+            first_epoch = resumed.epoch
+            elapsed_before = float(sc.get("seconds", 0.0))
+            _log.info("resuming %s after epoch %d", checkpoint, first_epoch)
+    bar = tqdm(
+        range(first_epoch, cfg.epochs),
+        desc="epochs",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+        initial=first_epoch,
+        total=cfg.epochs,
+    )
     for epoch in bar:
         net.train()
         order = order_rng.permutation(n)
@@ -443,11 +495,32 @@ def train_model(
         if score < best_loss:
             best_loss, best_epoch = score, epoch + 1
             best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        if checkpoint is not None:
+            write_checkpoint(
+                checkpoint,
+                TrainingCheckpoint(
+                    key=ckpt_key,
+                    epoch=epoch + 1,
+                    net={k: v.detach().cpu().numpy() for k, v in net.state_dict().items()},
+                    best=best_state,
+                    optimiser=optimiser_arrays(optimiser),
+                    scalars={
+                        "train_losses": train_losses,
+                        "val_losses": val_losses,
+                        "best_loss": best_loss if math.isfinite(best_loss) else None,
+                        "best_epoch": best_epoch,
+                        "counts": counts,
+                        "order_rng": order_rng.bit_generator.state,
+                        "aug_rng": aug_rng.bit_generator.state,
+                        "seconds": elapsed_before + time.perf_counter() - start,
+                    },
+                ),
+            )
         if progress:
             bar.set_postfix(
                 train=f"{train_losses[-1]:.4g}", val=f"{val_losses[-1]:.4g}" if val_losses else "-"
             )
-    seconds = time.perf_counter() - start
+    seconds = elapsed_before + time.perf_counter() - start
     if not best_state:
         raise ParameterError(
             f"training diverged from the first epoch (loss {train_losses[-1] if train_losses else 'n/a'}); "

@@ -559,37 +559,36 @@ def _write_dose(
     description: str,
     common: dict[str, Any],
 ) -> None:
+    """Write a dose that references the plan (and the beam for BEAM summations) through the writer's
+    ``reference`` (an :class:`~intrepid.dicom.RTDose` carrying the plan link)."""
     from intrepid.dicom import RTDose
 
     vol = volume.with_array(
-        np.maximum(np.asarray(volume.array, dtype=np.float64), 0.0), units="Gy", quantity=Quantity.DOSE
+        np.maximum(np.asarray(volume.array, dtype=np.float64), 0.0),
+        units="Gy",
+        quantity=Quantity.DOSE,
+        frame_of_reference_uid=common["frame_of_reference_uid"],
     )
-    ref = None
-    fields = getattr(RTDose, "__dataclass_fields__", {})
-    if "referenced_plan_uid" in fields:
-        ref = None  # the writer's reference needs a full RTDose; the plan link is added below
-    out = writer(vol, path, summation_type=summation, description=description, **common)
-    import pydicom
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence as DicomSequence
-    from pydicom.uid import RTPlanStorage
-
-    from intrepid.dicom._patient import save_instance
-
-    ds = pydicom.dcmread(out)
-    item = Dataset()
-    item.ReferencedSOPClassUID = RTPlanStorage
-    item.ReferencedSOPInstanceUID = plan_uid
-    fg = Dataset()
-    fg.ReferencedFractionGroupNumber = 1
-    if beam is not None:
-        rb = Dataset()
-        rb.ReferencedBeamNumber = int(beam)
-        fg.ReferencedBeamSequence = DicomSequence([rb])
-    item.ReferencedFractionGroupSequence = DicomSequence([fg])
-    ds.ReferencedRTPlanSequence = DicomSequence([item])
-    save_instance(ds, out)
-    del ref
+    ref = RTDose(
+        volume=vol,
+        dose_units="GY",
+        dose_type="PHYSICAL",
+        summation_type=summation,
+        referenced_plan_uid=plan_uid,
+        referenced_fraction_group_number=1,
+        referenced_beam_numbers=() if beam is None else (int(beam),),
+        study_instance_uid=common["study_instance_uid"],
+        patient_id=common["patient_id"],
+        patient_name="Anonymous^InTrEPID",
+    )
+    writer(
+        vol,
+        path,
+        reference=ref,
+        summation_type=summation,
+        description=description,
+        frame_of_reference_uid=common["frame_of_reference_uid"],
+    )
 
 
 def spec_from_args(

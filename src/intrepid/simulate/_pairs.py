@@ -298,6 +298,7 @@ def generate_pairs(
     detector_pixels: int | None = None,
     effects: Any = None,
     panel: str = "image",
+    ray: Any = None,
 ) -> Path:
     """Simulate the pairs of ``specs`` into ``out_dir`` and write ``manifest.csv`` last.
 
@@ -332,6 +333,9 @@ def generate_pairs(
         between panels; ``"dataset"``: the panel, beam and scatter-physics values
         (:data:`intrepid.physics.PANEL_FIELDS`) are drawn once from ``seed`` and shared by every pair (one
         panel in one clinic), the per-acquisition ones per pair.
+    ray : intrepid.learn.RayOptions, optional
+        Simulate the pairs as Ray tasks (one task per pair; ``workers`` is then ignored). ``out_dir`` must be
+        on a file system every Ray node sees. Results do not depend on it.
 
     Returns
     -------
@@ -384,7 +388,12 @@ def generate_pairs(
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(spec_list), desc="simulating pairs", unit="pair", disable=not progress)
     try:
-        for row in _run(spec_list, settings, str(out), int(workers)):
+        rows_in = (
+            _run(spec_list, settings, str(out), int(workers))
+            if ray is None
+            else _run_on_ray(spec_list, settings, str(out), ray, progress)
+        )
+        for row in rows_in:
             rows.append(row)
             bar.update(1)
     finally:
@@ -430,6 +439,27 @@ def _run(specs: list[PairSpec], settings: GenerationSettings, out_dir: str, work
             for fut in futures:
                 fut.cancel()
             raise
+
+
+def _simulate_item(item: tuple[int, PairSpec], shared: tuple[GenerationSettings, str]) -> dict[str, Any]:
+    """One Ray task of :func:`generate_pairs`."""
+    settings, out_dir = shared
+    return _simulate_one(item[0], item[1], settings, out_dir)
+
+
+def _run_on_ray(
+    specs: list[PairSpec], settings: GenerationSettings, out_dir: str, options: Any, progress: bool
+) -> list[dict[str, Any]]:
+    from intrepid.learn import ray_map
+
+    return ray_map(
+        _simulate_item,
+        list(enumerate(specs)),
+        options,
+        shared=(settings, out_dir),
+        describe=lambda item: f"pair {item[0]} ({item[1].phantom}, {item[1].field})",
+        progress=False,
+    )
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[dict[str, str]]:

@@ -45,6 +45,8 @@ def default_model_path() -> Path:
 
     folder = Path(str(files("intrepid.transit").joinpath("models", "default")))
     missing = [f for f in _FILES if not (folder / f).is_file()]
+    if missing == ["model.safetensors"] and (folder / "baseline.json").is_file():
+        missing = []  # a kernel-baseline model (no network): model.json + baseline.json
     if missing:
         raise ModelError(
             f"the default model is missing from the installed package ({folder}: no {', '.join(missing)}); "

@@ -35,11 +35,14 @@ from intrepid.geometry import Quantity, Volume
 from intrepid.transit._signal import CALIBRATED_UNITS_PER_MU, CanonicalSignal, InputRefused, canonical_volume
 
 __all__ = [
+    "KERNEL_MODEL_KIND",
     "SID_TOLERANCE",
     "Prediction",
     "TrainingRanges",
     "TransitModel",
     "canonical_pairs",
+    "load_kernel_model",
+    "save_kernel_model",
     "training_ranges",
 ]
 
@@ -49,6 +52,8 @@ _log = logging.getLogger(__name__)
 SID_TOLERANCE = 0.10
 #: Relative margin on the other ranges before an out-of-distribution flag is raised.
 _MARGIN = 0.05
+#: ``kind`` in ``model.json`` of a model folder whose predictor is the kernel baseline alone (no network).
+KERNEL_MODEL_KIND = "kernel-baseline"
 
 
 @dataclass(frozen=True)
@@ -329,3 +334,41 @@ class TransitModel:
     def predict(self, epid: Volume) -> Volume:
         """Portal dose (Gy) of one EPID signal Volume (metadata ``mu`` or ``meterset`` needed)."""
         return self.predict_full(epid, uncertainty=False).dose
+
+
+def save_kernel_model(
+    baseline: Any, ranges: TrainingRanges, folder: Any, training: Mapping[str, Any] | None = None
+) -> Any:
+    """Write a model folder whose predictor is the kernel baseline alone: ``model.json`` (``kind``
+    ``"kernel-baseline"``, ``training.input`` = the ranges) and ``baseline.json``. Used when the network does
+    not beat the baseline; :func:`intrepid.transit.load_transit_model` reads it."""
+    import json
+    from pathlib import Path
+
+    from intrepid.dicom._common import atomic_write
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    baseline.save(out / "baseline.json")
+    doc = {
+        "kind": KERNEL_MODEL_KIND,
+        "baseline_file": "baseline.json",
+        "training": {**dict(training or {}), "input": ranges.to_dict()},
+    }
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    atomic_write(out / "model.json", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    return out
+
+
+def load_kernel_model(folder: Any, doc: Mapping[str, Any]) -> TransitModel:
+    """The :class:`TransitModel` of a kernel-baseline model folder (``doc`` is its parsed ``model.json``)."""
+    from pathlib import Path
+
+    from intrepid.errors import ModelError
+    from intrepid.physics._kernel_baseline import load_baseline
+
+    rng = (doc.get("training") or {}).get("input")
+    if not isinstance(rng, Mapping) or "sid_mm" not in rng:
+        raise ModelError(f"{folder}: model.json of a kernel-baseline model lacks training.input ranges")
+    baseline = load_baseline(Path(folder) / str(doc.get("baseline_file", "baseline.json")))
+    return TransitModel(baseline, TrainingRanges.from_dict(rng), str(folder))

@@ -76,9 +76,17 @@ def load_predictor(path: str | os.PathLike[str] | None = None, *, device: str = 
 def load_transit_model(path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> TransitModel:
     """Load the ensemble at ``path`` (None: the shipped default) as a :class:`TransitModel` (per-MU
     conversion, training ranges, member spread; a model without ranges is wrapped as legacy)."""
-    from intrepid.transit._model import TransitModel
+    import json
+
+    from intrepid.transit._model import KERNEL_MODEL_KIND, TransitModel, load_kernel_model
 
     folder = resolve_model_path(path)
+    try:
+        doc = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder / 'model.json'}: cannot read the model description: {exc}") from exc
+    if isinstance(doc, dict) and doc.get("kind") == KERNEL_MODEL_KIND:
+        return load_kernel_model(folder, doc)
     return TransitModel.from_ensemble(load_predictor(folder, device=device), str(folder))
 
 
