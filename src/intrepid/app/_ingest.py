@@ -54,7 +54,7 @@ from intrepid.app._db import (
     Result,
     Study,
 )
-from intrepid.app._pipeline import PortalDosePredictor, compare_portal_doses, plan_reference
+from intrepid.app._pipeline import PortalDosePredictor, compare_portal_doses, epid_volume, plan_reference
 from intrepid.errors import IntrepidError
 from intrepid.report import DEFAULT_ACTION_LEVELS, ActionLevels
 
@@ -419,9 +419,17 @@ class Ingestor:
 
         beam_id, fraction_id, image_id = self._with_retry(group)
         t = time.perf_counter()
-        predict = self.predictor()
-        with self._run_lock:  # one prediction at a time: the model's own threads use the cores
-            measured = predict(rt.image)
+        try:
+            predict = self.predictor()
+            with self._run_lock:  # one prediction at a time: the model's own threads use the cores
+                measured = predict(epid_volume(rt))
+        except Exception:  # refused or failed: the file is quarantined, its image row must not stay
+            with self.write_lock, self.sessions() as s:
+                row = s.get(Image, image_id)
+                if row is not None:
+                    s.delete(row)
+                    s.commit()
+            raise
         predict_s = time.perf_counter() - t
         dose_rel = f"doses/image-{image_id}.npz"
         write_npz(measured, self.data_dir / dose_rel)
@@ -557,6 +565,8 @@ class Ingestor:
             ).all()
         for image_id, fraction_id, stored in rows:
             dose_rel = f"doses/image-{image_id}.npz"
+            if not (self.data_dir / dose_rel).is_file():
+                continue  # no portal dose (being ingested, or its prediction failed)
             epid = read_rtimage(self.data_dir / stored).image
             self._compare(
                 beam_id, fraction_id, image_id, dose_rel, epid, read_npz(self.data_dir / dose_rel), 0.0

@@ -30,6 +30,7 @@ __all__ = [
     "PortalDosePredictor",
     "compare_portal_doses",
     "default_predictor",
+    "epid_volume",
     "iso_ratio",
     "plan_reference",
     "reconstruct_3d",
@@ -166,6 +167,16 @@ def plan_reference(study_files: list[Path], beam_number: int, epid: Volume) -> V
     return epid.with_array(total, quantity=Quantity.PORTAL_DOSE, units="Gy")
 
 
+def epid_volume(rt: Any) -> Volume:
+    """The EPID image of an RT Image with the geometry the per-MU 2D predictor needs in its metadata
+    (``meterset`` from Meterset Exposure 3002,0032 and ``sid_mm``), as ``intrepid predict`` passes it."""
+    meta = dict(rt.image.metadata or {})
+    meta["meterset"] = rt.meterset
+    meta["sid_mm"] = rt.sid_mm
+    img = rt.image
+    return Volume(np.asarray(img.array), img.grid, img.quantity, img.units, img.frame_of_reference_uid, meta)
+
+
 @dataclass(frozen=True, eq=False)
 class Dose3D:
     """The in-vivo 3D check of one fraction: the CT, the planned and reconstructed dose (Gy, CT grid), the
@@ -232,8 +243,14 @@ def reconstruct_3d(
         for i, f in enumerate([*study_files, *image_files]):
             os.symlink(Path(f).resolve(), Path(tmp) / f"{i:05d}.dcm")
         study = load_study(tmp)
+        by_image = {id(im.image): im for im in study.images}
+
+        def predict(image: Volume) -> Volume:  # the RT Image's meterset and SID travel with the signal
+            rt = by_image.get(id(image))
+            return predictor(image if rt is None else epid_volume(rt))
+
         with _NUMBA_LOCK:  # the ray tracer and the 3D gamma are Numba kernels too
-            images = portal_images(study, predictor=types.SimpleNamespace(predict=predictor))
+            images = portal_images(study, predictor=types.SimpleNamespace(predict=predict))
             rec = reconstruct(images, study.ct, method=Method.BASELINE, baseline=load_baseline())
             cmp = compare_doses(
                 study.planned_dose,
