@@ -30,9 +30,9 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def network() -> Any:
-    from intrepid.transit import load_default_model
+    from intrepid.app._pipeline import default_predictor
 
-    return load_default_model().predict
+    return default_predictor("network")  # the shipped per-MU network, as `intrepid serve` uses it
 
 
 def _non_empty_png(png: bytes, min_std: float = 0.02) -> None:
