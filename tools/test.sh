@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install everything (pinned CPU PyTorch first, then the package with its ml and dev extras) and run the
-# checks: ruff (lint), mypy (types) and pytest. The README's second command; .ci/run calls it.
+# Install everything (pinned PyTorch first, then the package with its ml, dev and docs extras) and run the
+# checks: ruff (lint), mypy (types) and pytest, which also builds the documentation site with warnings as
+# errors (tests/test_docs.py) and runs the README's commands as written (tests/test_docs_examples.py). The
+# README's second command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check torch==2.13.0
-python3 -m pip install --quiet --disable-pip-version-check -e ".[ml,ray,dev,app]"
+python3 -m pip install --quiet --disable-pip-version-check -e ".[ml,ray,dev,docs,app]"
 # Headless Chromium renders the HTML report in its test (Debian package); skipped where it cannot be installed.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

@@ -26,9 +26,16 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     text = report.read_text(encoding="utf-8")
     assert text.count("data:image/png;base64,") == 2 and 'id="by-family"' in text
     assert (out / "evaluation.json").is_file() and (out / "data" / "manifest.csv").is_file()
-    # A second run into the same folder needs --overwrite.
+    # A second run into the same folder replaces the previous demo's output (no --overwrite needed)...
+    from intrepid.cli._demo import previous_demo_output
+
+    assert previous_demo_output(out)
+    # ...but a folder that also holds a file of the user's is refused without --overwrite, before any work.
+    (out / "notes.txt").write_text("mine")
+    assert not previous_demo_output(out)
     assert main(["demo", "--out", str(out), "--images", "1"]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_demo_specs_spread_over_families() -> None:
@@ -41,5 +48,5 @@ def test_demo_specs_spread_over_families() -> None:
 
 
 def test_demo_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path / "d"), "--images", "0"]) == 1
-    assert "n_images must be an integer in [1, 23], got 0" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "d"), "--images", "0"]) == 2
+    assert "argument --images: must be in [1, 23], got 0" in capsys.readouterr().err

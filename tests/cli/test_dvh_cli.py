@@ -71,8 +71,8 @@ def test_profile_table_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_profile_bad_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dose = _cone_dose_file(tmp_path)
     rc = main(["profile", str(dose), "--from", "0", "0", "0", "--to", "1", "0", "0", "--step", "-1"])
-    assert rc == 1
-    assert "step_mm must be > 0" in capsys.readouterr().err
+    assert rc == 2  # refused by argparse, naming the flag
+    assert "argument --step: must be in [0.01, 100] mm, got -1" in capsys.readouterr().err
 
 
 def test_isodose_image_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,7 +121,7 @@ def test_isodose_with_ct_and_axis(tmp_path: Path) -> None:
 def test_isodose_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dose = _cone_dose_file(tmp_path)
     rc = main(["isodose", str(dose), "--levels", "-1", "--out", str(tmp_path / "x.png")])
-    assert rc == 1 and "levels must be finite and > 0" in capsys.readouterr().err
+    assert rc == 2 and "argument --levels: must be in (0, 10000], got -1" in capsys.readouterr().err
     rc = main(["isodose", str(dose), "--levels", "5", "--position", "3", "--out", str(tmp_path / "x.png")])
     assert rc == 1 and "--position needs --axis" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()

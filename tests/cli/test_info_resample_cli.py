@@ -168,6 +168,10 @@ def test_demo_writes_summary_with_correct_numbers(tmp_path: Path, capsys: pytest
     assert summary["frame_of_reference_uid_match"] is True
     # Linear interpolation of a Gaussian fall-off (σ 10 mm) sampled every 3 mm errs by at most ~2 % of max.
     assert summary["dose_on_ct"]["max_abs_error_vs_analytic_gy"] < 0.05
-    # A second run into the same folder needs --overwrite.
+    # A second run into the same folder replaces the previous demo's output...
+    assert main(["demo", "--foundation", "--out", str(out)]) == 0
+    assert "replacing the previous demo output" in capsys.readouterr().err
+    # ...but a folder holding a file of the user's needs --overwrite.
+    (out / "notes.txt").write_text("mine")
     assert main(["demo", "--foundation", "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err

@@ -52,11 +52,11 @@ def test_pairs_text_summary_and_overwrite(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--n", "0"], "--n must be > 0, got 0"),
-        (["--n", "-2"], "--n must be > 0, got -2"),
+        (["--n", "0"], "argument --n: must be in [1, 100000], got 0"),
+        (["--n", "-2"], "argument --n: must be in [1, 100000], got -2"),
         (["--n", "1", "--vendor", "siemens"], "--vendor must be elekta or varian, got 'siemens'"),
         (["--n", "1", "--seed", "-1"], "--seed must be >= 0, got -1"),
-        (["--n", "1", "--detector-pixels", "10"], "detector_pixels must be a multiple of 4"),
+        (["--n", "1", "--detector-pixels", "10"], "--detector-pixels must be a multiple of 4"),
         (["--n", "1", "--effects", "glair"], "--effects 'glair': unknown effect 'glair'"),
         (["--n", "1", "--mlc-fraction", "2"], "--mlc-fraction must be in [0, 1], got 2.0"),
         (["--composition", "paper", "--mlc-fraction", "0.5"], "--mlc-fraction applies to --n"),
@@ -64,9 +64,10 @@ def test_pairs_text_summary_and_overwrite(tmp_path, capsys):
 )
 def test_pairs_bad_parameters(tmp_path, capsys, argv, message):
     out = tmp_path / "set"
-    assert main(["simulate", "pairs", "--out", str(out), *argv, "--no-progress"]) == 1
+    # 2: refused by argparse (a bounded flag), 1: by the command; the line names the sub-command
+    assert main(["simulate", "pairs", "--out", str(out), *argv, "--no-progress"]) in (1, 2)
     err = capsys.readouterr().err
-    assert err.startswith("intrepid simulate: error: ") and message in err
+    assert err.startswith("intrepid simulate pairs: error: ") and message in err
     assert not (out / "manifest.csv").exists()
 
 
@@ -78,10 +79,8 @@ def test_out_must_be_a_folder(tmp_path, capsys):
 
 
 def test_n_and_composition_are_exclusive(tmp_path):
-    with pytest.raises(SystemExit):
-        main(["simulate", "pairs", "--out", str(tmp_path), "--n", "1", "--composition", "paper"])
-    with pytest.raises(SystemExit):
-        main(["simulate", "pairs", "--out", str(tmp_path)])
+    assert main(["simulate", "pairs", "--out", str(tmp_path), "--n", "1", "--composition", "paper"]) == 2
+    assert main(["simulate", "pairs", "--out", str(tmp_path)]) == 2
 
 
 def test_simulate_without_what_prints_help(capsys):

@@ -229,7 +229,7 @@ def test_sphere_roi_mesh_volume(tmp_path: Path) -> None:
 
 def test_malformed_files(tmp_path: Path) -> None:
     bad = _write_rtstruct(tmp_path / "bad.dcm", [(1, "A", "ORGAN", [("CLOSED_PLANAR", [0.0, 1.0])])])
-    with pytest.raises(DicomError, match=r"bad.dcm: ROI 'A': \(3006,0050\) ContourData has 2 values"):
+    with pytest.raises(DicomError, match=r"bad.dcm: .*\(3006,0050\) ContourData has 2 value\(s\)"):
         read_rtstruct(bad)
     orphan = _write_rtstruct(tmp_path / "orphan.dcm", [(1, "A", "ORGAN", [])], extra_contour_roi=7)
     with pytest.raises(DicomError, match=r"references ROI Number\(s\) \[7\]"):

@@ -120,3 +120,30 @@ def test_kernel_model_folder_round_trip(tmp_path: Path) -> None:
     assert model.ranges == RANGES and model.members == 1 and model.predictor == base
     pred = model.predict_full(_epid(30.0))
     assert float(pred.dose.array[N // 2, N // 2]) == pytest.approx(0.3, rel=1e-4) and pred.uncertainty is None
+
+
+def test_evaluation_keeps_the_spread_map_for_the_report() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from intrepid.learn import Ensemble, PreprocessConfig, UNetConfig, build_unet
+    from intrepid.transit import evaluate_pairs
+
+    unet = UNetConfig(depth=2, initial_filters=2)
+    states = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        states.append({k: v.detach().numpy().copy() for k, v in build_unet(unet).state_dict().items()})
+    pre = PreprocessConfig(
+        working_shape=(16, 16), input_scale=1.0, target_scale=0.01, fitted=True, clip_negative=False
+    )
+    model = TransitModel.from_ensemble(Ensemble(unet, pre, states, training={"input": RANGES.to_dict()}))
+    epid = _epid(30.0)
+    ref = Volume(np.asarray(epid.array) * 0.01, epid.grid, Quantity.PORTAL_DOSE, "Gy")
+    rec = SimpleNamespace(name="p", family="SLAB", field_group="10x10", field="10x10")
+    pair = SimpleNamespace(epid=epid, portal_dose=ref, record=rec)
+    ev = evaluate_pairs([pair], {"network": model}, keep_maps=True, display_pixels=16)
+    maps = ev.images[0].maps
+    assert maps is not None and maps.uncertainty["network"].shape == (16, 16)
+    assert float(np.nanmax(maps.uncertainty["network"])) > 0

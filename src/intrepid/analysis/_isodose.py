@@ -179,9 +179,11 @@ def dose_plane(dose: Volume, axis: PlaneAxis = PlaneAxis.AXIAL, position_mm: flo
         world_axis = int(np.argmax(np.abs(direction)))
         frac = (p - origin[world_axis]) / (direction[world_axis] * g.spacing_mm[a])
     if frac < -0.5 - 1e-9 or frac > n - 0.5 + 1e-9:
+        world_axis = int(np.argmax(np.abs(direction)))
+        ends = [origin[world_axis] + direction[world_axis] * g.spacing_mm[a] * e for e in (-0.5, n - 0.5)]
         raise GeometryError(
-            f"{axis.value} plane at index {frac:.3f} lies outside the volume (valid -0.5 to {n - 0.5}); "
-            f"position_mm={position_mm}"
+            f"{axis.value} plane at {'xyz'[world_axis]} = {float(position_mm or 0.0):g} mm lies outside the "
+            f"volume, which spans {min(ends):g} to {max(ends):g} mm along {'xyz'[world_axis]}"
         )
     c = min(max(frac, 0.0), n - 1.0)
     i0 = min(int(np.floor(c)), max(n - 2, 0))

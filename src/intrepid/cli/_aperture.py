@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import to_jsonable, write_json
+from intrepid.cli._common import bounded, output_file, to_jsonable, write_json
 
 __all__ = ["register", "run"]
+
+
+_ANGLE = bounded(-360, 360, unit="degrees")
+_POSITION = bounded(-1e4, 1e4, unit="mm")
+#: Ranges of the values inside --organ, --centerline and --mount (mm at the device plane).
+_ORGAN_MARGIN_MM = (-100.0, 100.0)
+_BAND_WIDTH_MM = (0.0, 200.0)
+_MOUNT_MM = (0.0, 1000.0)
+
+
+def _in_range(
+    flag: str, text: str, what: str, value: float, bounds: tuple[float, float], open_low: bool
+) -> float:
+    from intrepid.errors import ParameterError
+
+    low, high = bounds
+    if not math.isfinite(value) or (value <= low if open_low else value < low) or value > high:
+        left = "(" if open_low else "["
+        raise ParameterError(f"{flag} {text!r}: {what} must be in {left}{low:g}, {high:g}] mm, got {value:g}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -27,8 +49,14 @@ def register(subparsers: Any) -> None:
             "in mm. Angles in degrees (IEC 61217)."
         ),
     )
-    p.add_argument("--ct", type=Path, required=True, help="CT series folder (checks the frame of reference)")
-    p.add_argument("--struct", type=Path, required=True, metavar="RTSTRUCT", help="RT Structure Set file")
+    p.add_argument(
+        "--ct", type=Path, required=True,
+        help="CT series folder (checks the frame of reference), or a matRad .mat phantom such as TG119.mat",
+    )
+    p.add_argument(
+        "--struct", type=Path, default=None, metavar="RTSTRUCT",
+        help="RT Structure Set file (not needed with a .mat phantom, which holds its structures)",
+    )
     p.add_argument(
         "--target",
         action="append",
@@ -44,14 +72,18 @@ def register(subparsers: Any) -> None:
         help="RT Ion Plan giving SADs, angles, isocentre (and the block tray)",
     )
     p.add_argument("--beam", default=None, metavar="N", help="beam number (or name) in --plan")
-    p.add_argument("--gantry", type=float, default=None, metavar="DEG", help="gantry angle, degrees")
-    p.add_argument("--couch", type=float, default=0.0, metavar="DEG", help="couch angle, degrees (default 0)")
     p.add_argument(
-        "--collimator", type=float, default=0.0, metavar="DEG", help="collimator angle, degrees (default 0)"
+        "--gantry", type=_ANGLE, default=None, metavar="DEG", help="gantry angle, degrees [-360, 360]"
+    )
+    p.add_argument(
+        "--couch", type=_ANGLE, default=0.0, metavar="DEG", help="couch angle, degrees (default 0)"
+    )
+    p.add_argument(
+        "--collimator", type=_ANGLE, default=0.0, metavar="DEG", help="collimator angle, degrees (default 0)"
     )
     p.add_argument(
         "--sad",
-        type=float,
+        type=bounded(100, 1e5, unit="mm"),
         nargs=2,
         default=None,
         metavar=("X", "Y"),
@@ -59,7 +91,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--isocenter",
-        type=float,
+        type=_POSITION,
         nargs=3,
         default=None,
         metavar=("X", "Y", "Z"),
@@ -68,23 +100,35 @@ def register(subparsers: Any) -> None:
     p.add_argument("--patient-position", default="HFS", help="DICOM patient position without --plan (HFS...)")
     p.add_argument(
         "--downstream-edge",
-        type=float,
+        type=bounded(0, 5000, unit="mm", low_open=True),
         default=None,
         metavar="MM",
         help="isocentre to the aperture's downstream (patient-side) face, mm; default with --plan: from the "
         "beam's block (isocentre-to-tray distance, thickness and mounting position)",
     )
-    p.add_argument("--thickness", type=float, default=None, metavar="MM", help="device thickness, mm")
-    p.add_argument("--margin", type=float, required=True, metavar="MM", help="target margin, mm")
-    p.add_argument("--mill-radius", type=float, required=True, metavar="MM", help="milling tool radius, mm")
+    p.add_argument(
+        "--thickness", type=bounded(0, 500, unit="mm", low_open=True), default=None, metavar="MM",
+        help="device thickness, mm (0, 500]",
+    )
+    p.add_argument(
+        "--margin", type=bounded(0, 100, unit="mm"), required=True, metavar="MM",
+        help="target margin, mm [0, 100]",
+    )
+    p.add_argument(
+        "--mill-radius", type=bounded(0, 50, unit="mm"), required=True, metavar="MM",
+        help="milling tool radius, mm [0, 50]",
+    )
     p.add_argument(
         "--mill-mode",
         choices=("open", "close", "both"),
         default="open",
         help="open: what the tool can cut (default); close: fill narrow notches; both",
     )
-    p.add_argument("--smooth", type=float, default=0.0, metavar="F", help="smoothing fraction, 0-1")
-    p.add_argument("--iterations", type=int, default=1, metavar="N", help="smoothing iterations (default 1)")
+    p.add_argument("--smooth", type=bounded(0, 1), default=0.0, metavar="F", help="smoothing fraction, 0-1")
+    p.add_argument(
+        "--iterations", type=bounded(0, 100, integer=True), default=1, metavar="N",
+        help="smoothing iterations, 0-100 (default 1)",
+    )
     p.add_argument(
         "--organ",
         action="append",
@@ -104,7 +148,7 @@ def register(subparsers: Any) -> None:
         "--half-plane",
         action="append",
         default=[],
-        type=float,
+        type=_POSITION,
         nargs=3,
         metavar=("X", "Y", "ANGLE"),
         help="remove the positive side of the line through (X, Y) mm with normal at ANGLE degrees",
@@ -113,7 +157,7 @@ def register(subparsers: Any) -> None:
         "--corner-plane",
         action="append",
         default=[],
-        type=float,
+        type=_POSITION,
         nargs=4,
         metavar=("X", "Y", "ANGLE1", "ANGLE2"),
         help="remove the region on the positive side of both half planes through (X, Y)",
@@ -134,22 +178,37 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--mesh-spacing",
-        type=float,
+        type=bounded(0.1, 10, unit="mm"),
         default=1.0,
         metavar="MM",
         help="meshing resolution of the structures, mm (default 1)",
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=output_file(".json"),
         required=True,
         metavar="OUT.json",
         help="output JSON file with the polygons, areas and settings",
     )
     p.add_argument("--json", action="store_true", help="also print the JSON on stdout")
-    p.add_argument("--svg", type=Path, default=None, metavar="FILE", help="SVG drawing (isocentre plane)")
-    p.add_argument("--png", type=Path, default=None, metavar="FILE", help="PNG drawing (isocentre plane)")
-    p.set_defaults(func=run)
+    p.add_argument(
+        "--svg", type=output_file(".svg"), default=None, metavar="FILE", help="SVG drawing (isocentre plane)"
+    )
+    p.add_argument(
+        "--png", type=output_file(".png"), default=None, metavar="FILE", help="PNG drawing (isocentre plane)"
+    )
+    p.set_defaults(
+        func=run,
+        param_flags={
+            "target_margin_mm": "--margin",
+            "mill_radius_mm": "--mill-radius",
+            "downstream_edge_mm": "--downstream-edge",
+            "min_spacing_mm": "--mesh-spacing",
+            "smoothing_iterations": "--iterations",
+            "smoothing": "--smooth",
+            "thickness_mm": "--thickness",
+        },
+    )
 
 
 def _parse_organ(text: str) -> tuple[str, float, bool]:
@@ -167,7 +226,7 @@ def _parse_organ(text: str) -> tuple[str, float, bool]:
         value = float(margin)
     except ValueError:
         raise ParameterError(f"--organ {text!r}: MARGIN must be a number of mm, got {margin!r}") from None
-    return name, value, occlude
+    return name, _in_range("--organ", text, "MARGIN", value, _ORGAN_MARGIN_MM, False), occlude
 
 
 def _parse_centerline(text: str) -> tuple[str, float]:
@@ -177,9 +236,10 @@ def _parse_centerline(text: str) -> tuple[str, float]:
     if not sep or not name:
         raise ParameterError(f"--centerline must be NAME:WIDTH, got {text!r}")
     try:
-        return name, float(width)
+        value = float(width)
     except ValueError:
         raise ParameterError(f"--centerline {text!r}: WIDTH must be a number of mm, got {width!r}") from None
+    return name, _in_range("--centerline", text, "WIDTH", value, _BAND_WIDTH_MM, True)
 
 
 def _parse_mount(text: str) -> Any:
@@ -189,12 +249,15 @@ def _parse_mount(text: str) -> Any:
     parts = text.split(":")
     kind = parts[0].strip().lower()
     try:
-        if kind == "circle" and len(parts) == 2:
-            return Mount.circle(float(parts[1]))
-        if kind in ("rect", "rectangle") and len(parts) == 3:
-            return Mount.rectangle(float(parts[1]), float(parts[2]))
+        sizes = [float(v) for v in parts[1:]]
     except ValueError:
-        pass
+        sizes = []
+    for v in sizes:
+        _in_range("--mount", text, "the size", v, _MOUNT_MM, True)
+    if kind == "circle" and len(sizes) == 1:
+        return Mount.circle(sizes[0])
+    if kind in ("rect", "rectangle") and len(sizes) == 2:
+        return Mount.rectangle(sizes[0], sizes[1])
     raise ParameterError(f"--mount must be circle:R or rect:W:H (mm), got {text!r}")
 
 
@@ -227,6 +290,8 @@ def _geometry(args: argparse.Namespace) -> tuple[Any, float | None, float | None
                 )
                 return geometry, edge, block.thickness_mm
         return geometry, None, None
+    if args.beam is not None:
+        raise ParameterError("--beam selects a beam of --plan; give --plan too (or drop --beam)")
     missing = [
         o
         for o, v in (("--gantry", args.gantry), ("--sad", args.sad), ("--isocenter", args.isocenter))
@@ -247,7 +312,6 @@ def _geometry(args: argparse.Namespace) -> tuple[Any, float | None, float | None
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``intrepid aperture``."""
-    import numpy as np
 
     from intrepid.devices import (
         ApertureCenterline,
@@ -256,13 +320,11 @@ def run(args: argparse.Namespace) -> int:
         CornerPlane,
         HalfPlane,
         MillMode,
-        aperture_png,
-        aperture_svg,
         design_aperture,
         read_override_file,
         target_mesh_from_roi,
     )
-    from intrepid.dicom import atomic_write, read_ct_series, read_rtstruct
+    from intrepid.dicom import read_ct_series, read_rtstruct
     from intrepid.errors import FrameOfReferenceError, ParameterError
 
     geometry, plan_edge, plan_thickness = _geometry(args)
@@ -292,6 +354,12 @@ def run(args: argparse.Namespace) -> int:
         thickness_mm=thickness,
     )
 
+    if args.ct.suffix.lower() == ".mat":
+        return _run_phantom(args, geometry, settings, organs_spec, bands_spec, overrides)
+    if args.struct is None:
+        raise ParameterError(
+            "--struct RTSTRUCT is required with a CT series (only a .mat phantom holds its own)"
+        )
     ct = read_ct_series(args.ct)
     structures = read_rtstruct(args.struct)
     ct_uid = ct.frame_of_reference_uid
@@ -312,6 +380,49 @@ def run(args: argparse.Namespace) -> int:
         targets, geometry, settings, organs=organs, centerlines=bands, overrides=overrides
     )
 
+    return _finish(args, result, ct, geometry, ct_uid)
+
+
+def _run_phantom(
+    args: argparse.Namespace, geometry: Any, settings: Any, organs_spec: list[tuple[str, float, bool]],
+    bands_spec: list[tuple[str, float]], overrides: list[Any],
+) -> int:
+    """``aperture --ct PHANTOM.mat``: the structures come from the phantom's masks (iso-surface at 0.5)."""
+    import numpy as np
+
+    from intrepid.devices import ApertureCenterline, ApertureOrgan, design_aperture
+    from intrepid.dicom import read_matrad_phantom
+    from intrepid.errors import ParameterError
+    from intrepid.geometry import isosurface_mesh
+
+    if args.struct is not None:
+        raise ParameterError(
+            "--struct cannot be combined with a .mat phantom (the phantom holds the structures)"
+        )
+    phantom = read_matrad_phantom(args.ct)
+
+    def mesh(name: str) -> Any:
+        if name not in phantom.structures:
+            raise ParameterError(f"{args.ct}: no structure {name!r}; available: {sorted(phantom.structures)}")
+        mask = phantom.structures[name]
+        return isosurface_mesh(mask.with_array(np.asarray(mask.array, dtype=np.float32)), 0.5, pad=True)
+
+    targets = [mesh(n) for n in args.target]
+    organs = [ApertureOrgan(mesh(n), m, occ, n) for n, m, occ in organs_spec]
+    bands = [ApertureCenterline(mesh(n), w, n) for n, w in bands_spec]
+    result = design_aperture(
+        targets, geometry, settings, organs=organs, centerlines=bands, overrides=overrides
+    )
+    return _finish(args, result, phantom.ct, geometry, phantom.ct.frame_of_reference_uid)
+
+
+def _finish(args: argparse.Namespace, result: Any, ct: Any, geometry: Any, ct_uid: str | None) -> int:
+    """Write --out, --svg and --png together (all or nothing), print what was written."""
+    import numpy as np
+
+    from intrepid.devices import aperture_png, aperture_svg
+    from intrepid.dicom import all_or_nothing, atomic_write
+
     data = result.to_dict()
     iso_inside = bool(ct.grid.contains(np.asarray([geometry.isocenter_mm]))[0])
     data["inputs"] = {
@@ -331,11 +442,14 @@ def run(args: argparse.Namespace) -> int:
     def write(tmp: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
-    atomic_write(args.out, write)
-    if args.svg is not None:
-        aperture_svg(result, args.svg)
-    if args.png is not None:
-        aperture_png(result, args.png)
+    with all_or_nothing():
+        atomic_write(args.out, write)
+        if args.svg is not None:
+            aperture_svg(result, args.svg)
+        if args.png is not None:
+            aperture_png(result, args.png)
     if args.json:
         write_json(data)
+    written = [str(p) for p in (args.out, args.svg, args.png) if p is not None]
+    sys.stderr.write(f"wrote {', '.join(written)}\n")
     return 0

@@ -7,9 +7,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import write_json
+from intrepid.cli._common import bounded, output_file, write_json
 
 __all__ = ["register", "run"]
+
+
+_ANGLE = bounded(-360, 360, unit="degrees")
+#: Thickness range of a compensator, mm: PMMA compensators stay below ~15 cm (a 230 MeV proton range in
+#: PMMA is ~28 cm); 300 mm is the hard ceiling.
+_THICKNESS = bounded(0, 300, unit="mm")
+#: Dose-optimisation iterations: each costs one pencil-beam dose calculation (seconds); beyond 1000 the
+#: command would run for hours.
+MAX_ITERATIONS = 1000
 
 
 def register(subparsers: Any) -> None:
@@ -36,15 +45,17 @@ def register(subparsers: Any) -> None:
     g.add_argument("--plan", type=Path, default=None, help="RT Ion Plan giving the beam geometry")
     g.add_argument("--beam", default=None, help="beam number or name in --plan")
     g.add_argument(
-        "--gantry", type=float, default=0.0, metavar="DEG", help="gantry angle, degrees (default 0)"
+        "--gantry", type=_ANGLE, default=0.0, metavar="DEG", help="gantry angle, degrees (default 0)"
     )
-    g.add_argument("--couch", type=float, default=0.0, metavar="DEG", help="couch angle, degrees (default 0)")
     g.add_argument(
-        "--collimator", type=float, default=0.0, metavar="DEG", help="collimator angle, degrees (default 0)"
+        "--couch", type=_ANGLE, default=0.0, metavar="DEG", help="couch angle, degrees (default 0)"
+    )
+    g.add_argument(
+        "--collimator", type=_ANGLE, default=0.0, metavar="DEG", help="collimator angle, degrees (default 0)"
     )
     g.add_argument(
         "--sad",
-        type=float,
+        type=bounded(100, 1e5, unit="mm"),
         nargs=2,
         default=(2000.0, 2000.0),
         metavar=("X", "Y"),
@@ -52,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--isocenter",
-        type=float,
+        type=bounded(-1e4, 1e4, unit="mm"),
         nargs=3,
         default=None,
         metavar=("X", "Y", "Z"),
@@ -62,34 +73,38 @@ def register(subparsers: Any) -> None:
     d = p.add_argument_group("design")
     d.add_argument(
         "--distal-margin-percent",
-        type=float,
+        type=bounded(0, 20, unit="%"),
         default=0.0,
         metavar="P",
         help="distal margin, percent of the distal WEPL (Moyers: 3.5)",
     )
     d.add_argument(
         "--distal-margin-mm",
-        type=float,
+        type=bounded(0, 50, unit="mm"),
         default=0.0,
         metavar="D",
         help="distal margin, mm of water (Moyers: 3)",
     )
     d.add_argument(
         "--smear-mm",
-        type=float,
+        type=bounded(0, 50, unit="mm"),
         default=0.0,
         metavar="R",
         help="Urie smearing radius at the isocentre plane, mm",
     )
     d.add_argument(
         "--shift-mm",
-        type=float,
+        type=bounded(0, 50, unit="mm"),
         default=0.0,
         metavar="S",
         help="lateral setup shift +-S along x and y at the isocentre plane, mm",
     )
-    d.add_argument("--min-thickness-mm", type=float, default=0.0, help="minimum thickness, mm (default 0)")
-    d.add_argument("--max-thickness-mm", type=float, default=None, help="maximum thickness, mm")
+    d.add_argument(
+        "--min-thickness-mm", type=_THICKNESS, default=0.0, help="minimum thickness, mm [0, 300] (default 0)"
+    )
+    d.add_argument(
+        "--max-thickness-mm", type=_THICKNESS, default=None, help="maximum thickness, mm [0, 300]"
+    )
     d.add_argument("--material", default="pmma", help="pmma (RSP 1.165), wax (RSP 0.99) or RSP:DENSITY")
     d.add_argument(
         "--border",
@@ -97,14 +112,20 @@ def register(subparsers: Any) -> None:
         default="extrapolate",
         help="thickness of rays without target (default extrapolate)",
     )
-    d.add_argument("--pixel-spacing-mm", type=float, default=2.0, help="grid spacing at the device, mm")
+    d.add_argument(
+        "--pixel-spacing-mm", type=bounded(0.1, 20, unit="mm"), default=2.0,
+        help="grid spacing at the device, mm [0.1, 20] (default 2)",
+    )
     d.add_argument(
         "--isocenter-to-compensator-mm",
-        type=float,
+        type=bounded(0, 5000, unit="mm", low_open=True),
         default=200.0,
         help="isocentre to the compensator's downstream face (tray), mm (default 200)",
     )
-    d.add_argument("--milling-tool-mm", type=float, default=None, help="milling tool diameter, mm (DICOM)")
+    d.add_argument(
+        "--milling-tool-mm", type=bounded(0, 50, unit="mm", low_open=True), default=None,
+        help="milling tool diameter, mm (0, 50] (DICOM)",
+    )
     d.add_argument(
         "--patch-dose",
         type=Path,
@@ -114,34 +135,67 @@ def register(subparsers: Any) -> None:
     )
     d.add_argument(
         "--patch-percent",
-        type=float,
+        type=bounded(0, 100, unit="%", low_open=True, high_open=True),
         default=50.0,
         metavar="P",
         help="isodose of --patch-dose used as the distal surface, percent of its max (default 50)",
     )
     d.add_argument(
         "--iterations",
-        type=int,
+        type=bounded(0, MAX_ITERATIONS, integer=True),
         default=0,
         metavar="N",
         help="dose-optimisation iterations (0: geometric design)",
     )
     d.add_argument(
         "--isodose-percent",
-        type=float,
+        type=bounded(0, 100, unit="%", low_open=True),
         default=90.0,
         help="distal isodose placed on the distal surface, percent (default 90)",
     )
-    d.add_argument("--source-size-mm", type=float, default=0.0, help="effective source size sigma, mm")
+    d.add_argument(
+        "--source-size-mm", type=bounded(0, 20, unit="mm"), default=0.0,
+        help="effective source size sigma, mm [0, 20]",
+    )
     e = p.add_argument_group("beam range (default: deepest required range + minimum thickness)")
-    e.add_argument("--energy", type=float, default=None, metavar="MEV", help="pristine peak energy, MeV")
-    e.add_argument("--range-mm", type=float, default=None, metavar="R", help="distal 90%% range in water, mm")
-    e.add_argument("--modulation-mm", type=float, default=None, metavar="M", help="SOBP modulation, mm")
-    p.add_argument("--out", type=Path, required=True, help="OUT.dcm (RT Ion Plan) or OUT.json (full result)")
-    p.add_argument("--csv", type=Path, default=None, help="milling table CSV (row, column, x, y, thickness)")
-    p.add_argument("--stl", type=Path, default=None, help="closed STL surface of the compensator (mm)")
+    e.add_argument(
+        "--energy", type=bounded(0, 400, unit="MeV", low_open=True), default=None, metavar="MEV",
+        help="pristine peak energy, MeV (0, 400]",
+    )
+    e.add_argument(
+        "--range-mm", type=bounded(0, 500, unit="mm", low_open=True), default=None, metavar="R",
+        help="distal 90%% range in water, mm (0, 500]",
+    )
+    e.add_argument(
+        "--modulation-mm", type=bounded(0, 500, unit="mm", low_open=True), default=None, metavar="M",
+        help="SOBP modulation, mm (0, 500]",
+    )
+    p.add_argument(
+        "--out", type=output_file(".dcm", ".json"), required=True,
+        help="OUT.dcm (RT Ion Plan) or OUT.json (full result)",
+    )
+    p.add_argument(
+        "--csv", type=output_file(".csv"), default=None,
+        help="milling table CSV (row, column, x, y, thickness)",
+    )
+    p.add_argument(
+        "--stl", type=output_file(".stl"), default=None, help="closed STL surface of the compensator (mm)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run,
+        param_flags={
+            "smearing_radius_mm": "--smear-mm",
+            "min_thickness_mm": "--min-thickness-mm",
+            "max_thickness_mm": "--max-thickness-mm",
+            "pixel_spacing_mm": "--pixel-spacing-mm",
+            "isocenter_to_compensator_mm": "--isocenter-to-compensator-mm",
+            "milling_tool_diameter_mm": "--milling-tool-mm",
+            "patch_isodose_percent": "--patch-percent",
+            "distal_isodose_percent": "--isodose-percent",
+            "source_size_mm": "--source-size-mm",
+        },
+    )
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -209,10 +263,8 @@ def run(args: argparse.Namespace) -> int:
         CompensatorMaterial,
         CompensatorSettings,
         design_compensator,
-        write_compensator_csv,
-        write_compensator_stl,
-        write_ion_plan_devices,
     )
+    from intrepid.dicom import all_or_nothing
     from intrepid.errors import ParameterError
     from intrepid.physics import pristine_peak, spread_out_bragg_peak
 
@@ -223,6 +275,13 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("give either --energy or --range-mm/--modulation-mm, not both")
     if args.modulation_mm is not None and args.range_mm is None:
         raise ParameterError("--modulation-mm needs --range-mm")
+    if args.max_thickness_mm is not None and args.min_thickness_mm >= args.max_thickness_mm:
+        raise ParameterError(
+            f"--min-thickness-mm {args.min_thickness_mm:g} must be below --max-thickness-mm "
+            f"{args.max_thickness_mm:g}"
+        )
+    if args.beam is not None and args.plan is None:
+        raise ParameterError("--beam selects a beam of --plan; give --plan too (or drop --beam)")
     t0 = time.perf_counter()
     ct, target = _load(args)
     geometry, aperture = _geometry(args, target)
@@ -268,6 +327,16 @@ def run(args: argparse.Namespace) -> int:
         depth_dose=depth_dose,
         source_size_mm=args.source_size_mm,
     )
+    with all_or_nothing():
+        _write_outputs(args, suffix, geometry, result, ct)
+    _report(args, result, t0)
+    return 0
+
+
+def _write_outputs(args: argparse.Namespace, suffix: str, geometry: Any, result: Any, ct: Any) -> None:
+    """--out, --csv and --stl, inside the caller's all-or-nothing block."""
+    from intrepid.devices import write_compensator_csv, write_compensator_stl, write_ion_plan_devices
+
     if suffix == ".dcm":
         write_ion_plan_devices(
             args.out,
@@ -293,6 +362,11 @@ def run(args: argparse.Namespace) -> int:
         write_compensator_csv(args.csv, result)
     if args.stl is not None:
         write_compensator_stl(args.stl, result)
+
+
+def _report(args: argparse.Namespace, result: Any, t0: float) -> None:
+    import time
+
     summary = result.to_dict()
     summary["out"] = str(args.out)
     summary["target"] = args.target
@@ -314,4 +388,3 @@ def run(args: argparse.Namespace) -> int:
                 f"  iteration {c.iteration}: mean |error| {c.mean_abs_error_mm:.2f} mm, max "
                 f"{c.max_abs_error_mm:.2f} mm, {c.within_1mm_percent:.1f} % of rays within 1 mm\n"
             )
-    return 0

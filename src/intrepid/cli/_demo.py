@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import write_json
+from intrepid.cli._common import bounded, write_json
 
-__all__ = ["register", "run", "run_foundation_demo"]
+__all__ = ["previous_demo_output", "register", "run", "run_foundation_demo"]
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Simulate a fresh test set of EPID / portal-dose pairs (the seed's test split, fresh noise), "
             "predict the portal dose (Gy) with the shipped U-Net ensemble and with the physics baseline, "
-            "evaluate both with global gamma (3%%/3mm, 5%%/5mm, 2%%/2mm, 10%% cut-off; mm at the detector) "
+            "evaluate both with global gamma (3%/3mm, 5%/5mm, 2%/2mm, 10% cut-off; mm at the detector) "
             "and MAE (Gy), and write OUT/report.html (self-contained), OUT/evaluation.json and the data in "
             "OUT/data. --foundation instead builds a synthetic CT + RTSTRUCT + RTDOSE case, co-registers the "
             "dose onto the CT and writes a summary (doses in Gy, distances in mm)."
@@ -37,7 +37,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("intrepid-demo"), help="output folder (default ./intrepid-demo)"
     )
-    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output folder even if it holds other files (a previous demo's output is always "
+        "replaced)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
         "--foundation",
@@ -46,13 +51,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--images",
-        type=int,
+        type=bounded(1, 23, integer=True),
         default=12,
         help="test images to simulate, 1-23 (default 12: three per phantom family)",
     )
-    p.add_argument("--seed", type=int, default=1, help="simulation seed (>= 0, default 1)")
+    p.add_argument(
+        "--seed", type=bounded(0, 2**32 - 1, integer=True), default=1,
+        help="simulation seed (>= 0, default 1)",
+    )
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
-    p.add_argument("--workers", type=int, default=2, help="simulation processes (default 2)")
+    p.add_argument(
+        "--workers", type=bounded(1, 64, integer=True), default=2,
+        help="simulation processes, 1-64 (default 2)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -208,8 +219,28 @@ def _demo_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Names that a previous ``intrepid demo`` (either kind) leaves in its output folder.
+_DEMO_OUTPUTS = frozenset(
+    {"report.html", "evaluation.json", "data", "summary.json", "summary.md", "dose_on_ct.nii.gz", "ct.nii.gz",
+     "dicom"}
+)
+
+
+def previous_demo_output(out: Path) -> bool:
+    """True when ``out`` holds only what an earlier ``intrepid demo`` wrote (so it may be replaced)."""
+    if not out.is_dir():
+        return False
+    names = {p.name for p in out.iterdir()}
+    return bool(names) and names <= _DEMO_OUTPUTS and bool(names & {"evaluation.json", "summary.json"})
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``intrepid demo``."""
+    import sys
+
+    if not args.overwrite and previous_demo_output(args.out):
+        sys.stderr.write(f"replacing the previous demo output in {args.out}\n")
+        args.overwrite = True
     if args.foundation:
         summary = run_foundation_demo(args.out, overwrite=args.overwrite)
         if args.json:

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Predict the portal dose of each test pair of DATA with the model (a model folder or a training "
             "run folder) and with the physics baseline, and compare both with the true portal dose: global "
-            "gamma pass rates at 3%%/3mm, 5%%/5mm, 2%%/2mm and 1%%/1mm and local 2%%/2mm (10%% cut-off of "
+            "gamma pass rates at 3%/3mm, 5%/5mm, 2%/2mm and 1%/1mm and local 2%/2mm (10% cut-off of "
             "the reference maximum, "
             "distances in mm at the detector), MAE and maximum error in Gy; summaries (mean, std, median) "
             "overall, per phantom family and per family x field group. The baseline is the model folder's "

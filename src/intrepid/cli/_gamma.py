@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import write_json
+from intrepid.cli._common import bounded, write_json
 
 __all__ = ["register", "run"]
 
@@ -30,11 +30,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("reference", type=Path, help="reference dose (e.g. the plan)")
     p.add_argument("evaluated", type=Path, help="evaluated dose (e.g. the measurement), interpolated")
-    p.add_argument("--dd", type=float, required=True, help="dose-difference criterion, percent")
+    p.add_argument(
+        "--dd", type=bounded(0, 100, unit="%", low_open=True), required=True,
+        help="dose-difference criterion, percent (0, 100]",
+    )
     p.add_argument("--dta", type=float, required=True, help="distance-to-agreement criterion, mm")
     p.add_argument(
         "--cutoff",
-        type=float,
+        type=bounded(0, 100, unit="%", high_open=True),
         default=10.0,
         help="low-dose cut-off on the reference, percent of the normalisation dose (default 10, TG-218)",
     )
@@ -47,7 +50,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--normalisation-dose",
-        type=float,
+        type=bounded(0, 1e4, unit="Gy", low_open=True),
         default=None,
         metavar="GY",
         help="dose (Gy) for global normalisation and the cut-off (default: reference maximum)",
@@ -84,9 +87,15 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``intrepid gamma``."""
     from intrepid.analysis import Normalisation, gamma
     from intrepid.dicom import read_volume, write_volume
+    from intrepid.errors import ParameterError
 
     reference = read_volume(args.reference)
     evaluated = read_volume(args.evaluated)
+    if (reference.units or "").lower() != (evaluated.units or "").lower():
+        raise ParameterError(
+            f"{args.reference} is in {reference.units or 'no units'!r} but {args.evaluated} is in "
+            f"{evaluated.units or 'no units'!r}; gamma compares doses in the same units"
+        )
     result = gamma(
         reference,
         evaluated,

@@ -1,4 +1,5 @@
-"""``intrepid info``: what is in a DICOM RT file, a CT folder or a NIfTI / NRRD / npz volume.
+"""``intrepid info``: what is in a DICOM RT file, a CT folder, a NIfTI / NRRD / npz volume or a matRad
+phantom (``.mat``).
 
 JSON contract (``--json``; one object for one path, a list of objects for several):
 
@@ -13,7 +14,9 @@ JSON contract (``--json``; one object for one path, a list of objects for severa
 - RTPLAN: ``label``, ``fraction_groups`` and ``beams`` (each with ``number``, ``name``, ``gantry_deg``,
   ``collimator_deg``, ``couch_deg``, ``isocenter_mm``, ``sad_mm``, ``mu``, ``meterset``, ``control_points``,
   ``devices``...);
-- RTSTRUCT: ``rois`` (each with ``name``, ``number``, ``type``, ``contours``...).
+- RTSTRUCT: ``rois`` (each with ``name``, ``number``, ``type``, ``contours``...);
+- CT folder: also ``other_files`` (``path``, ``modality`` of the non-CT DICOM files found there);
+- matRad phantom (``.mat``): the CT volume keys and ``structures`` (``name``, ``type``, ``voxels``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def register(subparsers: Any) -> None:
     """Add the ``info`` sub-command."""
     p = subparsers.add_parser(
         "info",
-        help="describe DICOM RT files, CT folders and NIfTI / NRRD / npz volumes",
+        help="describe DICOM RT files, CT folders, NIfTI / NRRD / npz volumes and matRad .mat phantoms",
         description=(
             "Describe each PATH: geometry (mm, LPS) and value statistics of volumes, EPID image geometry "
             "(detector and isocentre pixel spacing), plan beams (degrees, mm, MU) and structure ROIs."
@@ -57,6 +60,19 @@ def describe_path(path: Path) -> dict[str, Any]:
     from intrepid import dicom
     from intrepid.dicom import VolumeFormat, volume_format
 
+    if path.suffix.lower() == ".mat" and path.is_file():
+        phantom = dicom.read_matrad_phantom(path)
+        return {
+            "path": str(path),
+            "modality": "matRad phantom",
+            "format": "mat",
+            **_volume_entry(phantom.ct),
+            "structures": [
+                {"name": name, "type": phantom.structure_types.get(name, ""),
+                 "voxels": int(mask.array.sum())}
+                for name, mask in phantom.structures.items()
+            ],
+        }
     fmt = volume_format(path)
     if fmt is VolumeFormat.DICOM_FOLDER:
         report = dicom.inspect_ct_series(path)
@@ -64,6 +80,7 @@ def describe_path(path: Path) -> dict[str, Any]:
         entry["series"] = report.to_dict()
         if report.ok:
             entry.update(_volume_entry(dicom.read_ct_series(path)))
+        entry["other_files"] = _other_dicom_files(path)
         return entry
     if fmt is not VolumeFormat.DICOM:
         volume = dicom.read_volume(path)
@@ -102,6 +119,25 @@ def describe_path(path: Path) -> dict[str, Any]:
     return {**base, "note": f"modality {modality!r} is not described in detail"}
 
 
+def _other_dicom_files(folder: Path) -> list[dict[str, str]]:
+    """The non-CT DICOM files of a folder (RTPLAN, RTSTRUCT, RTDOSE...), with their modality."""
+    from intrepid import dicom
+    from intrepid.errors import DicomError
+
+    out = []
+    for f in sorted(folder.iterdir()):
+        if not f.is_file():
+            continue
+        try:
+            ds = dicom.read_dataset(f, stop_before_pixels=True)
+        except DicomError:
+            continue
+        modality = str(ds.get("Modality", ""))
+        if modality != "CT":
+            out.append({"path": str(f), "modality": modality})
+    return out
+
+
 def _num(value: Any) -> str:
     """A number for people: 3 decimals at most, no trailing zeros, no '-0'."""
     if value is None:
@@ -118,10 +154,13 @@ def _print_human(entry: dict[str, Any]) -> None:
             f"{[round(v, 4) for v in entry['spacing_mm']]}, "
             f"origin_mm {[round(v, 3) for v in entry['origin_mm']]}"
         )
-        print(
-            f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
-            f"mean {entry['mean']:.6g}"
-        )
+        if entry.get("max") is None:
+            print(f"  values {entry.get('units') or ''}: none finite (every voxel is NaN)")
+        else:
+            print(
+                f"  values {entry.get('units') or ''}: min {entry['min']:.6g}, max {entry['max']:.6g}, "
+                f"mean {entry['mean']:.6g}"
+            )
     if entry["modality"] == "RTIMAGE":
         print(
             f"  {entry['rows']} x {entry['columns']} pixels, {entry['pixel_spacing_mm']} mm at the detector, "
@@ -137,13 +176,21 @@ def _print_human(entry: dict[str, Any]) -> None:
             f"  beam {beam['number']} {beam['name']!r}: gantry {_num(beam['gantry_deg'])}°, "
             f"collimator {_num(beam['collimator_deg'])}°, couch {_num(beam['couch_deg'])}°, "
             f"isocentre ({iso}) mm, SAD ({sad}) mm, MU {_num(beam.get('mu'))}, "
-            f"{beam['control_points']} control points, devices {devices}"
+            f"{beam['control_points']} control points, devices {devices or 'none'}"
         )
+        extras = [f"{beam[k]} {k.replace('_', ' ')}" for k in
+                  ("blocks", "range_compensators", "range_shifters", "wedges") if beam.get(k)]
+        if extras:
+            print(f"    beam-modifying devices: {', '.join(extras)}")
     for roi in entry.get("rois", []):
         print(
             f"  ROI {roi.get('number')} {roi.get('name')!r} ({roi.get('type')}): "
             f"{roi.get('contours')} contours"
         )
+    for st in entry.get("structures", []):
+        print(f"  structure {st['name']!r} ({st['type']}): {st['voxels']} voxels")
+    for other in entry.get("other_files", []):
+        print(f"  also in the folder: {other['path']} ({other['modality']}); run `intrepid info` on it")
     series = entry.get("series")
     if series and series.get("problems"):
         for problem in series["problems"]:

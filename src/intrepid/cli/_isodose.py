@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import write_json
+from intrepid.cli._common import bounded, output_file, write_json
 
 __all__ = ["register", "run"]
+
+
+_POSITION = bounded(-1e5, 1e5, unit="mm")
 
 
 def register(subparsers: Any) -> None:
@@ -26,14 +30,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("dose", type=Path, help="dose file (Gy)")
     p.add_argument(
         "--levels",
-        type=float,
+        type=bounded(0, 1e4, low_open=True),
         nargs="+",
         required=True,
         help="isodose levels in Gy, or in %% of --percent-of",
     )
     p.add_argument(
         "--percent-of",
-        type=float,
+        type=bounded(0, 1e4, unit="Gy", low_open=True),
         default=None,
         metavar="GY",
         help="reference dose in Gy: --levels are then percentages of it",
@@ -41,9 +45,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--ct", type=Path, default=None, help="CT (a folder of slices or a volume file) to draw under"
     )
-    p.add_argument("--out", type=Path, required=True, metavar="OUT.png", help="output image (PNG)")
+    p.add_argument(
+        "--out", type=output_file(".png"), required=True, metavar="OUT.png", help="output image (PNG)"
+    )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--slice-z", type=float, default=None, metavar="MM", help="axial plane at z = MM")
+    where.add_argument("--slice-z", type=_POSITION, default=None, metavar="MM", help="axial plane at z = MM")
     where.add_argument(
         "--axis",
         choices=("axial", "coronal", "sagittal"),
@@ -52,7 +58,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--position",
-        type=float,
+        type=_POSITION,
         default=None,
         metavar="MM",
         help="with --axis: plane position in mm along its normal (z, y or x)",
@@ -145,6 +151,18 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(args.out, write)
     finally:
         plt.close(fig)
+    warnings = []
+    empty = [ln.level_gy for ln in lines if not ln.polygons_mm]
+    if empty:
+        warnings.append(
+            f"no isodose line at {', '.join(f'{v:.4g}' for v in empty)} Gy on this plane (its dose spans "
+            f"{float(dose_arr.min()):.4g} to {float(dose_arr.max()):.4g} Gy)"
+        )
+    for w in warnings:
+        sys.stderr.write(f"intrepid isodose: warning: {w}\n")
+    if not args.json:
+        drawn = sum(len(ln.polygons_mm) for ln in lines)
+        sys.stdout.write(f"wrote {args.out} ({drawn} isodose line(s) on the {axis_name} plane)\n")
     if args.json:
         write_json(
             {
@@ -161,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
                     }
                     for ln in lines
                 ],
+                "warnings": warnings,
             }
         )
     return 0

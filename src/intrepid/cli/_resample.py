@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from intrepid.cli._common import write_json
+from intrepid.cli._common import bounded, output_file, write_json
 
 __all__ = ["register", "run"]
 
@@ -27,9 +27,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("moving", type=Path, help="volume to resample")
     p.add_argument("--onto", type=Path, required=True, help="volume whose grid the output takes")
-    p.add_argument("--out", type=Path, required=True, help="output file (.dcm, .nii, .nii.gz, .nrrd, .npz)")
+    p.add_argument(
+        "--out", type=output_file(".dcm", ".nii", ".nii.gz", ".nrrd", ".npz"), required=True,
+        help="output file (.dcm, .nii, .nii.gz, .nrrd, .npz)",
+    )
     p.add_argument("--method", choices=("linear", "nearest"), default="linear", help="interpolation")
-    p.add_argument("--fill", type=float, default=None, help="value outside MOVING (default by quantity)")
+    p.add_argument(
+        "--fill", type=bounded(-1e6, 1e6), default=None, help="value outside MOVING (default by quantity)"
+    )
     p.add_argument(
         "--transform",
         type=Path,
@@ -57,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             matrix = np.loadtxt(args.transform, dtype=float)
         except (OSError, ValueError) as exc:
             raise ParameterError(f"{args.transform}: cannot read a 4 x 4 matrix ({exc})") from exc
+        if matrix.shape == (4, 4) and not np.all(np.isfinite(matrix)):
+            raise ParameterError(f"{args.transform}: --transform holds NaN or infinite values")
         if matrix.shape != (4, 4):
             raise ParameterError(
                 f"{args.transform}: --transform must hold a 4 x 4 matrix, got {matrix.shape}"

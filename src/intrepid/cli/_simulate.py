@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from intrepid.cli._common import bounded
 from intrepid.errors import ParameterError
 
 __all__ = ["register", "run"]
@@ -34,7 +35,9 @@ def register(subparsers: Any) -> None:
     )
     pairs.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     what = pairs.add_mutually_exclusive_group(required=True)
-    what.add_argument("--n", type=int, help="number of random pairs (> 0)")
+    what.add_argument(
+        "--n", type=bounded(1, 100_000, integer=True), help="number of random pairs, 1-100000"
+    )
     what.add_argument(
         "--composition", choices=["paper"],
         help="'paper': the seed's data set, Table 1 by phantom family and field size with its named test "
@@ -66,7 +69,9 @@ def register(subparsers: Any) -> None:
         help="with --n: fraction (0-1) of pairs given MLC-modulated fields (step-and-shoot, sliding window, "
         "VMAT-like control points); default 0",
     )
-    pairs.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    pairs.add_argument(
+        "--workers", type=bounded(1, 64, integer=True), default=1, help="worker processes, 1-64 (default 1)"
+    )
     pairs.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS",
         help="simulate the pairs as Ray tasks (extra intrepid-rt[ray]): without ADDRESS on a local Ray "

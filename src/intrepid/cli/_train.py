@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from intrepid.cli._common import bounded
 from intrepid.errors import ParameterError
 
 __all__ = ["register", "run"]
@@ -37,7 +38,7 @@ def register(subparsers: Any) -> None:
             "published "
             "protocol: grid search over initial filters x learning rate x batch size, repeated k-fold "
             "cross-validation grouped by phantom and field group and stratified by phantom family and field "
-            "group, validation gamma pass rate (global 3%%/3mm, 10%% cut-off) and loss per run, and an "
+            "group, validation gamma pass rate (global 3%/3mm, 10% cut-off) and loss per run, and an "
             "ensemble of the best configuration that averages the best model of each repeat. Writes "
             "RUN/protocol.json, RUN/runs/<configuration>/r<R>_f<F>.json, RUN/summary.csv, RUN/summary.md, "
             "RUN/ensemble/model.json + model.safetensors and RUN/result.json. Defaults are the published "
@@ -109,7 +110,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--loss", choices=("mae", "mse"), default="mae", help="training loss (default mae)")
     p.add_argument(
         "--working-size",
-        type=int,
+        type=bounded(16, 1024, integer=True),
         default=256,
         help="working grid of the network in pixels per side, a multiple of 16 (default 256)",
     )
@@ -157,7 +158,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="allow a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(
+        func=run,
+        param_flags={"learning_rates": "--lr", "initial_filters": "--filters", "batch_sizes": "--batch-size"},
+    )
 
 
 def _augmentation(text: str, noise_percent: float) -> Any:

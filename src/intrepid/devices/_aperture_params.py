@@ -214,6 +214,18 @@ class ApertureOverride:
         return {"mode": self.mode.value, "plane": self.plane.value, "polygon_mm": self.polygon_mm.tolist()}
 
 
+#: Upper ends of the physical ranges of :class:`ApertureSettings` (mm). Snouts hold their apertures within
+#: ~0.5 m of the isocentre (5 m is a hard ceiling); margins are millimetres to a few centimetres; milling
+#: tools are a few mm in radius.
+APERTURE_LIMITS: dict[str, float] = {
+    "downstream_edge_mm": 5000.0,
+    "target_margin_mm": 100.0,
+    "mill_radius_mm": 50.0,
+}
+#: Most smoothing passes (each is one polygon buffer pair).
+MAX_SMOOTHING_ITERATIONS = 100
+
+
 @dataclass(frozen=True)
 class ApertureSettings:
     """Parameters of an aperture design; lengths in mm at the device plane (its downstream edge).
@@ -271,6 +283,10 @@ class ApertureSettings:
             raise ParameterError(f"target_margin_mm must be >= 0, got {self.target_margin_mm}")
         if self.mill_radius_mm < 0:
             raise ParameterError(f"mill_radius_mm must be >= 0, got {self.mill_radius_mm}")
+        for name, ceiling in APERTURE_LIMITS.items():
+            value = getattr(self, name)
+            if value > ceiling:
+                raise ParameterError(f"{name} must be <= {ceiling:g}, got {value:g} (physical range)")
         if not isinstance(self.mill_mode, MillMode):
             try:
                 object.__setattr__(self, "mill_mode", MillMode(str(self.mill_mode).lower()))
@@ -283,6 +299,8 @@ class ApertureSettings:
         it = self.smoothing_iterations
         if isinstance(it, bool) or not isinstance(it, (int, np.integer)) or it < 0:
             raise ParameterError(f"smoothing_iterations must be an integer >= 0, got {it!r}")
+        if it > MAX_SMOOTHING_ITERATIONS:
+            raise ParameterError(f"smoothing_iterations must be <= {MAX_SMOOTHING_ITERATIONS}, got {it}")
         object.__setattr__(self, "smoothing_iterations", int(it))
         if self.occlusion_pixel_mm <= 0:
             raise ParameterError(f"occlusion_pixel_mm must be > 0, got {self.occlusion_pixel_mm}")

@@ -1,6 +1,6 @@
 """Reading and writing DICOM RT (CT, RTDOSE, RTPLAN, RTSTRUCT, RTIMAGE) and NIfTI / NRRD / npz volumes."""
 
-from intrepid.dicom._common import atomic_write, new_uid, read_dataset
+from intrepid.dicom._common import all_or_nothing, atomic_write, new_uid, read_dataset
 from intrepid.dicom._ct import (
     CTSeriesReport,
     DuplicateSlices,
@@ -76,6 +76,7 @@ __all__ = [
     "Vendor",
     "VolumeFormat",
     "Wedge",
+    "all_or_nothing",
     "atomic_write",
     "inspect_ct_series",
     "mask_to_contours",

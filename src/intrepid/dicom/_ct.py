@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from intrepid.dicom._common import describe_tag, read_dataset
+from intrepid.dicom._validate import check_finite_array, check_orientation, reader
 from intrepid.errors import DicomError, GeometryError
 from intrepid.geometry import Grid, Quantity, Volume
 
@@ -45,6 +46,9 @@ SPACING_TOLERANCE_MM = 0.01
 ORIENTATION_TOLERANCE = 1e-4
 #: In-plane drift of Image Position (Patient) across the stack (mm) above which the stack is sheared.
 SHEAR_TOLERANCE_MM = 0.05
+#: Largest |CT number| accepted (HU). Extended-scale CT of metal implants reaches ~30 000 HU
+#: (Coolens & Childs 2003, doi:10.1088/0031-9155/48/11/403); beyond 1e5 the rescale tags are broken.
+MAX_CT_NUMBER_HU = 1.0e5
 #: File names skipped when scanning a folder.
 _SKIPPED_NAMES = {"DICOMDIR"}
 
@@ -203,6 +207,8 @@ def _read_one(path: Path, stop_before_pixels: bool, sniff: bool, errors: list[st
             position = np.asarray([float(v) for v in ipp], dtype=float) if ipp else None
         except (TypeError, ValueError) as exc:
             raise DicomError(f"{path}: unreadable Image Position / Orientation ({exc})") from exc
+        if orientation is not None:
+            check_orientation(orientation, path, describe_tag("ImageOrientationPatient"))
     except DicomError as exc:
         if errors is None:
             raise
@@ -440,15 +446,18 @@ def _pixels(s: _Slice) -> NDArray[Any]:
 
 
 def _rescale(s: _Slice) -> tuple[float, float]:
-    try:
-        slope = float(s.ds.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(s.ds.get("RescaleIntercept", 0.0) or 0.0)
-    except (TypeError, ValueError) as exc:
-        raise DicomError(f"{s.path}: unreadable {describe_tag('RescaleSlope')} / Intercept ({exc})") from exc
+    """Rescale Slope and Intercept (finite and in range: checked when the file was read); slope 0 refused."""
+    raw_slope = s.ds.get("RescaleSlope")
+    raw_intercept = s.ds.get("RescaleIntercept")
+    slope = 1.0 if raw_slope in (None, "") else float(raw_slope)
+    intercept = 0.0 if raw_intercept in (None, "") else float(raw_intercept)
+    if slope == 0.0:
+        raise DicomError(f"{s.path}: {describe_tag('RescaleSlope')} is 0; every CT number would be equal")
     return slope, intercept
 
 
 # ---------------------------------------------------------------------------------------------- public API
+@reader
 def inspect_ct_series(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -533,6 +542,7 @@ def inspect_ct_series(
     )
 
 
+@reader
 def read_ct_series(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -612,6 +622,7 @@ def read_ct_series(
         for n in range(len(ordered)):
             fill(n)
 
+    check_finite_array(out, ordered[0].path, "CT numbers (HU)", limit=MAX_CT_NUMBER_HU)
     ps = first.get("PixelSpacing")
     if ps is None or len(ps) != 2:
         raise DicomError(f"{ordered[0].path}: missing required tag {describe_tag('PixelSpacing')}")
@@ -622,8 +633,7 @@ def read_ct_series(
         slice_spacing = float(thickness) if thickness not in (None, "") and float(thickness) > 0 else 1.0
     ref = ordered[0].orientation
     assert ref is not None and ordered[0].position is not None
-    row_dir = ref[:3] / np.linalg.norm(ref[:3])
-    col_dir = ref[3:] / np.linalg.norm(ref[3:])
+    row_dir, col_dir = check_orientation(ref, ordered[0].path, describe_tag("ImageOrientationPatient"))
     grid = Grid(
         shape=out.shape,
         origin_mm=tuple(ordered[0].position),

@@ -17,6 +17,7 @@ All three keep the geometry exactly:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from intrepid.dicom._common import atomic_write
+from intrepid.dicom._validate import check_array_budget, reader
 from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Grid, Quantity, Volume
 
@@ -85,22 +87,104 @@ def write_npz(volume: Volume, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, _write)
 
 
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """Shape and dtype of every member of an ``.npz``, read from the ``.npy`` headers without decompressing
+    the data, so that a small archive declaring a huge array is refused before it is inflated."""
+    headers: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            headers[info.filename[:-4]] = (tuple(int(n) for n in shape), dtype)
+    return headers
+
+
+def _check_npz_member(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    if dtype.hasobject or dtype.fields is not None:
+        raise ParameterError(f"{path}: key {key!r} has dtype {dtype}, which InTrEPID does not load")
+    check_array_budget(shape, max(dtype.itemsize, 1), path, f"key {key!r}")
+    if key != "array":
+        if dtype.kind == "c":
+            raise ParameterError(f"{path}: key {key!r} is complex ({dtype}); geometry must be real")
+        if dtype.kind not in "US" and int(np.prod(shape)) > 64:
+            raise ParameterError(f"{path}: key {key!r} declares shape {shape}; expected a few values")
+        return
+    if dtype.kind == "c":
+        raise ParameterError(
+            f"{path}: key 'array' is complex ({dtype}); InTrEPID volumes are real (take .real or abs() first)"
+        )
+    if dtype.kind not in "biuf":
+        raise ParameterError(f"{path}: key 'array' has dtype {dtype}; expected a real number or boolean type")
+
+
+def _check_data(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> None:
+    """Refuse complex / non-numeric data and declared sizes over budget, before the data are decoded."""
+    if dtype.kind == "c":
+        raise ParameterError(f"{path}: {what} is complex ({dtype}); InTrEPID volumes are real")
+    if dtype.kind not in "biuf":
+        raise ParameterError(f"{path}: {what} has dtype {dtype}; expected a real number or boolean type")
+    check_array_budget(shape, max(dtype.itemsize, 1), path, what)
+
+
+#: Largest |coordinate| of a volume origin (mm): 100 m, any room or patient position.
+MAX_COORDINATE_MM = 1.0e5
+#: Largest |value| in a volume: doses (<= 1e4 Gy), CT numbers (<= 1e5 HU), EPID signals (< 1e6).
+MAX_VALUE = 1.0e6
+
+
+def _check_magnitude(path: Path, data: NDArray[Any], what: str) -> None:
+    if data.dtype.kind not in "fiu" or data.size == 0:
+        return
+    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+    if finite.size and float(np.max(np.abs(finite))) > MAX_VALUE:
+        raise ParameterError(
+            f"{path}: {what} reaches {float(np.max(np.abs(finite))):g}, above the plausible {MAX_VALUE:g}"
+        )
+
+
+def _check_values(path: Path, data: NDArray[Any], geometry: NDArray[np.float64], what: str) -> None:
+    if not np.all(np.isfinite(geometry)) or np.any(np.abs(geometry) > MAX_COORDINATE_MM):
+        raise ParameterError(f"{path}: {what} geometry (affine / space directions) is not finite and bounded")
+    _check_magnitude(path, data, f"{what} data")
+    if data.dtype.kind == "f" and np.any(np.isinf(data)):
+        raise ParameterError(f"{path}: {what} data hold infinite values (NaN, 'no value', is accepted)")
+
+
+@reader
 def read_npz(path: str | os.PathLike[str]) -> Volume:
     """Read the ``.npz`` archive written by :func:`write_npz` (or by a script following the same keys).
+
+    Member headers are checked before anything is decompressed: a complex, object or string ``array``, or
+    any member larger than :data:`~intrepid.dicom._validate.MAX_ARRAY_BYTES`, is refused.
 
     Raises
     ------
     ParameterError
-        A required key is missing or has the wrong shape; the message names the file and the key.
+        A required key is missing, has the wrong shape or dtype, or holds NaN / infinite values; the message
+        names the file and the key.
     """
     p = Path(path)
+    if not p.is_file():
+        raise ParameterError(f"{p}: no such file")
+    try:
+        headers = _npz_headers(p)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ParameterError(f"{p}: not a readable npz archive ({exc})") from exc
+    missing = [k for k in _NPZ_REQUIRED if k not in headers]
+    if missing:
+        raise ParameterError(
+            f"{p}: npz archive lacks key(s) {', '.join(missing)}; expected {', '.join(_NPZ_REQUIRED)}"
+        )
+    for key, (shape, dtype) in headers.items():
+        _check_npz_member(p, key, shape, dtype)
     try:
         with np.load(p, allow_pickle=False) as data:
-            missing = [k for k in _NPZ_REQUIRED if k not in data.files]
-            if missing:
-                raise ParameterError(
-                    f"{p}: npz archive lacks key(s) {', '.join(missing)}; expected {', '.join(_NPZ_REQUIRED)}"
-                )
             array = np.asarray(data["array"])
             origin = np.asarray(data["origin_mm"], dtype=float).reshape(-1)
             spacing = np.asarray(data["spacing_mm"], dtype=float).reshape(-1)
@@ -118,6 +202,22 @@ def read_npz(path: str | os.PathLike[str]) -> Volume:
         raise ParameterError(f"{p}: keys 'origin_mm' and 'spacing_mm' must hold 3 values (x, y, z)")
     if direction.shape != (3, 3):
         raise ParameterError(f"{p}: key 'direction' must be 3 x 3, got shape {direction.shape}")
+    for key, values in (("origin_mm", origin), ("spacing_mm", spacing), ("direction", direction)):
+        if not np.all(np.isfinite(values)):
+            raise ParameterError(f"{p}: key {key!r} holds NaN or infinite values {values.tolist()}")
+    if np.any(spacing < 1e-3) or np.any(spacing > 1e3):
+        raise ParameterError(f"{p}: key 'spacing_mm' must lie in [0.001, 1000] mm, got {spacing.tolist()}")
+    if np.any(np.abs(origin) > MAX_COORDINATE_MM):
+        raise ParameterError(
+            f"{p}: key 'origin_mm' must lie within ±{MAX_COORDINATE_MM:g} mm, got {origin.tolist()}"
+        )
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise ParameterError(
+            f"{p}: key 'direction' must be orthonormal (a rotation), got {direction.tolist()}"
+        )
+    _check_magnitude(p, array, "key 'array'")
+    if array.dtype.kind == "f" and np.any(np.isinf(array)):
+        raise ParameterError(f"{p}: key 'array' holds infinite values (NaN, 'no value', is accepted)")
     grid = Grid(array.shape, tuple(origin), tuple(spacing), tuple(direction.reshape(-1)))
     if quantity is None:
         quantity = Quantity.DOSE if units.lower() == "gy" else Quantity.GENERIC
@@ -155,6 +255,7 @@ def _parse_descrip(text: str) -> dict[str, str]:
     return fields
 
 
+@reader
 def read_nifti(path: str | os.PathLike[str]) -> Volume:
     """Read a NIfTI-1/2 file into an LPS :class:`Volume` (the sform, else the qform, gives the geometry)."""
     import nibabel as nib
@@ -162,9 +263,13 @@ def read_nifti(path: str | os.PathLike[str]) -> Volume:
     p = Path(path)
     try:
         img: Any = nib.load(str(p))
+        _check_data(p, tuple(img.shape), np.dtype(img.get_data_dtype()), "the NIfTI data")
         data = np.asarray(img.dataobj)
+    except ParameterError:
+        raise
     except Exception as exc:  # nibabel raises assorted errors for broken files
         raise ParameterError(f"{p}: not a readable NIfTI file ({exc})") from exc
+    _check_values(p, data, np.asarray(img.affine, dtype=float), "the NIfTI")
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim not in (2, 3):
@@ -213,15 +318,22 @@ def write_nrrd(volume: Volume, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, _write)
 
 
+@reader
 def read_nrrd(path: str | os.PathLike[str]) -> Volume:
     """Read a NRRD file with a ``space`` field (LPS, RAS or LAS are converted to LPS)."""
     import nrrd
 
     p = Path(path)
     try:
+        head = nrrd.read_header(str(p))
+        sizes = tuple(int(n) for n in np.asarray(head.get("sizes", ()), dtype=np.int64))
+        _check_data(p, sizes, np.dtype(nrrd.reader._determine_datatype(head)), "the NRRD data")
         data, header = nrrd.read(str(p), index_order="F")
+    except ParameterError:
+        raise
     except Exception as exc:  # pynrrd raises assorted errors for broken files
         raise ParameterError(f"{p}: not a readable NRRD file ({exc})") from exc
+    _check_values(p, data, np.asarray(header.get("space directions", np.zeros(1)), dtype=float), "the NRRD")
     if data.ndim not in (2, 3):
         raise ParameterError(f"{p}: NRRD data must be 2D or 3D, got shape {data.shape}")
     space = str(header.get("space", "left-posterior-superior")).lower()

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from intrepid.dicom._validate import reader
 from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Grid, Quantity, Volume
 
@@ -76,6 +77,7 @@ def _axis(ct: Any, name: str, n: int, res: float, path: Path) -> float:
     return float(coords[0])
 
 
+@reader
 def read_matrad_phantom(path: str | os.PathLike[str]) -> MatradPhantom:
     """Read a matRad ``.mat`` phantom (MATLAB v5/v7) into a CT Volume in HU with structure masks.
 

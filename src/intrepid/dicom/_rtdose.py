@@ -22,6 +22,13 @@ from numpy.typing import NDArray
 from pydicom.multival import MultiValue
 
 from intrepid.dicom._common import describe_tag, get_tag, read_dataset, require_tag
+from intrepid.dicom._validate import (
+    MAX_DOSE_GY,
+    check_array_budget,
+    check_finite_array,
+    check_orientation,
+    reader,
+)
 from intrepid.errors import DicomError, GeometryError
 from intrepid.geometry import Grid, Quantity, Volume
 
@@ -191,6 +198,7 @@ def _referenced(ds: Any) -> tuple[str | None, int | None, tuple[int, ...]]:
     return plan_uid, group, tuple(beams)
 
 
+@reader
 def read_rtdose(path: str | os.PathLike[str]) -> RTDose:
     """Read an RT Dose file (multi- or single-frame, any transfer syntax pydicom decodes).
 
@@ -255,6 +263,7 @@ def read_rtdose(path: str | os.PathLike[str]) -> RTDose:
 
     offsets, convention = _frame_positions(ds, p, frames, position, orientation)
 
+    check_array_budget((frames, rows, cols), 8, p, "the dose grid")
     try:
         stored = np.asarray(ds.pixel_array)
     except Exception as exc:  # pydicom raises assorted errors on truncated or odd pixel data
@@ -267,9 +276,9 @@ def read_rtdose(path: str | os.PathLike[str]) -> RTDose:
             f"{(frames, rows, cols)}"
         )
     dose = stored.astype(np.float64) * (scaling * factor)
+    check_finite_array(dose, p, "the dose grid", limit=MAX_DOSE_GY if units == "Gy" else None)
 
-    row_dir = orientation[:3] / np.linalg.norm(orientation[:3])
-    col_dir = orientation[3:] / np.linalg.norm(orientation[3:])
+    row_dir, col_dir = check_orientation(orientation, p, describe_tag("ImageOrientationPatient"))
     normal = np.cross(row_dir, col_dir)
     reversed_frames = False
     if frames >= 2:

@@ -39,6 +39,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from intrepid.dicom._common import describe_tag, get_tag, read_dataset, require_tag
+from intrepid.dicom._validate import check_array_budget, check_finite_array, check_orientation, reader
 from intrepid.errors import DicomError
 from intrepid.geometry import Grid, Quantity, Volume
 
@@ -251,6 +252,7 @@ def _detect_vendor(
     return Vendor.GENERIC
 
 
+@reader
 def read_rtimage(path: str | os.PathLike[str]) -> RTImage:
     """Read an RT Image file (EPID image or portal-dose image).
 
@@ -316,6 +318,12 @@ def read_rtimage(path: str | os.PathLike[str]) -> RTImage:
         _log.warning("%s: no %s; assuming %.0f mm", p, describe_tag("RadiationMachineSAD"), sad)
     if sad <= 0:
         raise DicomError(f"{p}: {describe_tag('RadiationMachineSAD')} must be > 0, got {sad}")
+    if sid < sad:  # equal is allowed: images already scaled to the isocentre plane
+        raise DicomError(
+            f"{p}: {describe_tag('RTImageSID')} {sid:g} mm is below {describe_tag('RadiationMachineSAD')} "
+            f"{sad:g} mm (the detector lies at or beyond the isocentre)"
+        )
+    check_array_budget((rows, cols), 8, p, "the image")
 
     try:
         raw = np.asarray(ds.pixel_array)
@@ -325,6 +333,8 @@ def read_rtimage(path: str | os.PathLike[str]) -> RTImage:
         raise DicomError(f"{p}: pixel data shape {raw.shape} does not match (Rows, Columns) {(rows, cols)}")
 
     slope = _float_or_none(ds.get("RescaleSlope"), "RescaleSlope", p)
+    if slope == 0.0:
+        raise DicomError(f"{p}: {describe_tag('RescaleSlope')} is 0; every pixel would have the same signal")
     intercept = _float_or_none(ds.get("RescaleIntercept"), "RescaleIntercept", p)
     rescale_type = str(get_tag(ds, "RescaleType", "")).strip()
     identity = (slope in (None, 1.0)) and (intercept in (None, 0.0)) and not rescale_type
@@ -358,17 +368,13 @@ def read_rtimage(path: str | os.PathLike[str]) -> RTImage:
     else:
         quantity = Quantity.EPID_SIGNAL
 
+    check_finite_array(signal, p, "the image signal")
     orientation = np.asarray([1.0, 0.0, 0.0, 0.0, -1.0, 0.0])
     if ds.get("RTImageOrientation") not in (None, ""):
         orientation = np.asarray([float(v) for v in ds.RTImageOrientation], dtype=float)
         if orientation.size != 6:
             raise DicomError(f"{p}: {describe_tag('RTImageOrientation')} must have 6 values")
-    i_dir = orientation[:3] / np.linalg.norm(orientation[:3])
-    j_dir = orientation[3:] / np.linalg.norm(orientation[3:])
-    if abs(float(np.dot(i_dir, j_dir))) > 1e-4:
-        raise DicomError(
-            f"{p}: {describe_tag('RTImageOrientation')} vectors are not orthogonal: {orientation.tolist()}"
-        )
+    i_dir, j_dir = check_orientation(orientation, p, describe_tag("RTImageOrientation"))
     position = _pair(ds, "RTImagePosition", p)
     if position is None:
         centre = np.zeros(3)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from intrepid.dicom._common import describe_tag, get_tag, read_dataset
+from intrepid.dicom._validate import reader
 from intrepid.errors import DicomError, IntrepidError, ParameterError
 from intrepid.geometry import PatientPosition
 
@@ -885,6 +886,7 @@ def _beam(
     )
 
 
+@reader
 def read_rtplan(path: str | os.PathLike[str]) -> RTPlan:
     """Read a DICOM RT Plan or RT Ion Plan.
 

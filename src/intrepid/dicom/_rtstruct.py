@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from intrepid.dicom._common import describe_tag, get_tag, read_dataset
+from intrepid.dicom._validate import reader
 from intrepid.errors import DicomError, IntrepidError
 
 __all__ = ["ROI", "Contour", "ContourType", "RoiNotFoundError", "StructureSet", "read_rtstruct"]
@@ -271,6 +272,7 @@ def _contour(item: Dataset, path: Path, roi_name: str) -> Contour:
     return Contour(_readonly(np.ascontiguousarray(pts)), gtype, None if number is None else int(number))
 
 
+@reader
 def read_rtstruct(path: str | os.PathLike[str]) -> StructureSet:
     """Read a DICOM RT Structure Set.
 

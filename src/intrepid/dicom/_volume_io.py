@@ -13,6 +13,7 @@ from pathlib import Path
 
 from intrepid.dicom._common import read_dataset
 from intrepid.dicom._formats import read_nifti, read_npz, read_nrrd, write_nifti, write_npz, write_nrrd
+from intrepid.dicom._validate import reader
 from intrepid.errors import DicomError, ParameterError
 from intrepid.geometry import Quantity, Volume
 
@@ -48,6 +49,7 @@ def volume_format(path: str | os.PathLike[str]) -> VolumeFormat:
     )
 
 
+@reader
 def read_volume(path: str | os.PathLike[str]) -> Volume:
     """Read a dose, CT or EPID image from any supported format into a :class:`Volume`.
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from intrepid.learn._ensemble import Ensemble
 
 __all__ = [
+    "ARCHITECTURE_RANGES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "JSON_NAME",
@@ -57,6 +58,27 @@ WEIGHTS_NAME = "model.safetensors"
 #: Suffixes of pickle-based checkpoint formats, refused by name before anything is read.
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".tar"}
 _MAX_HEADER_BYTES = 100_000_000
+#: Largest ``model.json`` read (bytes) and deepest nesting of its objects / lists: the shipped description is
+#: ~10 kB and 5 levels deep.
+MAX_JSON_BYTES = 10_000_000
+MAX_JSON_DEPTH = 64
+#: Ranges of the architecture keys (inclusive). The published networks use depth 5, 8-16 initial filters and
+#: 128 maximum (Kalantzis et al. 2021 style U-Nets); the bounds keep a hostile description from asking for
+#: terabytes when the network is built.
+ARCHITECTURE_RANGES: dict[str, tuple[int, int]] = {
+    "depth": (1, 8),
+    "initial_filters": (1, 256),
+    "max_filters": (1, 2048),
+    "convs_per_level": (1, 8),
+    "kernel_size": (1, 9),
+    "in_channels": (1, 16),
+    "out_channels": (1, 16),
+}
+#: Largest working grid side (pixels) a model may declare: 1024 is the largest EPID matrix.
+MAX_WORKING_SIDE = 1024
+#: The tensor dtype of InTrEPID weights (what :func:`write_model_files` receives from PyTorch); batch-norm
+#: step counters (``*.num_batches_tracked``, int64 scalars) are the one exception.
+WEIGHTS_DTYPE = np.dtype("float32")
 
 
 def _software() -> dict[str, str]:
@@ -179,12 +201,68 @@ def _check_safetensors_header(path: Path) -> None:
         raise ModelError(f"{path}: not a safetensors file (bad header)")
 
 
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[`` / ``{`` in JSON text, outside strings (one pass, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_architecture(json_path: Path, doc: dict[str, Any]) -> None:
+    arch, pre = doc["architecture"], doc["preprocessing"]
+    if not isinstance(arch, dict) or not isinstance(pre, dict):
+        raise ModelError(f"{json_path}: keys 'architecture' and 'preprocessing' must be objects")
+    for key, (low, high) in ARCHITECTURE_RANGES.items():
+        if key not in arch:
+            continue
+        value = arch[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ModelError(
+                f"{json_path}: architecture key {key!r} must be an integer in [{low}, {high}], got {value!r}"
+            )
+    shape = pre.get("working_shape")
+    if shape is not None:
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WORKING_SIDE
+                       for v in shape)
+        ):
+            raise ModelError(
+                f"{json_path}: preprocessing key 'working_shape' must be two integers in "
+                f"[1, {MAX_WORKING_SIDE}], got {shape!r}"
+            )
+
+
 def _read_json(json_path: Path) -> dict[str, Any]:
     if not json_path.is_file():
         raise ModelError(f"{json_path}: missing model description ({JSON_NAME} must sit beside the weights)")
+    size = json_path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ModelError(f"{json_path}: {size} bytes, above the {MAX_JSON_BYTES}-byte limit of a description")
     try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = json_path.read_text(encoding="utf-8")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            raise ModelError(f"{json_path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        doc = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        if isinstance(exc, ModelError):
+            raise
         raise ModelError(f"{json_path}: unreadable model description ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
@@ -200,6 +278,7 @@ def _read_json(json_path: Path) -> dict[str, Any]:
     for n, m in enumerate(doc["members"]):
         if not isinstance(m, dict) or not isinstance(m.get("prefix"), str):
             raise ModelError(f"{json_path}: member {n} lacks its tensor 'prefix'")
+    _check_architecture(json_path, doc)
     return doc
 
 
@@ -258,6 +337,13 @@ def read_model_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict
         tensors = load_file(str(weights))
     except Exception as exc:  # safetensors raises SafetensorError / OSError on damaged files
         raise ModelError(f"{weights}: not a readable safetensors file ({exc})") from exc
+    for key, array in tensors.items():
+        if key.endswith(".num_batches_tracked") and array.dtype == np.int64 and array.size == 1:
+            continue  # batch-norm's step counter, an int64 scalar in PyTorch
+        if array.dtype != WEIGHTS_DTYPE:
+            raise ModelError(f"{weights}: tensor {key!r} is {array.dtype}; InTrEPID weights are float32")
+        if not np.all(np.isfinite(array)):
+            raise ModelError(f"{weights}: tensor {key!r} holds NaN or infinite values")
     return doc, dict(tensors)
 
 
@@ -290,4 +376,14 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> Ensemble
     from intrepid.learn._ensemble import Ensemble
 
     doc, tensors = read_model_files(path)
-    return Ensemble.from_description(doc, tensors, device=device)
+    json_path, _ = _paths(path)
+    try:
+        return Ensemble.from_description(doc, tensors, device=device)
+    except ModelError as exc:
+        text = " ".join(str(exc).split())  # one line: torch's messages span several
+        raise ModelError(text if str(json_path.parent) in text else f"{json_path.parent}: {text}") from exc
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:  # torch: shape mismatches
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{json_path.parent}: the weights do not fit the architecture described in {JSON_NAME} ({first})"
+        ) from exc

@@ -155,6 +155,8 @@ class Field:
             Leaf/Jaw Positions (300A,011C) of the MLCX: 2 n values, first the n bank-A (x1 side) then the n
             bank-B (x2 side) leaf tips, in mm at the isocentre plane.
 
+        Notes
+        -----
         Each open leaf pair gives the rectangle ``[max(a, x1), min(b, x2)] × [max(y_lo, y1), min(y_hi, y2)]``.
         """
         x1, x2, y1, y2 = (float(v) for v in (x1_mm, x2_mm, y1_mm, y2_mm))

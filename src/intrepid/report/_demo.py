@@ -102,6 +102,16 @@ class DemoResult:
         }
 
 
+def _announce(progress: bool, text: str) -> None:
+    """One progress line on stderr for a step without its own bar (only when ``progress``)."""
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        tqdm.write(f"{text}...", file=sys.stderr)
+
+
 def run_demo(
     out_dir: str | os.PathLike[str] = "intrepid-demo",
     *,
@@ -180,6 +190,7 @@ def run_demo(
     generate_pairs(specs, out / "data", seed=seed, workers=workers, progress=progress, effects=effects)
     seconds["simulate"] = time.perf_counter() - t0
     t = time.perf_counter()
+    _announce(progress, "loading the model and the simulated pairs")
     model_dir = resolve_model_path(model)
     network = load_predictor(model_dir)
     baseline = (
@@ -216,6 +227,7 @@ def run_demo(
     )
     seconds["predict_evaluate"] = time.perf_counter() - t
     t = time.perf_counter()
+    _announce(progress, f"writing the report {out / 'report.html'}")
     report = write_report(
         evaluation,
         out / "report.html",

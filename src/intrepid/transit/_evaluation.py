@@ -148,7 +148,9 @@ class ImageMaps:
 
     ``epid``, ``reference`` and each ``predictions[method]`` hold the signal / dose (Gy); ``gamma[method]``
     the gamma map at the first criterion (block maximum, NaN below the cut-off); ``spacing_mm`` is the (row,
-    column) spacing of the display arrays in mm at the detector.
+    column) spacing of the display arrays in mm at the detector; ``uncertainty[method]`` the ensemble
+    members' dose standard deviation (Gy, block maximum) for methods that give one (an ensemble wrapped in a
+    :class:`intrepid.transit.TransitModel`).
     """
 
     epid: NDArray[np.float32]
@@ -156,6 +158,7 @@ class ImageMaps:
     predictions: dict[str, NDArray[np.float32]]
     gamma: dict[str, NDArray[np.float32]]
     spacing_mm: tuple[float, float]
+    uncertainty: dict[str, NDArray[np.float32]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -599,9 +602,17 @@ def evaluate_pairs(
         preds: dict[str, NDArray[np.float32]] = {}
         gmaps: dict[str, NDArray[np.float32]] = {}
         factor = max(1, math.ceil(max(ref.shape) / display_pixels))
+        spreads: dict[str, NDArray[np.float32]] = {}
         for method, call in calls.items():
             t = time.perf_counter()
-            pred = call(pair.epid)
+            full = getattr(predictors[method], "predict_full", None)
+            if keep_maps and full is not None:
+                result = full(pair.epid, uncertainty=True)
+                pred = result.dose
+                if result.uncertainty is not None:
+                    spreads[method] = _block(np.asarray(result.uncertainty.array), factor, "max")
+            else:
+                pred = call(pair.epid)
             seconds = time.perf_counter() - t
             m, maps = evaluate_image(ref, pred, criteria=crit, cutoff_percent=cutoff_percent)
             metrics[method] = MethodMetrics(
@@ -619,6 +630,7 @@ def evaluate_pairs(
                 preds,
                 gmaps,
                 sp,
+                spreads,
             )
         out.append(ImageEvaluation(name, family, group, field_name, float(np.max(ref.array)), metrics, kept))
         _log.info(
