@@ -99,7 +99,7 @@ def test_report_renders_in_headless_chromium(evaluation: Evaluation, tmp_path: P
         [*base, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout
     # The browser parsed the document: its DOM holds every table and every embedded figure.
-    assert dom.count("<table") == 5
+    assert dom.count("<table") == 6  # summary, verdicts, two group tables, per image, settings
     assert dom.count('<img src="data:image/png;base64,') == 3
     assert "Pass-rate distributions" in dom
     shot = tmp_path / "shot.png"

@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "intrepid.cli._aperture",
     "intrepid.cli._compensator",
     "intrepid.cli._dose",
+    "intrepid.app._commands",
 )
 
 _log = logging.getLogger("intrepid")
