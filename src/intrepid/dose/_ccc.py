@@ -116,7 +116,11 @@ def _sweep(
                 eb = math.exp(-ab * dp)
                 ga = (np.float32(1.0) - ea) * ia
                 gb = (np.float32(1.0) - eb) * ib
-                dose[p, u, v] += (ra_in * ga + t * ka * (dp - ga) + rb_in * gb + t * kb * (dp - gb)) / dp
+                # (1 - e^{-a dp}) / a <= dp exactly; in float32 it can exceed dp by an ulp where a dp is tiny
+                # (air), which would deposit a negative dose: clamp the local terms at 0
+                la = max(dp - ga, np.float32(0.0))
+                lb = max(dp - gb, np.float32(0.0))
+                dose[p, u, v] += (ra_in * ga + t * ka * la + rb_in * gb + t * kb * lb) / dp
                 row_a[l2] = ra_in * ea + t * ka * (np.float32(1.0) - ea)
                 row_b[l2] = rb_in * eb + t * kb * (np.float32(1.0) - eb)
 

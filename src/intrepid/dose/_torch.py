@@ -100,7 +100,10 @@ def _sweep_group(
         eb = torch.exp(-ab * dpv)
         ga = (one - ea) * ia
         gb = (one - eb) * ib
-        dep = (ra_in * ga + t * ka * (dpv - ga) + rb_in * gb + t * kb * (dpv - gb)) / dpv
+        # as in the numba sweep: (1 - e^{-a dp}) / a <= dp, clamped against float32 round-off in air
+        la = torch.clamp(dpv - ga, min=0.0)
+        lb = torch.clamp(dpv - gb, min=0.0)
+        dep = (ra_in * ga + t * ka * la + rb_in * gb + t * kb * lb) / dpv
         dp_out[p] += dep.sum(dim=0)
         ra[mi, i1, i2] = ra_in * ea + t * ka * (one - ea)
         rb[mi, i1, i2] = rb_in * eb + t * kb * (one - eb)
