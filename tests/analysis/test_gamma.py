@@ -643,3 +643,46 @@ def test_statistics_gathered_in_the_kernel_equal_numpy_on_the_map() -> None:
             assert res.max_gamma == values.max()
             assert res.gamma_1percent == np.percentile(values, 99)
             assert res.mean_gamma == pytest.approx(values.mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_ring_probe_leaves_the_gamma_map_unchanged_on_a_hard_case(
+    ndim: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before the ring search the kernel probes the ring cell that held the previous point's minimum; it only
+    # lowers the best value earlier (pruning more cells), so the γ map must be bit-for-bit the one found
+    # without the probe (its cell index emptied), on a hard random case where most points need the ring
+    # (evaluated 5 % high and shifted, roughly half the points failing).
+    from scipy.ndimage import gaussian_filter
+
+    from intrepid.analysis import _gamma
+    from intrepid.analysis._gamma_kernels import star_table
+
+    rng = np.random.default_rng(17)
+    shape = (64, 64) if ndim == 2 else (10, 20, 20)
+    spacing = (0.4, 0.4, 1.0) if ndim == 2 else (2.0, 2.0, 2.0)
+    field = gaussian_filter(rng.normal(size=shape), 6.0 if ndim == 2 else 2.0)
+    ref = 10.0 + 3.0 * field / field.std()
+    ev = 1.05 * np.roll(ref, 5 if ndim == 2 else 3, axis=-1)  # 2 or 6 mm
+    ev += 0.2 * gaussian_filter(rng.normal(size=shape), 1.0)
+    grid = Grid(shape, origin_mm=(0.0, 0.0, 0.0), spacing_mm=spacing)
+    dta = 2.0 if ndim == 2 else 3.0
+    kwargs = dict(dd_percent=3.0, dta_mm=dta, cutoff_percent=10.0, max_gamma=2.0, normalisation_dose=10.0)
+    a = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+    table_args = _gamma._table_args
+
+    def without_probe(star: object, ring: object) -> tuple[object, ...]:
+        args = list(table_args(star, ring))
+        args[-2] = np.full_like(args[-2], -1)  # no ring cell can be found: the probe never runs
+        return tuple(args)
+
+    monkeypatch.setattr(_gamma, "_table_args", without_probe)
+    b = gamma(Volume(ref, grid), Volume(ev, grid), **kwargs)
+    ga, gb = a.gamma_map.array, b.gamma_map.array
+    assert np.array_equal(ga, gb, equal_nan=True)
+    assert a.pass_rate_percent == b.pass_rate_percent
+    assert 20.0 < a.pass_rate_percent < 95.0
+    # a hard case: most points lie beyond their star, so the ring search (and the probe) runs for them
+    scale = np.asarray(spacing) / dta
+    scale[ndim:] = 1.0
+    assert np.mean(ga[np.isfinite(ga)] ** 2 > star_table(scale, ndim).rho2) > 0.5

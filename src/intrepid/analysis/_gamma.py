@@ -800,6 +800,8 @@ def _empty_ring() -> Any:
         cell_bound=np.zeros(0),
         cell_reach=np.zeros(0, dtype=np.int64),
         limit2=0.0,
+        cell_index=np.full((1, 1, 1), -1, dtype=np.int64),
+        index_low=0,
     )
 
 
@@ -808,7 +810,7 @@ def _table_args(star: Any, ring: Any) -> tuple[Any, ...]:
     return (
         star.nodes, star.edge_nodes, star.edge_inv_p, star.face_edges, star.face_m, star.face_k, star.rho2,
         ring.vertices, ring.m, ring.inv_p, ring.y, ring.perp2, ring.bound, ring.cell_start, ring.cell_base,
-        ring.cell_bound, ring.cell_reach, ring.limit2,
+        ring.cell_bound, ring.cell_reach, ring.limit2, ring.cell_index, ring.index_low,
     )  # fmt: skip
 
 

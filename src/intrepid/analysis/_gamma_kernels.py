@@ -34,7 +34,10 @@ tabulated once per spacing with their geometry (projection coordinates, distance
 distance bounds) and grouped by cell, nearest cell first: a cell is skipped when its distance plus the dose
 range of its corners cannot beat the best, and the search stops at the first cell whose distance reaches it.
 Star and ring faces are evaluated without branches or divisions (the simplex test multiplied by ``1 + S``).
-Only near the grid edges, or past the tabulated reach, does the general cell search above take over, from
+Before the ring, the cell that held the previous point's minimum (the same grid cell, seen from the next
+node of the row) is probed: a low best found early prunes more ring cells; it only adds one cell to the
+search, so the minimum is unchanged. Only near the grid edges, or past the tabulated reach, does the general
+cell search above take over, from
 the best value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
 changes the result beyond rounding.
 
@@ -393,6 +396,11 @@ class RingTable:
     limit2 : float
         Every face at squared scaled distance below ``limit2`` is in the table (``max_gamma²`` unless the
         reach was capped).
+    cell_index : ndarray of int64, shape (Ck, Cj, Ci)
+        Row of ``cell_base`` of the cell whose first corner is at offset ``(i, j, k) + index_low`` (along
+        the searched axes) from ``p``, or −1: finds the cell that held the minimum of the previous point.
+    index_low : int
+        Offset of ``cell_index[0, 0, 0]`` along each searched axis.
     """
 
     vertices: NDArray[np.int64]
@@ -406,6 +414,8 @@ class RingTable:
     cell_bound: NDArray[np.float64]
     cell_reach: NDArray[np.int64]
     limit2: float
+    cell_index: NDArray[np.int64]
+    index_low: int
 
 
 def ring_table(scale: NDArray[np.float64], max_gamma: float, ndim: int) -> RingTable:
@@ -476,6 +486,12 @@ def _ring_table(scale_t: tuple[float, ...], max_gamma: float, ndim: int) -> Ring
     by_bound = np.argsort(first)
     cells, first = cells[by_bound], first[by_bound]
     reach_cells = np.maximum(np.abs(bases), np.abs(bases + 1))[cells][:, :ndim].max(axis=1)
+    low = -int(reach_cells.max()) - 1 if cells.size else -1
+    dims = [-2 * low if a < ndim else 1 for a in range(3)]
+    cell_index = np.full(dims[::-1], -1, dtype=np.int64)
+    for row, base in enumerate(bases[cells]):
+        rel = [int(base[a]) - low if a < ndim else 0 for a in range(3)]
+        cell_index[rel[2], rel[1], rel[0]] = row
     return RingTable(
         vertices=np.concatenate([p[0] for p in parts])[order],
         m=np.concatenate([p[1] for p in parts])[order],
@@ -488,7 +504,74 @@ def _ring_table(scale_t: tuple[float, ...], max_gamma: float, ndim: int) -> Ring
         cell_bound=cell_bound[cells],
         cell_reach=reach_cells.astype(np.int64),
         limit2=float(limit**2),
+        cell_index=cell_index,
+        index_low=low,
     )
+
+
+@numba.njit(inline="always")
+def _ring_cell(
+    best: float,
+    cell: int,
+    base: int,
+    dr: float,
+    inv: float,
+    ev_flat: NDArray[np.float64],
+    n_corners: int,
+    cell_off: NDArray[np.int64],
+    ring_cell_bound: NDArray[np.float64],
+    ring_cell_start: NDArray[np.int64],
+    ring_f: NDArray[np.float64],
+    ring_off: NDArray[np.int64],
+) -> float:  # pragma: no cover - compiled
+    """The best γ² after the ring faces of one cell (:class:`RingTable`) around the node at flat ``base``.
+
+    The cell's distance and the dose range of its corners bound all its faces at once; each face is then
+    evaluated without branches or divisions.
+    """
+    lo = ev_flat[base + cell_off[cell, 0]]
+    hi = lo
+    for mask in range(1, n_corners):
+        value = ev_flat[base + cell_off[cell, mask]]
+        lo = min(lo, value)
+        hi = max(hi, value)
+    gap = max(lo - dr, dr - hi, 0.0) * inv
+    if ring_cell_bound[cell] + gap * gap >= best:
+        return best
+    tol = FEASIBILITY_TOLERANCE
+    for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
+        if ring_f[rf, 0] >= best:
+            continue
+        # the hull minimum A² / (1 + S) + π² and its chain coordinates
+        e_0 = ev_flat[base + ring_off[rf, 0]]
+        e_1 = ev_flat[base + ring_off[rf, 1]]
+        e_2 = ev_flat[base + ring_off[rf, 2]]
+        e_3 = ev_flat[base + ring_off[rf, 3]]
+        d_1 = (e_1 - e_0) * inv
+        d_2 = (e_2 - e_1) * inv
+        d_3 = (e_3 - e_2) * inv
+        q_1 = d_1 * ring_f[rf, 5]
+        q_2 = d_2 * ring_f[rf, 6]
+        q_3 = d_3 * ring_f[rf, 7]
+        big_a = (e_0 - dr) * inv + d_1 * ring_f[rf, 2]
+        big_a += d_2 * ring_f[rf, 3] + d_3 * ring_f[rf, 4]
+        den = 1.0 + d_1 * q_1 + d_2 * q_2 + d_3 * q_3
+        # τ_l = y_l − A q_l / (1 + S), tested multiplied by 1 + S > 0 (no division)
+        t_1 = ring_f[rf, 2] * den - big_a * q_1
+        t_2 = ring_f[rf, 3] * den - big_a * q_2
+        t_3 = ring_f[rf, 4] * den - big_a * q_3
+        slack = tol * den
+        a2 = big_a * big_a
+        ok = (
+            (t_1 <= den + slack)
+            & (t_2 <= t_1 + slack)
+            & (t_3 <= t_2 + slack)
+            & (t_3 >= -slack)
+            & (a2 < (best - ring_f[rf, 1]) * den)
+        )
+        if ok:
+            best = a2 / den + ring_f[rf, 1]
+    return best
 
 
 @numba.njit(cache=True, parallel=True, fastmath=False)
@@ -528,6 +611,8 @@ def gamma_kernel(
     ring_cell_bound: NDArray[np.float64],
     ring_cell_reach: NDArray[np.int64],
     ring_limit2: float,
+    ring_cell_index: NDArray[np.int64],
+    ring_index_low: int,
     task_stats: NDArray[np.float64],
     task_hist: NDArray[np.int64],
     pass_limit: float,
@@ -577,6 +662,7 @@ def gamma_kernel(
             lo_ok[a] = 1
             hi_ok[a] = mdim[a] - 2
     ev_flat = ev.reshape(-1)
+    idx_dim = (ring_cell_index.shape[2], ring_cell_index.shape[1], ring_cell_index.shape[0])
     node_off = np.empty(max(n_star_nodes, 1), dtype=np.int64)
     for q in range(n_star_nodes):
         node_off[q] = (star_nodes[q, 2] * mj + star_nodes[q, 1]) * mi + star_nodes[q, 0]
@@ -630,6 +716,7 @@ def gamma_kernel(
         res = np.empty(3)
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
+        prev_rel = np.zeros(3, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
         edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
@@ -637,14 +724,17 @@ def gamma_kernel(
         for row in range(task, n_rows, n_tasks):  # interleaved rows balance the load between threads
             k = row // nj
             j = row - k * nj
+            have_prev = False  # the previous point of the row found its minimum in a ring cell
             for i in range(ni):
                 dr = ref[k, j, i]
                 if not (dr >= threshold):
                     out[k, j, i] = np.nan
+                    have_prev = False
                     continue
                 dd = global_dd if global_dd > 0.0 else local_fraction * dr
                 if not (dd > 0.0):
                     out[k, j, i] = np.nan
+                    have_prev = False
                     continue
                 inv = 1.0 / dd
                 u[0] = alpha[0] + beta[0] * i
@@ -659,6 +749,7 @@ def gamma_kernel(
                     c0[a] = np.int64(f)
                 best = max_gamma2
                 n_search = n_off
+                win = -1  # the ring cell of the best value, if any
                 if on_nodes and (
                     lo_ok[0] <= c0[0] <= hi_ok[0]
                     and lo_ok[1] <= c0[1] <= hi_ok[1]
@@ -704,7 +795,26 @@ def gamma_kernel(
                         margin = mdim[0]
                         for a in range(ndim):
                             margin = min(margin, c0[a], mdim[a] - 1 - c0[a])
-                        tol = FEASIBILITY_TOLERANCE
+                        # Probe first the ring cell that held the previous point's minimum (the same cell
+                        # of the grid, one step further along i): a low best found early prunes the rest.
+                        if have_prev:
+                            pi = prev_rel[0] - 1 - ring_index_low
+                            pj = prev_rel[1] - (ring_index_low if ndim > 1 else 0)
+                            pk = prev_rel[2] - (ring_index_low if ndim > 2 else 0)
+                            if 0 <= pi < idx_dim[0] and 0 <= pj < idx_dim[1] and 0 <= pk < idx_dim[2]:
+                                cell = ring_cell_index[pk, pj, pi]
+                                if (
+                                    cell >= 0
+                                    and ring_cell_reach[cell] <= margin
+                                    and ring_cell_bound[cell] < best
+                                ):
+                                    value = _ring_cell(
+                                        best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
+                                        ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                                    )  # fmt: skip
+                                    if value < best:
+                                        best = value
+                                        win = cell
                         for cell in range(n_ring_cells + 1):
                             if cell == n_ring_cells:  # every face nearer than the table's limit was seen
                                 done = best <= ring_limit2
@@ -714,50 +824,19 @@ def gamma_kernel(
                                 break
                             if ring_cell_reach[cell] > margin:  # near the edges: the cell search follows
                                 break
-                            # the cell's distance and dose range bound all its faces at once
-                            lo = ev_flat[base + cell_off[cell, 0]]
-                            hi = lo
-                            for mask in range(1, n_corners):
-                                value = ev_flat[base + cell_off[cell, mask]]
-                                lo = min(lo, value)
-                                hi = max(hi, value)
-                            gap = max(lo - dr, dr - hi, 0.0) * inv
-                            if ring_cell_bound[cell] + gap * gap >= best:
-                                continue
-                            for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
-                                if ring_f[rf, 0] >= best:
-                                    continue
-                                # branch-free: the hull minimum A² / (1 + S) + π² and its chain coordinates
-                                e_0 = ev_flat[base + ring_off[rf, 0]]
-                                e_1 = ev_flat[base + ring_off[rf, 1]]
-                                e_2 = ev_flat[base + ring_off[rf, 2]]
-                                e_3 = ev_flat[base + ring_off[rf, 3]]
-                                d_1 = (e_1 - e_0) * inv
-                                d_2 = (e_2 - e_1) * inv
-                                d_3 = (e_3 - e_2) * inv
-                                q_1 = d_1 * ring_f[rf, 5]
-                                q_2 = d_2 * ring_f[rf, 6]
-                                q_3 = d_3 * ring_f[rf, 7]
-                                big_a = (e_0 - dr) * inv + d_1 * ring_f[rf, 2]
-                                big_a += d_2 * ring_f[rf, 3] + d_3 * ring_f[rf, 4]
-                                den = 1.0 + d_1 * q_1 + d_2 * q_2 + d_3 * q_3
-                                # τ_l = y_l − A q_l / (1 + S), tested multiplied by 1 + S > 0 (no division)
-                                t_1 = ring_f[rf, 2] * den - big_a * q_1
-                                t_2 = ring_f[rf, 3] * den - big_a * q_2
-                                t_3 = ring_f[rf, 4] * den - big_a * q_3
-                                slack = tol * den
-                                a2 = big_a * big_a
-                                ok = (
-                                    (t_1 <= den + slack)
-                                    & (t_2 <= t_1 + slack)
-                                    & (t_3 <= t_2 + slack)
-                                    & (t_3 >= -slack)
-                                    & (a2 < (best - ring_f[rf, 1]) * den)
-                                )
-                                if ok:
-                                    best = a2 / den + ring_f[rf, 1]
+                            value = _ring_cell(
+                                best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
+                                ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                            )  # fmt: skip
+                            if value < best:
+                                best = value
+                                win = cell
                     if done:
                         n_search = 0
+                have_prev = win >= 0
+                if have_prev:
+                    for a in range(3):
+                        prev_rel[a] = ring_cell_base[win, a]
                 # Exhaustive search: cells in order of their distance bound, stopped when it reaches the best.
                 for o in range(n_search):
                     if bounds[o] >= best:
