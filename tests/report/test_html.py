@@ -111,3 +111,22 @@ def test_report_renders_in_headless_chromium(evaluation: Evaluation, tmp_path: P
     )
     png = shot.read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 20_000  # a rendered page, not a blank one
+
+
+def test_image_figure_draws_the_ensemble_spread(evaluation: Evaluation) -> None:
+    """The members' spread that the evaluation keeps (``maps.uncertainty``) is drawn as an extra panel."""
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+
+    im = evaluation.images[0]
+    assert im.maps is not None
+    first = next(iter(im.maps.predictions))
+    spread = np.full_like(im.maps.reference, 0.002, dtype=np.float32)
+    with_spread = replace(im, maps=replace(im.maps, uncertainty={first: spread}))
+    without = replace(im, maps=replace(im.maps, uncertainty={}))
+    a = np.asarray(Image.open(io.BytesIO(image_figure(with_spread))).convert("L"), dtype=float)
+    b = np.asarray(Image.open(io.BytesIO(image_figure(without))).convert("L"), dtype=float)
+    # one more panel: a different picture (same grid of 3 columns, so possibly the same size)
+    assert a.shape != b.shape or np.abs(a - b).mean() > 1.0

@@ -256,6 +256,8 @@ def image_figure(image: ImageEvaluation, *, dpi: int = 80, gamma_label: str = "3
     if image.maps is None:
         raise ParameterError(f"image {image.name!r} has no maps; evaluate with keep_maps=True")
     maps = image.maps
+    first = next(iter(maps.predictions), None)
+    spread = getattr(maps, "uncertainty", {}) or {}
     return comparison_figure(
         epid=maps.epid,
         reference=maps.reference,
@@ -264,6 +266,7 @@ def image_figure(image: ImageEvaluation, *, dpi: int = 80, gamma_label: str = "3
         spacing_mm=maps.spacing_mm,
         reference_label="true portal dose",
         gamma_label=gamma_label,
+        uncertainty_gy=spread.get(first) if first is not None else None,
         title=f"{image.name} — {image.family}, {image.field_group}",
         dpi=dpi,
     )
