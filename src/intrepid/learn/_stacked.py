@@ -45,7 +45,7 @@ from intrepid.learn._training import (
     _batches,
     _network_arrays,
 )
-from intrepid.learn._unet import Activation, OutputActivation, UNetConfig, UpMode, build_unet
+from intrepid.learn._unet import OutputActivation, UNetConfig, UpMode, _conv_block, build_unet
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -70,31 +70,8 @@ def _stacked_class() -> type:
     import torch
     from torch import nn
 
-    def activation(kind: Activation) -> nn.Module:
-        if kind is Activation.RELU:
-            return nn.ReLU(inplace=True)
-        if kind is Activation.LEAKY_RELU:
-            return nn.LeakyReLU(0.01, inplace=True)
-        return nn.ELU(inplace=True)
-
     def block(cfg: UNetConfig, g: int, c_in: int, c_out: int, level: int) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        bn = cfg.uses_batch_norm(level)
-        for n in range(cfg.convs_per_level):
-            layers.append(
-                nn.Conv2d(
-                    g * (c_in if n == 0 else c_out),
-                    g * c_out,
-                    cfg.kernel_size,
-                    padding=cfg.kernel_size // 2,
-                    bias=not bn,
-                    groups=g,
-                )
-            )
-            if bn:
-                layers.append(nn.BatchNorm2d(g * c_out))
-            layers.append(activation(cfg.activation))
-        return nn.Sequential(*layers)
+        return _conv_block(cfg, c_in, c_out, level, groups=g)
 
     def interleave(a: torch.Tensor, b: torch.Tensor, g: int) -> torch.Tensor:
         """Concatenate two member-major channel blocks member by member."""

@@ -172,36 +172,51 @@ class UNetConfig:
             raise ModelError(f"invalid U-Net architecture {data}: {exc}") from exc
 
 
+def _activation(kind: Activation) -> torch.nn.Module:
+    """The activation layer of ``kind`` (in place)."""
+    from torch import nn
+
+    if kind is Activation.RELU:
+        return nn.ReLU(inplace=True)
+    if kind is Activation.LEAKY_RELU:
+        return nn.LeakyReLU(0.01, inplace=True)
+    return nn.ELU(inplace=True)
+
+
+def _conv_block(cfg: UNetConfig, c_in: int, c_out: int, level: int, groups: int = 1) -> torch.nn.Sequential:
+    """One level's convolutions (+ batch normalisation where the level uses it) and activations.
+
+    ``groups`` > 1 builds ``groups`` independent copies side by side (channels ``groups * c``, grouped
+    convolutions): the layers of a stacked network (:mod:`intrepid.learn._stacked`).
+    """
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    bn = cfg.uses_batch_norm(level)
+    for n in range(cfg.convs_per_level):
+        layers.append(
+            nn.Conv2d(
+                groups * (c_in if n == 0 else c_out),
+                groups * c_out,
+                cfg.kernel_size,
+                padding=cfg.kernel_size // 2,
+                bias=not bn,
+                groups=groups,
+            )
+        )
+        if bn:
+            layers.append(nn.BatchNorm2d(groups * c_out))
+        layers.append(_activation(cfg.activation))
+    return nn.Sequential(*layers)
+
+
 @functools.cache
 def _unet_class() -> type:
     """The ``torch.nn.Module`` subclass, defined on first use so that importing this module needs no torch."""
     import torch
     from torch import nn
 
-    def activation(kind: Activation) -> nn.Module:
-        if kind is Activation.RELU:
-            return nn.ReLU(inplace=True)
-        if kind is Activation.LEAKY_RELU:
-            return nn.LeakyReLU(0.01, inplace=True)
-        return nn.ELU(inplace=True)
-
-    def block(cfg: UNetConfig, c_in: int, c_out: int, level: int) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        bn = cfg.uses_batch_norm(level)
-        for n in range(cfg.convs_per_level):
-            layers.append(
-                nn.Conv2d(
-                    c_in if n == 0 else c_out,
-                    c_out,
-                    cfg.kernel_size,
-                    padding=cfg.kernel_size // 2,
-                    bias=not bn,
-                )
-            )
-            if bn:
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(activation(cfg.activation))
-        return nn.Sequential(*layers)
+    block = _conv_block
 
     class UNet(nn.Module):
         """2D U-Net built from a :class:`UNetConfig`; input and output ``(N, C, H, W)`` float32."""
