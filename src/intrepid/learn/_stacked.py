@@ -24,7 +24,6 @@ float32 round-off (tested: losses within 1e-5 relative on the CPU).
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
@@ -45,7 +44,7 @@ from intrepid.learn._training import (
     _batches,
     _network_arrays,
 )
-from intrepid.learn._unet import OutputActivation, UNetConfig, UpMode, _conv_block, build_unet
+from intrepid.learn._unet import UNetConfig, _unet_class, build_unet
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -64,88 +63,13 @@ class StackedJob:
     config: TrainConfig
 
 
-@functools.cache
-def _stacked_class() -> type:
-    """The grouped U-Net module, defined on first use (no torch at import)."""
-    import torch
-    from torch import nn
-
-    def block(cfg: UNetConfig, g: int, c_in: int, c_out: int, level: int) -> nn.Sequential:
-        return _conv_block(cfg, c_in, c_out, level, groups=g)
-
-    def interleave(a: torch.Tensor, b: torch.Tensor, g: int) -> torch.Tensor:
-        """Concatenate two member-major channel blocks member by member."""
-        n, _, h, w = a.shape
-        return torch.cat([a.view(n, g, -1, h, w), b.view(n, g, -1, h, w)], dim=2).view(n, -1, h, w)
-
-    class StackedUNet(nn.Module):
-        """``members`` U-Nets of one :class:`UNetConfig` as one grouped network.
-
-        Input ``(N, members * in_channels, H, W)``, output ``(N, members * out_channels, H, W)``; channels are
-        member-major. Its state dict has the keys of one U-Net, each tensor the members' tensors stacked
-        along the first axis.
-        """
-
-        def __init__(self, config: UNetConfig, members: int) -> None:
-            super().__init__()
-            self.config = config
-            self.members = members
-            g = members
-            f = config.filters_per_level
-            self.encoders = nn.ModuleList()
-            c_in = config.in_channels
-            for level in range(config.depth):
-                self.encoders.append(block(config, g, c_in, f[level], level))
-                c_in = f[level]
-            self.pool = nn.MaxPool2d(2)
-            self.ups = nn.ModuleList()
-            self.decoders = nn.ModuleList()
-            for level in range(config.depth - 2, -1, -1):
-                if config.up_mode is UpMode.TRANSPOSED:
-                    up: nn.Module = nn.ConvTranspose2d(
-                        g * f[level + 1], g * f[level], kernel_size=2, stride=2, groups=g
-                    )
-                else:
-                    up = nn.Sequential(
-                        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                        nn.Conv2d(g * f[level + 1], g * f[level], kernel_size=1, groups=g),
-                    )
-                self.ups.append(up)
-                self.decoders.append(block(config, g, 2 * f[level], f[level], level))
-            self.head = nn.Conv2d(g * f[0], g * config.out_channels, kernel_size=1, groups=g)
-            out = config.output_activation
-            self.out_act: nn.Module = (
-                nn.Identity()
-                if out is OutputActivation.IDENTITY
-                else nn.ReLU()
-                if out is OutputActivation.RELU
-                else nn.Softplus()
-                if out is OutputActivation.SOFTPLUS
-                else nn.Sigmoid()
-            )
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            skips = []
-            for level, enc in enumerate(self.encoders):
-                if level > 0:
-                    x = self.pool(x)
-                x = enc(x)
-                skips.append(x)
-            skips.pop()
-            for up, dec in zip(self.ups, self.decoders, strict=True):
-                x = dec(interleave(skips.pop(), up(x), self.members))
-            return self.out_act(self.head(x))
-
-    return StackedUNet
-
-
 def build_stacked_unet(config: UNetConfig, member_states: Sequence[dict[str, Any]]) -> torch.nn.Module:
     """A grouped network holding the U-Nets whose state dicts are ``member_states`` (tensors or arrays)."""
     import torch
 
     if not member_states:
         raise ParameterError("member_states must hold at least one U-Net state")
-    net = _stacked_class()(config, len(member_states))
+    net = _unet_class()(config, len(member_states))
     stacked = {}
     for key, ref in net.state_dict().items():
         parts = [torch.as_tensor(np.asarray(s[key])) for s in member_states]

@@ -216,34 +216,42 @@ def _unet_class() -> type:
     import torch
     from torch import nn
 
-    block = _conv_block
-
     class UNet(nn.Module):
-        """2D U-Net built from a :class:`UNetConfig`; input and output ``(N, C, H, W)`` float32."""
+        """2D U-Net built from a :class:`UNetConfig`; input and output ``(N, C, H, W)`` float32.
 
-        def __init__(self, config: UNetConfig) -> None:
+        ``members`` > 1 builds that many independent U-Nets as one grouped network (every layer
+        ``groups=members``, member-major channels, skip connections concatenated member by member): input
+        ``(N, members * in_channels, H, W)``, output ``(N, members * out_channels, H, W)``, the state dict has
+        one U-Net's keys with the members' tensors stacked along the first axis (stacked training,
+        :mod:`intrepid.learn._stacked`).
+        """
+
+        def __init__(self, config: UNetConfig, members: int = 1) -> None:
             super().__init__()
             self.config = config
+            self.members = g = members
             f = config.filters_per_level
             self.encoders = nn.ModuleList()
             c_in = config.in_channels
             for level in range(config.depth):
-                self.encoders.append(block(config, c_in, f[level], level))
+                self.encoders.append(_conv_block(config, c_in, f[level], level, groups=g))
                 c_in = f[level]
             self.pool = nn.MaxPool2d(2)
             self.ups = nn.ModuleList()
             self.decoders = nn.ModuleList()
             for level in range(config.depth - 2, -1, -1):
                 if config.up_mode is UpMode.TRANSPOSED:
-                    up: nn.Module = nn.ConvTranspose2d(f[level + 1], f[level], kernel_size=2, stride=2)
+                    up: nn.Module = nn.ConvTranspose2d(
+                        g * f[level + 1], g * f[level], kernel_size=2, stride=2, groups=g
+                    )
                 else:
                     up = nn.Sequential(
                         nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                        nn.Conv2d(f[level + 1], f[level], kernel_size=1),
+                        nn.Conv2d(g * f[level + 1], g * f[level], kernel_size=1, groups=g),
                     )
                 self.ups.append(up)
-                self.decoders.append(block(config, 2 * f[level], f[level], level))
-            self.head = nn.Conv2d(f[0], config.out_channels, kernel_size=1)
+                self.decoders.append(_conv_block(config, 2 * f[level], f[level], level, groups=g))
+            self.head = nn.Conv2d(g * f[0], g * config.out_channels, kernel_size=1, groups=g)
             out = config.output_activation
             self.out_act: nn.Module = (
                 nn.Identity()
@@ -255,6 +263,14 @@ def _unet_class() -> type:
                 else nn.Sigmoid()
             )
 
+        def _skip(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+            """Skip connection and upsampled features side by side (member by member when stacked)."""
+            if self.members == 1:
+                return torch.cat([skip, up], dim=1)
+            n, _, h, w = skip.shape
+            g = self.members
+            return torch.cat([skip.view(n, g, -1, h, w), up.view(n, g, -1, h, w)], dim=2).view(n, -1, h, w)
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             skips = []
             for level, enc in enumerate(self.encoders):
@@ -264,7 +280,7 @@ def _unet_class() -> type:
                 skips.append(x)
             skips.pop()
             for up, dec in zip(self.ups, self.decoders, strict=True):
-                x = dec(torch.cat([skips.pop(), up(x)], dim=1))
+                x = dec(self._skip(skips.pop(), up(x)))
             return self.out_act(self.head(x))
 
     return UNet
