@@ -50,6 +50,18 @@ class UpMode(enum.Enum):
     BILINEAR = "bilinear"  #: bilinear upsampling followed by a 1 × 1 convolution
 
 
+#: The integer size fields of a U-Net configuration (2D or 3D), each >= 1.
+SIZE_FIELDS = ("depth", "initial_filters", "max_filters", "convs_per_level", "in_channels", "out_channels")
+
+
+def check_positive_ints(config: object, names: tuple[str, ...]) -> None:
+    """Raise :class:`ParameterError` naming the first of ``names`` that is not an integer >= 1."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture of the 2D U-Net.
@@ -99,17 +111,7 @@ class UNetConfig:
     out_channels: int = 1
 
     def __post_init__(self) -> None:
-        for name in (
-            "depth",
-            "initial_filters",
-            "max_filters",
-            "convs_per_level",
-            "in_channels",
-            "out_channels",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        check_positive_ints(self, SIZE_FIELDS)
         if self.depth > 8:
             raise ParameterError(f"depth must be <= 8, got {self.depth}")
         if self.max_filters < self.initial_filters:

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from intrepid.errors import ParameterError
+from intrepid.learn._unet import SIZE_FIELDS, check_positive_ints
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -55,17 +56,7 @@ class UNet3DConfig:
     out_channels: int = 1
 
     def __post_init__(self) -> None:
-        for name in (
-            "depth",
-            "initial_filters",
-            "max_filters",
-            "convs_per_level",
-            "in_channels",
-            "out_channels",
-        ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+        check_positive_ints(self, SIZE_FIELDS)
         if self.depth > 5:
             raise ParameterError(f"depth must be <= 5 for a 3D U-Net, got {self.depth}")
         if self.max_filters < self.initial_filters:
