@@ -185,7 +185,7 @@ def _water_metrics(settings, head) -> dict:  # type: ignore[no-untyped-def]
 
 
 def water_study() -> None:
-    """Print the water validation of the fitted kernel and of the spectrum-consistent primary share."""
+    """Print the water validation of the default engine and of two diagnostic variants (docs/dose.md)."""
     from intrepid.dose import DoseSettings
     from intrepid.dose._kernel import cone_kernel, spectrum_primary_share
     from intrepid.physics import LinacHead, water_mass_attenuation_cm2_g
@@ -203,29 +203,20 @@ def water_study() -> None:
           f"10-20 cm {np.log(terma(10.0) / terma(20.0)) / 10:.4f} /cm; "
           f"spectrum-consistent primary share {share:.3f}; fitted table short-range share "
           f"{cone_kernel().primary_fraction():.3f}")  # fmt: skip
-    # Diagnostic only (not the shipped beam model): the same Ali-Rogers function read as a photon-fluence
-    # spectrum (energy fluence = psi x E), a harder beam, with its own spectrum-consistent primary share.
+    # Diagnostic only (not the shipped beam model): the spectrum commissioned to the 10 x 10 depth dose by
+    # tools/commission_spectrum.py (filtration c2 = 8.87 instead of 5.147), with its own consistent share.
     from dataclasses import replace
 
     from intrepid.physics import BeamModel
 
-    hard_w = w * e / np.sum(w * e)
-    hard = replace(head, spectrum=BeamModel("6MV-photon-fluence-reading", tuple(e), tuple(hard_w)))
-    hard_share = spectrum_primary_share(e, hard_w)
-    mu_hard = float(
-        np.log(np.sum(hard_w * mu * np.exp(-mu * 1.5)) / np.sum(hard_w * mu * np.exp(-mu * 10.0))) / 8.5
-    )
-    print(
-        f"diagnostic photon-fluence reading: mean energy {hard.spectrum.mean_energy_mev:.3f} MeV, "
-        "TERMA mu_eff "
-        f"1.5-10 cm {mu_hard:.4f} /cm, primary share {hard_share:.3f}"
-    )
+    hard = replace(head, spectrum=BeamModel.six_mv(filtration_c2=8.87))
+    hard_share = spectrum_primary_share(hard.spectrum.energies, hard.spectrum.weights)
     ref = {50: (84.5, 63.0, 35.0), 100: (86.7, 66.8, 38.6), 200: (88.5, 70.8, 43.0)}
     variants = (
-        ("table as fitted", DoseSettings(), head),
+        ("table as fitted (default)", DoseSettings(), head),
         (f"primary share {share:.3f}", DoseSettings(kernel_primary_share=round(share, 3)), head),
         (
-            f"DIAGNOSTIC photon-fluence reading, primary share {hard_share:.3f}",
+            f"DIAGNOSTIC spectrum commissioned to the 10 x 10 PDD (c2 = 8.87), share {hard_share:.3f}",
             DoseSettings(kernel_primary_share=round(hard_share, 3)),
             hard,
         ),

@@ -47,6 +47,16 @@ def test_six_mv_spectrum_and_hardening() -> None:
     assert np.all(np.diff(mu_eff) < 0)
 
 
+def test_six_mv_filtration_parameter_hardens_the_beam() -> None:
+    # More Al-equivalent filtration (Ali & Rogers c2) removes low energies: harder, more penetrating beam.
+    soft, hard = BeamModel.six_mv(), BeamModel.six_mv(filtration_c2=8.87)
+    assert hard.mean_energy_mev > soft.mean_energy_mev + 0.5
+    t = np.array([200.0])
+    assert hard.narrow_beam_transmission(t)[0] > 1.1 * soft.narrow_beam_transmission(t)[0]
+    with pytest.raises(ParameterError, match="filtration_c2"):
+        BeamModel.six_mv(filtration_c2=-1.0)
+
+
 def test_head_scatter_and_horns() -> None:
     beam = BeamModel.six_mv()
     sc = [beam.head_scatter_factor(Field.square(s)) for s in (3, 5, 10, 20, 30)]
