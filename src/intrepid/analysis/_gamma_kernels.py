@@ -574,6 +574,124 @@ def _ring_cell(
     return best
 
 
+@numba.njit(inline="always")
+def _ring_rows(
+    best: float,
+    win: int,
+    base: int,
+    dr: float,
+    inv: float,
+    ev_flat: NDArray[np.float64],
+    ndim: int,
+    mi: int,
+    mj: int,
+    row_jk: NDArray[np.int64],
+    row_d2: NDArray[np.float64],
+    gap2: NDArray[np.float64],
+    row_cell: NDArray[np.int64],
+    low_i: int,
+    low_j: int,
+    low_k: int,
+    span: int,
+    scale_i: float,
+    scale_j: float,
+    cand: NDArray[np.int64],
+    mask: NDArray[np.bool_],
+    n_corners: int,
+    cell_off: NDArray[np.int64],
+    ring_cell_bound: NDArray[np.float64],
+    ring_cell_start: NDArray[np.int64],
+    ring_f: NDArray[np.float64],
+    ring_off: NDArray[np.int64],
+) -> tuple[float, int]:  # pragma: no cover - compiled
+    """The ring search by rows of cells along i: the best γ² and the ring cell that holds it (or ``win``).
+
+    Rows (offsets along j, k) come nearest first and the search stops at the first row whose gap reaches the
+    best. Along a row, the cells within reach form one contiguous run of the grid; each is bounded by its
+    gap plus the dose range of its corners in one branch-free pass (loads from 2 or 4 adjacent grid rows),
+    which keeps the indices of the cells that may beat the best; only those are searched face by face. The
+    bound is the one :func:`_ring_cell` applies, so exactly the cells that search would enter are entered.
+    The caller checks that every cell within ``sqrt(best)`` of the node lies in the grid and the table.
+    """
+    stride_k = mi * mj
+    inv2 = inv * inv
+    sx2 = 1.0 / (scale_i * scale_i)
+    sy2 = 1.0 / (scale_j * scale_j)
+    for r in range(row_d2.shape[0]):
+        gyz = row_d2[r]
+        if gyz >= best:
+            break
+        dj = row_jk[r, 0]
+        dk = row_jk[r, 1]
+        wi = np.int64(np.sqrt(best - gyz) / scale_i)
+        d0 = max(-wi - 1, low_i)
+        d1 = min(wi, span - 1)
+        m = d1 - d0 + 1
+        r0 = base + dk * stride_k + dj * mi + d0
+        # contiguous views (non-negative indices, no wrap-around tests): grid rows at j, j + 1 (k, k + 1)
+        ga = gap2[0, d0 - low_i : d1 - low_i + 1]
+        lim = best - gyz
+        row_a = ev_flat[r0 : r0 + m + 1]
+        if ndim == 1:
+            for t in range(m):
+                a0 = row_a[t]
+                a1 = row_a[t + 1]
+                g = max(max(min(a0, a1) - dr, dr - max(a0, a1)), 0.0) * inv
+                mask[t] = ga[t] + g * g < lim
+        elif ndim == 2:
+            # each triangle's plane bounds every face of the triangle: distance² = r² / (1 + |∇|²), r the
+            # plane's dose at the node minus its own (units of ΔD); lower triangle (c, c + e_i, c + e_i + e_j),
+            # upper (c, c + e_j, c + e_i + e_j); tested multiplied by 1 + |∇|² (and a relative 1e-9 slack)
+            row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
+            fj = -dj * inv
+            slack_best = best * (1.0 + 1e-9)
+            for t in range(m):
+                a0 = row_a[t]
+                a1 = row_a[t + 1]
+                b0 = row_b[t]
+                b1 = row_b[t + 1]
+                lo = min(min(a0, a1), min(b0, b1))
+                hi = max(max(a0, a1), max(b0, b1))
+                g = max(max(lo - dr, dr - hi), 0.0) * inv
+                fi = -(d0 + t) * inv
+                lx = a1 - a0
+                ly = b1 - a1
+                ux = b1 - b0
+                uy = b0 - a0
+                rl = (a0 - dr) * inv + lx * fi + ly * fj
+                ru = (a0 - dr) * inv + ux * fi + uy * fj
+                nl = 1.0 + (lx * lx * sx2 + ly * ly * sy2) * inv2
+                nu = 1.0 + (ux * ux * sx2 + uy * uy * sy2) * inv2
+                plane = (rl * rl < slack_best * nl) | (ru * ru < slack_best * nu)
+                mask[t] = (ga[t] + g * g < lim) & plane
+        else:
+            row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
+            row_c = ev_flat[r0 + stride_k : r0 + stride_k + m + 1]
+            row_e = ev_flat[r0 + stride_k + mi : r0 + stride_k + mi + m + 1]
+            for t in range(m):
+                lo = min(min(min(row_a[t], row_a[t + 1]), min(row_b[t], row_b[t + 1])),
+                         min(min(row_c[t], row_c[t + 1]), min(row_e[t], row_e[t + 1])))  # fmt: skip
+                hi = max(max(max(row_a[t], row_a[t + 1]), max(row_b[t], row_b[t + 1])),
+                         max(max(row_c[t], row_c[t + 1]), max(row_e[t], row_e[t + 1])))  # fmt: skip
+                g = max(max(lo - dr, dr - hi), 0.0) * inv
+                mask[t] = ga[t] + g * g < lim
+        n = 0
+        for t in range(m):
+            cand[n] = d0 + t
+            n += np.int64(mask[t])
+        for q in range(n):
+            cell = row_cell[dk - low_k, dj - low_j, cand[q] - low_i]
+            if cell >= 0:
+                value = _ring_cell(
+                    best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
+                    ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                )  # fmt: skip
+                if value < best:
+                    best = value
+                    win = cell
+    return best, win
+
+
 @numba.njit(cache=True, parallel=True, fastmath=False)
 def gamma_kernel(
     ref: NDArray[np.float64],
@@ -695,6 +813,38 @@ def gamma_kernel(
         for l in range(m):
             ring_f[face, 2 + l] = ring_y[face, l]
             ring_f[face, 5 + l] = ring_inv_p[face, l]
+    # Row search over the ring (see :func:`_ring_rows`): per searched axis, the squared scaled gap from the
+    # node to the cells at each offset (less the tables' relative 1e-9), the rows of cells (offsets along j,
+    # k) in order of their gap, and the ring cell at each offset (built from ``ring_cell_base``).
+    span = -ring_index_low
+    low_j = ring_index_low if ndim > 1 else 0
+    low_k = ring_index_low if ndim > 2 else 0
+    row_cell = np.full(ring_cell_index.shape, -1, dtype=np.int64)
+    for cidx in range(n_ring_cells):
+        row_cell[
+            ring_cell_base[cidx, 2] - low_k, ring_cell_base[cidx, 1] - low_j, ring_cell_base[cidx, 0] - ring_index_low
+        ] = cidx
+    gap2 = np.zeros((3, max(2 * span, 1)))
+    for a in range(ndim):
+        for t in range(2 * span):
+            d = t + ring_index_low
+            g = max(0, d, -d - 1) * scale[a]
+            gap2[a, t] = g * g * (1.0 - 1e-9)
+    n_rows_j = row_cell.shape[1]
+    n_rows_k = row_cell.shape[0]
+    n_ring_rows = n_rows_j * n_rows_k
+    row_d2 = np.empty(n_ring_rows)
+    row_jk = np.empty((n_ring_rows, 2), dtype=np.int64)
+    for rk in range(n_rows_k):
+        for rj in range(n_rows_j):
+            r = rk * n_rows_j + rj
+            row_jk[r, 0] = rj + low_j
+            row_jk[r, 1] = rk + low_k
+            row_d2[r] = (gap2[1, rj] if ndim > 1 else 0.0) + (gap2[2, rk] if ndim > 2 else 0.0)
+    row_order = np.argsort(row_d2, kind="mergesort")
+    row_jk = row_jk[row_order].copy()
+    row_d2 = row_d2[row_order].copy()
+    use_rows = on_nodes and n_ring_cells > 0
     for task in numba.prange(n_tasks):
         n_eval = 0
         n_pass = 0
@@ -717,6 +867,8 @@ def gamma_kernel(
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         prev_rel = np.zeros(3, dtype=np.int64)
+        cand = np.empty(max(2 * span, 1), dtype=np.int64)
+        row_mask = np.zeros(max(2 * span, 1), dtype=np.bool_)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
         edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
@@ -815,7 +967,21 @@ def gamma_kernel(
                                     if value < best:
                                         best = value
                                         win = cell
-                        for cell in range(n_ring_cells + 1):
+                        rows_fit = use_rows and best <= ring_limit2
+                        for a in range(ndim):
+                            # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
+                            reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
+                            if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
+                                rows_fit = False
+                        if rows_fit:
+                            # every ring cell within the best's reach lies in the grid: rows of cells
+                            best, win = _ring_rows(
+                                best, win, base, dr, inv, ev_flat, ndim, mi, mj, row_jk, row_d2, gap2,
+                                row_cell, ring_index_low, low_j, low_k, span, scale[0], scale[1], cand, row_mask, n_corners,
+                                cell_off, ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                            )  # fmt: skip
+                            done = best <= ring_limit2
+                        for cell in range(0 if not rows_fit else n_ring_cells + 1, n_ring_cells + 1):
                             if cell == n_ring_cells:  # every face nearer than the table's limit was seen
                                 done = best <= ring_limit2
                                 break
