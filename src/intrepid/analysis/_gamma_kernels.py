@@ -523,24 +523,31 @@ def _ring_cell(
     ring_cell_start: NDArray[np.int64],
     ring_f: NDArray[np.float64],
     ring_off: NDArray[np.int64],
+    check_range: bool,
+    tri_ok: int,
+    ring_tri: NDArray[np.int64],
 ) -> float:  # pragma: no cover - compiled
     """The best γ² after the ring faces of one cell (:class:`RingTable`) around the node at flat ``base``.
 
-    The cell's distance and the dose range of its corners bound all its faces at once; each face is then
-    evaluated without branches or divisions.
+    ``check_range``: the cell's distance and the dose range of its corners first bound all its faces at once
+    (the row search has done so already). ``tri_ok``: bit set of the cell's full simplices whose hull may
+    beat the best (2D: bit 0 the lower triangle, bit 1 the upper); a face contained in a simplex outside it
+    is skipped (``ring_tri``: the simplices of its cell that contain each face; 0 outside 2D). Each face
+    kept is evaluated without branches or divisions.
     """
-    lo = ev_flat[base + cell_off[cell, 0]]
-    hi = lo
-    for mask in range(1, n_corners):
-        value = ev_flat[base + cell_off[cell, mask]]
-        lo = min(lo, value)
-        hi = max(hi, value)
-    gap = max(lo - dr, dr - hi, 0.0) * inv
-    if ring_cell_bound[cell] + gap * gap >= best:
-        return best
+    if check_range:
+        lo = ev_flat[base + cell_off[cell, 0]]
+        hi = lo
+        for mask in range(1, n_corners):
+            value = ev_flat[base + cell_off[cell, mask]]
+            lo = min(lo, value)
+            hi = max(hi, value)
+        gap = max(lo - dr, dr - hi, 0.0) * inv
+        if ring_cell_bound[cell] + gap * gap >= best:
+            return best
     tol = FEASIBILITY_TOLERANCE
     for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
-        if ring_f[rf, 0] >= best:
+        if ring_f[rf, 0] >= best or (ring_tri[rf] & ~tri_ok) != 0:
             continue
         # the hull minimum A² / (1 + S) + π² and its chain coordinates
         e_0 = ev_flat[base + ring_off[rf, 0]]
@@ -596,13 +603,14 @@ def _ring_rows(
     scale_i: float,
     scale_j: float,
     cand: NDArray[np.int64],
-    mask: NDArray[np.bool_],
+    mask: NDArray[np.int64],
     n_corners: int,
     cell_off: NDArray[np.int64],
     ring_cell_bound: NDArray[np.float64],
     ring_cell_start: NDArray[np.int64],
     ring_f: NDArray[np.float64],
     ring_off: NDArray[np.int64],
+    ring_tri: NDArray[np.int64],
 ) -> tuple[float, int]:  # pragma: no cover - compiled
     """The ring search by rows of cells along i: the best γ² and the ring cell that holds it (or ``win``).
 
@@ -623,9 +631,9 @@ def _ring_rows(
             break
         dj = row_jk[r, 0]
         dk = row_jk[r, 1]
-        wi = np.int64(np.sqrt(best - gyz) / scale_i)
-        d0 = max(-wi - 1, low_i)
-        d1 = min(wi, span - 1)
+        wi = int(np.sqrt(best - gyz) / scale_i)
+        d0 = -wi - 1 if -wi - 1 > low_i else low_i
+        d1 = wi if wi < span - 1 else span - 1
         m = d1 - d0 + 1
         r0 = base + dk * stride_k + dj * mi + d0
         # contiguous views (non-negative indices, no wrap-around tests): grid rows at j, j + 1 (k, k + 1)
@@ -637,11 +645,12 @@ def _ring_rows(
                 a0 = row_a[t]
                 a1 = row_a[t + 1]
                 g = max(max(min(a0, a1) - dr, dr - max(a0, a1)), 0.0) * inv
-                mask[t] = ga[t] + g * g < lim
+                mask[t] = np.int64(ga[t] + g * g < lim)
         elif ndim == 2:
             # each triangle's plane bounds every face of the triangle: distance² = r² / (1 + |∇|²), r the
-            # plane's dose at the node minus its own (units of ΔD); lower triangle (c, c + e_i, c + e_i + e_j),
-            # upper (c, c + e_j, c + e_i + e_j); tested multiplied by 1 + |∇|² (and a relative 1e-9 slack)
+            # plane's dose at the node minus its own (units of ΔD); lower triangle (c, c + e_i,
+            # c + e_i + e_j), upper (c, c + e_j, c + e_i + e_j); tested multiplied by 1 + |∇|² (and a
+            # relative 1e-9 slack)
             row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
             fj = -dj * inv
             slack_best = best * (1.0 + 1e-9)
@@ -662,8 +671,10 @@ def _ring_rows(
                 ru = (a0 - dr) * inv + ux * fi + uy * fj
                 nl = 1.0 + (lx * lx * sx2 + ly * ly * sy2) * inv2
                 nu = 1.0 + (ux * ux * sx2 + uy * uy * sy2) * inv2
-                plane = (rl * rl < slack_best * nl) | (ru * ru < slack_best * nu)
-                mask[t] = (ga[t] + g * g < lim) & plane
+                near = np.int64(ga[t] + g * g < lim)
+                mask[t] = near * (
+                    np.int64(rl * rl < slack_best * nl) + 2 * np.int64(ru * ru < slack_best * nu)
+                )
         else:
             row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
             row_c = ev_flat[r0 + stride_k : r0 + stride_k + m + 1]
@@ -674,17 +685,18 @@ def _ring_rows(
                 hi = max(max(max(row_a[t], row_a[t + 1]), max(row_b[t], row_b[t + 1])),
                          max(max(row_c[t], row_c[t + 1]), max(row_e[t], row_e[t + 1])))  # fmt: skip
                 g = max(max(lo - dr, dr - hi), 0.0) * inv
-                mask[t] = ga[t] + g * g < lim
+                mask[t] = np.int64(ga[t] + g * g < lim)
         n = 0
         for t in range(m):
             cand[n] = d0 + t
-            n += np.int64(mask[t])
+            n += int(mask[t] != 0)
         for q in range(n):
             cell = row_cell[dk - low_k, dj - low_j, cand[q] - low_i]
             if cell >= 0:
                 value = _ring_cell(
                     best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                    ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                    ring_cell_bound, ring_cell_start, ring_f, ring_off, False, mask[cand[q] - d0],
+                    ring_tri,
                 )  # fmt: skip
                 if value < best:
                     best = value
@@ -813,6 +825,22 @@ def gamma_kernel(
         for l in range(m):
             ring_f[face, 2 + l] = ring_y[face, l]
             ring_f[face, 5 + l] = ring_inv_p[face, l]
+    # 2D: which triangles of its cell contain each ring face (bit 0: lower triangle, corners 0, e_i,
+    # e_i + e_j; bit 1: upper, corners 0, e_j, e_i + e_j): a face is skipped when a triangle's plane bound
+    # fails
+    ring_tri = np.zeros(max(n_ring, 1), dtype=np.int64)
+    if ndim == 2:
+        for cidx in range(n_ring_cells):
+            for rf in range(ring_cell_start[cidx], ring_cell_start[cidx + 1]):
+                corners = 0
+                for l in range(ring_m[rf] + 1):
+                    ci = ring_vertices[rf, l, 0] - ring_cell_base[cidx, 0]
+                    cj = ring_vertices[rf, l, 1] - ring_cell_base[cidx, 1]
+                    corners |= 1 << (ci + 2 * cj)
+                if corners & ~0b1011 == 0:
+                    ring_tri[rf] |= 1
+                if corners & ~0b1101 == 0:
+                    ring_tri[rf] |= 2
     # Row search over the ring (see :func:`_ring_rows`): per searched axis, the squared scaled gap from the
     # node to the cells at each offset (less the tables' relative 1e-9), the rows of cells (offsets along j,
     # k) in order of their gap, and the ring cell at each offset (built from ``ring_cell_base``).
@@ -822,7 +850,9 @@ def gamma_kernel(
     row_cell = np.full(ring_cell_index.shape, -1, dtype=np.int64)
     for cidx in range(n_ring_cells):
         row_cell[
-            ring_cell_base[cidx, 2] - low_k, ring_cell_base[cidx, 1] - low_j, ring_cell_base[cidx, 0] - ring_index_low
+            ring_cell_base[cidx, 2] - low_k,
+            ring_cell_base[cidx, 1] - low_j,
+            ring_cell_base[cidx, 0] - ring_index_low,
         ] = cidx
     gap2 = np.zeros((3, max(2 * span, 1)))
     for a in range(ndim):
@@ -830,8 +860,8 @@ def gamma_kernel(
             d = t + ring_index_low
             g = max(0, d, -d - 1) * scale[a]
             gap2[a, t] = g * g * (1.0 - 1e-9)
-    n_rows_j = row_cell.shape[1]
-    n_rows_k = row_cell.shape[0]
+    n_rows_j = ring_cell_index.shape[1]
+    n_rows_k = ring_cell_index.shape[0]
     n_ring_rows = n_rows_j * n_rows_k
     row_d2 = np.empty(n_ring_rows)
     row_jk = np.empty((n_ring_rows, 2), dtype=np.int64)
@@ -868,7 +898,7 @@ def gamma_kernel(
         c0 = np.empty(3, dtype=np.int64)
         prev_rel = np.zeros(3, dtype=np.int64)
         cand = np.empty(max(2 * span, 1), dtype=np.int64)
-        row_mask = np.zeros(max(2 * span, 1), dtype=np.bool_)
+        row_mask = np.zeros(max(2 * span, 1), dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
         edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
@@ -962,7 +992,7 @@ def gamma_kernel(
                                 ):
                                     value = _ring_cell(
                                         best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                        ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                                        ring_cell_bound, ring_cell_start, ring_f, ring_off, True, 3, ring_tri,
                                     )  # fmt: skip
                                     if value < best:
                                         best = value
@@ -977,8 +1007,9 @@ def gamma_kernel(
                             # every ring cell within the best's reach lies in the grid: rows of cells
                             best, win = _ring_rows(
                                 best, win, base, dr, inv, ev_flat, ndim, mi, mj, row_jk, row_d2, gap2,
-                                row_cell, ring_index_low, low_j, low_k, span, scale[0], scale[1], cand, row_mask, n_corners,
-                                cell_off, ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                                row_cell, ring_index_low, low_j, low_k, span, scale[0], scale[1], cand,
+                                row_mask, n_corners, cell_off, ring_cell_bound, ring_cell_start, ring_f,
+                                ring_off, ring_tri,
                             )  # fmt: skip
                             done = best <= ring_limit2
                         for cell in range(0 if not rows_fit else n_ring_cells + 1, n_ring_cells + 1):
@@ -992,7 +1023,7 @@ def gamma_kernel(
                                 break
                             value = _ring_cell(
                                 best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                                ring_cell_bound, ring_cell_start, ring_f, ring_off, True, 3, ring_tri,
                             )  # fmt: skip
                             if value < best:
                                 best = value
