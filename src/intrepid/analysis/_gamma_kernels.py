@@ -524,16 +524,11 @@ def _ring_cell(
     ring_f: NDArray[np.float64],
     ring_off: NDArray[np.int64],
     check_range: bool,
-    tri_ok: int,
-    ring_tri: NDArray[np.int64],
 ) -> float:  # pragma: no cover - compiled
     """The best γ² after the ring faces of one cell (:class:`RingTable`) around the node at flat ``base``.
 
     ``check_range``: the cell's distance and the dose range of its corners first bound all its faces at once
-    (the row search has done so already). ``tri_ok``: bit set of the cell's full simplices whose hull may
-    beat the best (2D: bit 0 the lower triangle, bit 1 the upper); a face contained in a simplex outside it
-    is skipped (``ring_tri``: the simplices of its cell that contain each face; 0 outside 2D). Each face
-    kept is evaluated without branches or divisions.
+    (the row search has done so already). Each face is then evaluated without branches or divisions.
     """
     if check_range:
         lo = ev_flat[base + cell_off[cell, 0]]
@@ -547,7 +542,7 @@ def _ring_cell(
             return best
     tol = FEASIBILITY_TOLERANCE
     for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
-        if ring_f[rf, 0] >= best or (ring_tri[rf] & ~tri_ok) != 0:
+        if ring_f[rf, 0] >= best:
             continue
         # the hull minimum A² / (1 + S) + π² and its chain coordinates
         e_0 = ev_flat[base + ring_off[rf, 0]]
@@ -582,6 +577,91 @@ def _ring_cell(
 
 
 @numba.njit(inline="always")
+def _triangle_distance2(
+    ax: float, ay: float, az: float, bx: float, by: float, bz: float, cx: float, cy: float, cz: float
+) -> float:  # pragma: no cover - compiled
+    """Squared distance from the origin to the closed triangle (a, b, c), by its Voronoi regions."""
+    abx = bx - ax
+    aby = by - ay
+    abz = bz - az
+    acx = cx - ax
+    acy = cy - ay
+    acz = cz - az
+    d1 = -(abx * ax + aby * ay + abz * az)
+    d2 = -(acx * ax + acy * ay + acz * az)
+    if d1 <= 0.0 and d2 <= 0.0:
+        return ax * ax + ay * ay + az * az
+    d3 = -(abx * bx + aby * by + abz * bz)
+    d4 = -(acx * bx + acy * by + acz * bz)
+    if d3 >= 0.0 and d4 <= d3:
+        return bx * bx + by * by + bz * bz
+    vc = d1 * d4 - d3 * d2
+    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
+        v = d1 / (d1 - d3)
+        rx = ax + v * abx
+        ry = ay + v * aby
+        rz = az + v * abz
+        return rx * rx + ry * ry + rz * rz
+    d5 = -(abx * cx + aby * cy + abz * cz)
+    d6 = -(acx * cx + acy * cy + acz * cz)
+    if d6 >= 0.0 and d5 <= d6:
+        return cx * cx + cy * cy + cz * cz
+    vb = d5 * d2 - d1 * d6
+    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0:
+        w = d2 / (d2 - d6)
+        rx = ax + w * acx
+        ry = ay + w * acy
+        rz = az + w * acz
+        return rx * rx + ry * ry + rz * rz
+    va = d3 * d6 - d5 * d4
+    if va <= 0.0 and d4 - d3 >= 0.0 and d5 - d6 >= 0.0:
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        rx = bx + w * (cx - bx)
+        ry = by + w * (cy - by)
+        rz = bz + w * (cz - bz)
+        return rx * rx + ry * ry + rz * rz
+    denom = 1.0 / (va + vb + vc)
+    v = vb * denom
+    w = vc * denom
+    rx = ax + abx * v + acx * w
+    ry = ay + aby * v + acy * w
+    rz = az + abz * v + acz * w
+    return rx * rx + ry * ry + rz * rz
+
+
+@numba.njit(inline="always")
+def _cell_triangles(
+    o: int,
+    di: int,
+    dj: int,
+    bits: int,
+    dr: float,
+    inv: float,
+    ev_flat: NDArray[np.float64],
+    mi: int,
+    scale_i: float,
+    scale_j: float,
+) -> float:  # pragma: no cover - compiled
+    """Least squared distance to the closed triangles ``bits`` (1: lower, 2: upper) of the 2D cell whose first
+    corner is the node at flat index ``o``, at offset ``(di, dj)`` from the reference node (``inf`` if none).
+    """
+    za = (ev_flat[o] - dr) * inv
+    zb = (ev_flat[o + 1] - dr) * inv
+    zc = (ev_flat[o + mi] - dr) * inv
+    zd = (ev_flat[o + mi + 1] - dr) * inv
+    x0 = di * scale_i
+    y0 = dj * scale_j
+    x1 = x0 + scale_i
+    y1 = y0 + scale_j
+    value = np.inf
+    if bits & 1:
+        value = _triangle_distance2(x0, y0, za, x1, y0, zb, x1, y1, zd)
+    if bits & 2:
+        value = min(value, _triangle_distance2(x0, y0, za, x0, y1, zc, x1, y1, zd))
+    return value
+
+
+@numba.njit(inline="always")
 def _ring_rows(
     best: float,
     win: int,
@@ -610,7 +690,6 @@ def _ring_rows(
     ring_cell_start: NDArray[np.int64],
     ring_f: NDArray[np.float64],
     ring_off: NDArray[np.int64],
-    ring_tri: NDArray[np.int64],
 ) -> tuple[float, int]:  # pragma: no cover - compiled
     """The ring search by rows of cells along i: the best γ² and the ring cell that holds it (or ``win``).
 
@@ -690,13 +769,22 @@ def _ring_rows(
         for t in range(m):
             cand[n] = d0 + t
             n += int(mask[t] != 0)
+        if ndim == 2:
+            for q in range(n):
+                di = cand[q]
+                value = _cell_triangles(
+                    r0 - d0 + di, di, dj, mask[di - d0], dr, inv, ev_flat, mi, scale_i, scale_j
+                )
+                if value < best:
+                    best = value
+                    win = row_cell[dk - low_k, dj - low_j, di - low_i]
+            continue
         for q in range(n):
             cell = row_cell[dk - low_k, dj - low_j, cand[q] - low_i]
             if cell >= 0:
                 value = _ring_cell(
                     best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                    ring_cell_bound, ring_cell_start, ring_f, ring_off, False, mask[cand[q] - d0],
-                    ring_tri,
+                    ring_cell_bound, ring_cell_start, ring_f, ring_off, False,
                 )  # fmt: skip
                 if value < best:
                     best = value
@@ -825,22 +913,6 @@ def gamma_kernel(
         for l in range(m):
             ring_f[face, 2 + l] = ring_y[face, l]
             ring_f[face, 5 + l] = ring_inv_p[face, l]
-    # 2D: which triangles of its cell contain each ring face (bit 0: lower triangle, corners 0, e_i,
-    # e_i + e_j; bit 1: upper, corners 0, e_j, e_i + e_j): a face is skipped when a triangle's plane bound
-    # fails
-    ring_tri = np.zeros(max(n_ring, 1), dtype=np.int64)
-    if ndim == 2:
-        for cidx in range(n_ring_cells):
-            for rf in range(ring_cell_start[cidx], ring_cell_start[cidx + 1]):
-                corners = 0
-                for l in range(ring_m[rf] + 1):
-                    ci = ring_vertices[rf, l, 0] - ring_cell_base[cidx, 0]
-                    cj = ring_vertices[rf, l, 1] - ring_cell_base[cidx, 1]
-                    corners |= 1 << (ci + 2 * cj)
-                if corners & ~0b1011 == 0:
-                    ring_tri[rf] |= 1
-                if corners & ~0b1101 == 0:
-                    ring_tri[rf] |= 2
     # Row search over the ring (see :func:`_ring_rows`): per searched axis, the squared scaled gap from the
     # node to the cells at each offset (less the tables' relative 1e-9), the rows of cells (offsets along j,
     # k) in order of their gap, and the ring cell at each offset (built from ``ring_cell_base``).
@@ -977,8 +1049,16 @@ def gamma_kernel(
                         margin = mdim[0]
                         for a in range(ndim):
                             margin = min(margin, c0[a], mdim[a] - 1 - c0[a])
+                        rows_fit = use_rows and best <= ring_limit2
+                        for a in range(ndim):
+                            # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
+                            reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
+                            if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
+                                rows_fit = False
                         # Probe first the ring cell that held the previous point's minimum (the same cell
                         # of the grid, one step further along i): a low best found early prunes the rest.
+                        # It is evaluated as the search that follows evaluates it (2D rows: its closed
+                        # triangles), so that the minimum found is the same to the last bit.
                         if have_prev:
                             pi = prev_rel[0] - 1 - ring_index_low
                             pj = prev_rel[1] - (ring_index_low if ndim > 1 else 0)
@@ -990,26 +1070,27 @@ def gamma_kernel(
                                     and ring_cell_reach[cell] <= margin
                                     and ring_cell_bound[cell] < best
                                 ):
-                                    value = _ring_cell(
-                                        best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                        ring_cell_bound, ring_cell_start, ring_f, ring_off, True, 3, ring_tri,
-                                    )  # fmt: skip
+                                    if rows_fit and ndim == 2:
+                                        value = _cell_triangles(
+                                            base + cell_off[cell, 0], ring_cell_base[cell, 0],
+                                            ring_cell_base[cell, 1], 3, dr, inv, ev_flat, mi, scale[0],
+                                            scale[1],
+                                        )  # fmt: skip
+                                    else:
+                                        value = _ring_cell(
+                                            best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
+                                            ring_cell_bound, ring_cell_start, ring_f, ring_off, True,
+                                        )  # fmt: skip
                                     if value < best:
                                         best = value
                                         win = cell
-                        rows_fit = use_rows and best <= ring_limit2
-                        for a in range(ndim):
-                            # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
-                            reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
-                            if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
-                                rows_fit = False
                         if rows_fit:
                             # every ring cell within the best's reach lies in the grid: rows of cells
                             best, win = _ring_rows(
                                 best, win, base, dr, inv, ev_flat, ndim, mi, mj, row_jk, row_d2, gap2,
                                 row_cell, ring_index_low, low_j, low_k, span, scale[0], scale[1], cand,
                                 row_mask, n_corners, cell_off, ring_cell_bound, ring_cell_start, ring_f,
-                                ring_off, ring_tri,
+                                ring_off,
                             )  # fmt: skip
                             done = best <= ring_limit2
                         for cell in range(0 if not rows_fit else n_ring_cells + 1, n_ring_cells + 1):
@@ -1023,7 +1104,7 @@ def gamma_kernel(
                                 break
                             value = _ring_cell(
                                 best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                ring_cell_bound, ring_cell_start, ring_f, ring_off, True, 3, ring_tri,
+                                ring_cell_bound, ring_cell_start, ring_f, ring_off, True,
                             )  # fmt: skip
                             if value < best:
                                 best = value
