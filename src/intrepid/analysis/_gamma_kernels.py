@@ -523,23 +523,21 @@ def _ring_cell(
     ring_cell_start: NDArray[np.int64],
     ring_f: NDArray[np.float64],
     ring_off: NDArray[np.int64],
-    check_range: bool,
 ) -> float:  # pragma: no cover - compiled
     """The best γ² after the ring faces of one cell (:class:`RingTable`) around the node at flat ``base``.
 
-    ``check_range``: the cell's distance and the dose range of its corners first bound all its faces at once
-    (the row search has done so already). Each face is then evaluated without branches or divisions.
+    The cell's distance and the dose range of its corners bound all its faces at once; each face is then
+    evaluated without branches or divisions.
     """
-    if check_range:
-        lo = ev_flat[base + cell_off[cell, 0]]
-        hi = lo
-        for mask in range(1, n_corners):
-            value = ev_flat[base + cell_off[cell, mask]]
-            lo = min(lo, value)
-            hi = max(hi, value)
-        gap = max(lo - dr, dr - hi, 0.0) * inv
-        if ring_cell_bound[cell] + gap * gap >= best:
-            return best
+    lo = ev_flat[base + cell_off[cell, 0]]
+    hi = lo
+    for mask in range(1, n_corners):
+        value = ev_flat[base + cell_off[cell, mask]]
+        lo = min(lo, value)
+        hi = max(hi, value)
+    gap = max(lo - dr, dr - hi, 0.0) * inv
+    if ring_cell_bound[cell] + gap * gap >= best:
+        return best
     tol = FEASIBILITY_TOLERANCE
     for rf in range(ring_cell_start[cell], ring_cell_start[cell + 1]):
         if ring_f[rf, 0] >= best:
@@ -669,126 +667,82 @@ def _ring_rows(
     dr: float,
     inv: float,
     ev_flat: NDArray[np.float64],
-    ndim: int,
     mi: int,
-    mj: int,
-    row_jk: NDArray[np.int64],
+    row_j: NDArray[np.int64],
     row_d2: NDArray[np.float64],
     gap2: NDArray[np.float64],
     row_cell: NDArray[np.int64],
-    low_i: int,
-    low_j: int,
-    low_k: int,
+    low: int,
     span: int,
     scale_i: float,
     scale_j: float,
     cand: NDArray[np.int64],
     mask: NDArray[np.int64],
-    n_corners: int,
-    cell_off: NDArray[np.int64],
-    ring_cell_bound: NDArray[np.float64],
-    ring_cell_start: NDArray[np.int64],
-    ring_f: NDArray[np.float64],
-    ring_off: NDArray[np.int64],
 ) -> tuple[float, int]:  # pragma: no cover - compiled
-    """The ring search by rows of cells along i: the best γ² and the ring cell that holds it (or ``win``).
+    """2D ring search by rows of cells: the best γ² and the ring cell that holds it (or ``win``).
 
-    Rows (offsets along j, k) come nearest first and the search stops at the first row whose gap reaches the
-    best. Along a row, the cells within reach form one contiguous run of the grid; each is bounded by its
-    gap plus the dose range of its corners in one branch-free pass (loads from 2 or 4 adjacent grid rows),
-    which keeps the indices of the cells that may beat the best; only those are searched face by face. The
-    bound is the one :func:`_ring_cell` applies, so exactly the cells that search would enter are entered.
-    The caller checks that every cell within ``sqrt(best)`` of the node lies in the grid and the table.
+    Rows of cells (offset ``dj``) come nearest first and the search stops at the first row whose distance
+    reaches the best. Along a row the cells within reach form one contiguous run of the grid, read from its
+    two grid rows in one branch-free pass that bounds each cell twice: its distance plus the gap to the dose
+    range of its corners, and, for each of its two triangles, the distance to the triangle's plane
+    (``r² / (1 + |∇|²)``, ``r`` the plane's dose at the node minus the node's reference dose, in units of
+    ΔD). A cell is kept when its first bound and one triangle's plane bound are below the best; each kept
+    triangle is then minimised exactly as a closed triangle (:func:`_triangle_distance2`). Both bounds are
+    lower bounds of every point of the triangle, so no triangle that could beat the best is skipped. The
+    caller checks that every cell within ``sqrt(best)`` of the node lies in the grid and the table.
     """
-    stride_k = mi * mj
     inv2 = inv * inv
     sx2 = 1.0 / (scale_i * scale_i)
     sy2 = 1.0 / (scale_j * scale_j)
     for r in range(row_d2.shape[0]):
-        gyz = row_d2[r]
-        if gyz >= best:
+        gy2 = row_d2[r]
+        if gy2 >= best:
             break
-        dj = row_jk[r, 0]
-        dk = row_jk[r, 1]
-        wi = int(np.sqrt(best - gyz) / scale_i)
-        d0 = -wi - 1 if -wi - 1 > low_i else low_i
+        dj = row_j[r]
+        wi = int(np.sqrt(best - gy2) / scale_i)
+        d0 = -wi - 1 if -wi - 1 > low else low
         d1 = wi if wi < span - 1 else span - 1
         m = d1 - d0 + 1
-        r0 = base + dk * stride_k + dj * mi + d0
-        # contiguous views (non-negative indices, no wrap-around tests): grid rows at j, j + 1 (k, k + 1)
-        ga = gap2[0, d0 - low_i : d1 - low_i + 1]
-        lim = best - gyz
+        r0 = base + dj * mi + d0
+        # contiguous views (non-negative indices, no wrap-around tests) of grid rows j + dj and j + dj + 1
+        ga = gap2[d0 - low : d1 - low + 1]
+        lim = best - gy2
         row_a = ev_flat[r0 : r0 + m + 1]
-        if ndim == 1:
-            for t in range(m):
-                a0 = row_a[t]
-                a1 = row_a[t + 1]
-                g = max(max(min(a0, a1) - dr, dr - max(a0, a1)), 0.0) * inv
-                mask[t] = np.int64(ga[t] + g * g < lim)
-        elif ndim == 2:
-            # each triangle's plane bounds every face of the triangle: distance² = r² / (1 + |∇|²), r the
-            # plane's dose at the node minus its own (units of ΔD); lower triangle (c, c + e_i,
-            # c + e_i + e_j), upper (c, c + e_j, c + e_i + e_j); tested multiplied by 1 + |∇|² (and a
-            # relative 1e-9 slack)
-            row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
-            fj = -dj * inv
-            slack_best = best * (1.0 + 1e-9)
-            for t in range(m):
-                a0 = row_a[t]
-                a1 = row_a[t + 1]
-                b0 = row_b[t]
-                b1 = row_b[t + 1]
-                lo = min(min(a0, a1), min(b0, b1))
-                hi = max(max(a0, a1), max(b0, b1))
-                g = max(max(lo - dr, dr - hi), 0.0) * inv
-                fi = -(d0 + t) * inv
-                lx = a1 - a0
-                ly = b1 - a1
-                ux = b1 - b0
-                uy = b0 - a0
-                rl = (a0 - dr) * inv + lx * fi + ly * fj
-                ru = (a0 - dr) * inv + ux * fi + uy * fj
-                nl = 1.0 + (lx * lx * sx2 + ly * ly * sy2) * inv2
-                nu = 1.0 + (ux * ux * sx2 + uy * uy * sy2) * inv2
-                near = np.int64(ga[t] + g * g < lim)
-                mask[t] = near * (
-                    np.int64(rl * rl < slack_best * nl) + 2 * np.int64(ru * ru < slack_best * nu)
-                )
-        else:
-            row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
-            row_c = ev_flat[r0 + stride_k : r0 + stride_k + m + 1]
-            row_e = ev_flat[r0 + stride_k + mi : r0 + stride_k + mi + m + 1]
-            for t in range(m):
-                lo = min(min(min(row_a[t], row_a[t + 1]), min(row_b[t], row_b[t + 1])),
-                         min(min(row_c[t], row_c[t + 1]), min(row_e[t], row_e[t + 1])))  # fmt: skip
-                hi = max(max(max(row_a[t], row_a[t + 1]), max(row_b[t], row_b[t + 1])),
-                         max(max(row_c[t], row_c[t + 1]), max(row_e[t], row_e[t + 1])))  # fmt: skip
-                g = max(max(lo - dr, dr - hi), 0.0) * inv
-                mask[t] = np.int64(ga[t] + g * g < lim)
+        row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
+        fj = -dj * inv
+        slack_best = best * (1.0 + 1e-9)  # plane test multiplied by 1 + |∇|², with a relative 1e-9 slack
+        for t in range(m):
+            a0 = row_a[t]
+            a1 = row_a[t + 1]
+            b0 = row_b[t]
+            b1 = row_b[t + 1]
+            lo = min(min(a0, a1), min(b0, b1))
+            hi = max(max(a0, a1), max(b0, b1))
+            g = max(max(lo - dr, dr - hi), 0.0) * inv
+            fi = -(d0 + t) * inv
+            # lower triangle (c, c + e_i, c + e_i + e_j), upper (c, c + e_j, c + e_i + e_j)
+            lx = a1 - a0
+            ly = b1 - a1
+            ux = b1 - b0
+            uy = b0 - a0
+            rl = (a0 - dr) * inv + lx * fi + ly * fj
+            ru = (a0 - dr) * inv + ux * fi + uy * fj
+            nl = 1.0 + (lx * lx * sx2 + ly * ly * sy2) * inv2
+            nu = 1.0 + (ux * ux * sx2 + uy * uy * sy2) * inv2
+            near = np.int64(ga[t] + g * g < lim)
+            mask[t] = near * (np.int64(rl * rl < slack_best * nl) + 2 * np.int64(ru * ru < slack_best * nu))
         n = 0
         for t in range(m):
             cand[n] = d0 + t
             n += int(mask[t] != 0)
-        if ndim == 2:
-            for q in range(n):
-                di = cand[q]
-                value = _cell_triangles(
-                    r0 - d0 + di, di, dj, mask[di - d0], dr, inv, ev_flat, mi, scale_i, scale_j
-                )
-                if value < best:
-                    best = value
-                    win = row_cell[dk - low_k, dj - low_j, di - low_i]
-            continue
         for q in range(n):
-            cell = row_cell[dk - low_k, dj - low_j, cand[q] - low_i]
-            if cell >= 0:
-                value = _ring_cell(
-                    best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                    ring_cell_bound, ring_cell_start, ring_f, ring_off, False,
-                )  # fmt: skip
-                if value < best:
-                    best = value
-                    win = cell
+            di = cand[q]
+            value = _cell_triangles(
+                r0 - d0 + di, di, dj, mask[di - d0], dr, inv, ev_flat, mi, scale_i, scale_j
+            )
+            if value < best:
+                best = value
+                win = row_cell[dj - low, di - low]
     return best, win
 
 
@@ -913,40 +867,24 @@ def gamma_kernel(
         for l in range(m):
             ring_f[face, 2 + l] = ring_y[face, l]
             ring_f[face, 5 + l] = ring_inv_p[face, l]
-    # Row search over the ring (see :func:`_ring_rows`): per searched axis, the squared scaled gap from the
-    # node to the cells at each offset (less the tables' relative 1e-9), the rows of cells (offsets along j,
-    # k) in order of their gap, and the ring cell at each offset (built from ``ring_cell_base``).
-    span = -ring_index_low
-    low_j = ring_index_low if ndim > 1 else 0
-    low_k = ring_index_low if ndim > 2 else 0
-    row_cell = np.full(ring_cell_index.shape, -1, dtype=np.int64)
-    for cidx in range(n_ring_cells):
-        row_cell[
-            ring_cell_base[cidx, 2] - low_k,
-            ring_cell_base[cidx, 1] - low_j,
-            ring_cell_base[cidx, 0] - ring_index_low,
-        ] = cidx
-    gap2 = np.zeros((3, max(2 * span, 1)))
-    for a in range(ndim):
+    # 2D row search over the ring (see :func:`_ring_rows`): the squared scaled distance from the node to the
+    # cells at each offset along i (less the tables' relative 1e-9), the rows of cells (offsets along j) in
+    # order of their distance, and the ring cell at each offset (built from ``ring_cell_base``).
+    use_rows = on_nodes and ndim == 2 and n_ring_cells > 0
+    span = -ring_index_low if use_rows else 0
+    row_cell = np.full((2 * span, 2 * span), -1, dtype=np.int64)
+    gap2 = np.zeros((2, 2 * span))
+    for cidx in range(n_ring_cells if use_rows else 0):
+        row_cell[ring_cell_base[cidx, 1] + span, ring_cell_base[cidx, 0] + span] = cidx
+    for a in range(2 if use_rows else 0):
         for t in range(2 * span):
-            d = t + ring_index_low
+            d = t - span
             g = max(0, d, -d - 1) * scale[a]
             gap2[a, t] = g * g * (1.0 - 1e-9)
-    n_rows_j = ring_cell_index.shape[1]
-    n_rows_k = ring_cell_index.shape[0]
-    n_ring_rows = n_rows_j * n_rows_k
-    row_d2 = np.empty(n_ring_rows)
-    row_jk = np.empty((n_ring_rows, 2), dtype=np.int64)
-    for rk in range(n_rows_k):
-        for rj in range(n_rows_j):
-            r = rk * n_rows_j + rj
-            row_jk[r, 0] = rj + low_j
-            row_jk[r, 1] = rk + low_k
-            row_d2[r] = (gap2[1, rj] if ndim > 1 else 0.0) + (gap2[2, rk] if ndim > 2 else 0.0)
-    row_order = np.argsort(row_d2, kind="mergesort")
-    row_jk = row_jk[row_order].copy()
-    row_d2 = row_d2[row_order].copy()
-    use_rows = on_nodes and n_ring_cells > 0
+    row_order = np.argsort(gap2[1], kind="mergesort")
+    row_j = row_order - span
+    row_d2 = gap2[1][row_order].copy()
+    gap2_i = gap2[0].copy()
     for task in numba.prange(n_tasks):
         n_eval = 0
         n_pass = 0
@@ -969,8 +907,8 @@ def gamma_kernel(
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         prev_rel = np.zeros(3, dtype=np.int64)
-        cand = np.empty(max(2 * span, 1), dtype=np.int64)
-        row_mask = np.zeros(max(2 * span, 1), dtype=np.int64)
+        cand = np.empty(2 * span, dtype=np.int64)
+        row_mask = np.zeros(2 * span, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
         edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
@@ -1079,7 +1017,7 @@ def gamma_kernel(
                                     else:
                                         value = _ring_cell(
                                             best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                            ring_cell_bound, ring_cell_start, ring_f, ring_off, True,
+                                            ring_cell_bound, ring_cell_start, ring_f, ring_off,
                                         )  # fmt: skip
                                     if value < best:
                                         best = value
@@ -1087,10 +1025,8 @@ def gamma_kernel(
                         if rows_fit:
                             # every ring cell within the best's reach lies in the grid: rows of cells
                             best, win = _ring_rows(
-                                best, win, base, dr, inv, ev_flat, ndim, mi, mj, row_jk, row_d2, gap2,
-                                row_cell, ring_index_low, low_j, low_k, span, scale[0], scale[1], cand,
-                                row_mask, n_corners, cell_off, ring_cell_bound, ring_cell_start, ring_f,
-                                ring_off,
+                                best, win, base, dr, inv, ev_flat, mi, row_j, row_d2, gap2_i, row_cell,
+                                ring_index_low, span, scale[0], scale[1], cand, row_mask,
                             )  # fmt: skip
                             done = best <= ring_limit2
                         for cell in range(0 if not rows_fit else n_ring_cells + 1, n_ring_cells + 1):
@@ -1104,7 +1040,7 @@ def gamma_kernel(
                                 break
                             value = _ring_cell(
                                 best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                ring_cell_bound, ring_cell_start, ring_f, ring_off, True,
+                                ring_cell_bound, ring_cell_start, ring_f, ring_off,
                             )  # fmt: skip
                             if value < best:
                                 best = value
