@@ -763,11 +763,12 @@ def test_ring_rows_agree_with_brute_force_on_hard_2d_cases(
     max_gamma: float,
     normalisation: Normalisation,
 ) -> None:
-    # The ring search runs by rows of cells, each cell bounded by its distance plus the gap to its dose
-    # range and by its triangles' planes (closed form, branch-free), and only the cells that may beat the
-    # best are searched face by face. The brute force above knows none of that: it measures the distance to
-    # every closed triangle of the grid. Hard random cases — the evaluated dose 6 % high and shifted a DTA,
-    # with noise — put most points beyond their star and many at the search limit. Decisions must be
+    # The 2D ring search runs by rows of cells, each cell bounded by its distance plus the gap to its dose
+    # range and each triangle by the distance to its plane (closed form, branch-free); only the triangles
+    # that may beat the best are minimised. The brute force above knows none of that: it measures the
+    # distance to every closed triangle of the grid (numpy, vectorised). Hard random cases — the evaluated
+    # dose 6 % high and shifted a DTA, with noise — put most points beyond their star and many at the search
+    # limit. Decisions must be
     # identical and γ equal to 1e-9 (rounding of a few dozen operations on O(1-100) numbers; the issue
     # asks for 1e-4).
     from scipy.ndimage import gaussian_filter

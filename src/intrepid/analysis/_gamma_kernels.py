@@ -34,11 +34,15 @@ tabulated once per spacing with their geometry (projection coordinates, distance
 distance bounds) and grouped by cell, nearest cell first: a cell is skipped when its distance plus the dose
 range of its corners cannot beat the best, and the search stops at the first cell whose distance reaches it.
 Star and ring faces are evaluated without branches or divisions (the simplex test multiplied by ``1 + S``).
-Before the ring, the cell that held the previous point's minimum (the same grid cell, seen from the next
-node of the row) is probed: a low best found early prunes more ring cells; it only adds one cell to the
-search, so the minimum is unchanged. Only near the grid edges, or past the tabulated reach, does the general
-cell search above take over, from
-the best value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
+In 2D the ring is searched by rows of cells instead (:func:`_ring_rows`): rows nearest first, and along each
+row one branch-free pass over the contiguous run of cells within reach bounds every cell by its distance plus
+its dose gap and each of its two triangles by the distance to the triangle's plane; only triangles below the
+best on both counts are minimised, each as a closed triangle (:func:`_triangle_distance2`, its faces
+included). Before the ring, the cell that held the previous point's minimum (the same grid cell, seen from
+the next node of the row) is probed, evaluated as the search that follows would evaluate it: a low best
+found early prunes more cells; it only adds one cell to the search, so the minimum is unchanged. Only near
+the grid edges, or past the tabulated reach, does the general cell search above take over, from the best
+value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
 changes the result beyond rounding.
 
 The kernel also accumulates, per task, the count, passes, sum and maximum of γ and a histogram of it, so
@@ -578,7 +582,13 @@ def _ring_cell(
 def _triangle_distance2(
     ax: float, ay: float, az: float, bx: float, by: float, bz: float, cx: float, cy: float, cz: float
 ) -> float:  # pragma: no cover - compiled
-    """Squared distance from the origin to the closed triangle (a, b, c), by its Voronoi regions."""
+    """Squared distance from the origin to the closed triangle (a, b, c), by its Voronoi regions.
+
+    The closest point is a vertex, a point of an edge or of the interior, decided by the signs of dot
+    products with the edges (Ericson C, Real-Time Collision Detection, Morgan Kaufmann 2005, section 5.1.5,
+    ISBN 978-1-55860-732-3); every denominator is a squared edge length or a squared cross product, positive
+    for the non-degenerate triangles of a grid.
+    """
     abx = bx - ax
     aby = by - ay
     abz = bz - az
@@ -659,7 +669,7 @@ def _cell_triangles(
     return value
 
 
-@numba.njit(inline="always")
+@numba.njit(cache=True)
 def _ring_rows(
     best: float,
     win: int,
@@ -988,11 +998,13 @@ def gamma_kernel(
                         for a in range(ndim):
                             margin = min(margin, c0[a], mdim[a] - 1 - c0[a])
                         rows_fit = use_rows and best <= ring_limit2
-                        for a in range(ndim):
-                            # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
-                            reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
-                            if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
-                                rows_fit = False
+                        if rows_fit:
+                            # 2D rows need every cell up to sqrt(best) / scale + 1 steps away in the grid
+                            # and the table (one more step for the 1e-9 margin)
+                            for a in range(2):
+                                reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
+                                if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
+                                    rows_fit = False
                         # Probe first the ring cell that held the previous point's minimum (the same cell
                         # of the grid, one step further along i): a low best found early prunes the rest.
                         # It is evaluated as the search that follows evaluates it (2D rows: its closed
