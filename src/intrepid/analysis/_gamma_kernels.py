@@ -672,12 +672,16 @@ def _cell_triangles(
 @numba.njit(cache=True)
 def _ring_rows(
     best: float,
-    win: int,
+    have_prev: bool,
+    prev_rel: NDArray[np.int64],
+    ci: int,
+    cj: int,
+    mi: int,
+    mj: int,
     base: int,
     dr: float,
     inv: float,
     ev_flat: NDArray[np.float64],
-    mi: int,
     row_j: NDArray[np.int64],
     row_d2: NDArray[np.float64],
     gap2: NDArray[np.float64],
@@ -686,21 +690,44 @@ def _ring_rows(
     span: int,
     scale_i: float,
     scale_j: float,
+    limit2: float,
     cand: NDArray[np.int64],
     mask: NDArray[np.int64],
-) -> tuple[float, int]:  # pragma: no cover - compiled
-    """2D ring search by rows of cells: the best γ² and the ring cell that holds it (or ``win``).
+) -> tuple[float, int, bool]:  # pragma: no cover - compiled
+    """2D ring search by rows of cells around node ``(ci, cj)``: the best γ², the ring cell that holds it
+    (−1 if none) and whether the search ran (else the caller's ring search follows, from the same best).
 
-    Rows of cells (offset ``dj``) come nearest first and the search stops at the first row whose distance
-    reaches the best. Along a row the cells within reach form one contiguous run of the grid, read from its
-    two grid rows in one branch-free pass that bounds each cell twice: its distance plus the gap to the dose
-    range of its corners, and, for each of its two triangles, the distance to the triangle's plane
-    (``r² / (1 + |∇|²)``, ``r`` the plane's dose at the node minus the node's reference dose, in units of
-    ΔD). A cell is kept when its first bound and one triangle's plane bound are below the best; each kept
-    triangle is then minimised exactly as a closed triangle (:func:`_triangle_distance2`). Both bounds are
-    lower bounds of every point of the triangle, so no triangle that could beat the best is skipped. The
-    caller checks that every cell within ``sqrt(best)`` of the node lies in the grid and the table.
+    It runs when every cell within ``sqrt(best)`` of the node lies in the grid and in the ring table
+    (``row_cell``, offsets ``low`` to ``span − 1``). It first probes the cell that held the previous point's
+    minimum (``prev_rel``, offset from the previous node), evaluated as below. Rows of cells (offset ``dj``)
+    come nearest first and the search stops at the first row whose distance reaches the best. Along a row
+    the cells within reach form one contiguous run of the grid, read from its two grid rows in one
+    branch-free pass that bounds each cell twice: its distance plus the gap to the dose range of its corners,
+    and, for each of its two triangles, the distance to the triangle's plane (``r² / (1 + |∇|²)``, ``r``
+    the plane's dose at the node minus the node's reference dose, in units of ΔD). A triangle is kept when
+    its cell's first bound and its own plane bound are below the best, and is then minimised exactly as a
+    closed triangle (:func:`_triangle_distance2`). Both bounds are lower bounds of every point of the
+    triangle, so no triangle that could beat the best is skipped.
     """
+    win = -1
+    if not best <= limit2:
+        return best, win, False
+    # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
+    reach_i = int(np.sqrt(best) / scale_i) + 2
+    reach_j = int(np.sqrt(best) / scale_j) + 2
+    if reach_i > span or reach_i > ci or reach_i > mi - 1 - ci:
+        return best, win, False
+    if reach_j > span or reach_j > cj or reach_j > mj - 1 - cj:
+        return best, win, False
+    if have_prev:
+        # the previous point's cell, one step further along i from this node
+        pi = prev_rel[0] - 1
+        pj = prev_rel[1]
+        if low <= pi < span and low <= pj < span and row_cell[pj - low, pi - low] >= 0:
+            value = _cell_triangles(base + pj * mi + pi, pi, pj, 3, dr, inv, ev_flat, mi, scale_i, scale_j)
+            if value < best:
+                best = value
+                win = row_cell[pj - low, pi - low]
     inv2 = inv * inv
     sx2 = 1.0 / (scale_i * scale_i)
     sy2 = 1.0 / (scale_j * scale_j)
@@ -753,7 +780,7 @@ def _ring_rows(
             if value < best:
                 best = value
                 win = row_cell[dj - low, di - low]
-    return best, win
+    return best, win, True
 
 
 @numba.njit(cache=True, parallel=True, fastmath=False)
@@ -991,24 +1018,24 @@ def gamma_kernel(
                         if ok:
                             best = g02 / den
                     done = best <= star_rho2
-                    if not done:
+                    rows_done = False
+                    if not done and use_rows:
+                        # 2D: the ring by rows of cells, when every cell within reach lies in the grid
+                        best, win, rows_done = _ring_rows(
+                            best, have_prev, prev_rel, c0[0], c0[1], mi, mj, base, dr, inv, ev_flat, row_j,
+                            row_d2, gap2_i, row_cell, ring_index_low, span, scale[0], scale[1], ring_limit2,
+                            cand, row_mask,
+                        )  # fmt: skip
+                        if rows_done:
+                            done = best <= ring_limit2
+                    if not done and not rows_done:
                         # Ring search: the faces around the star, nearest cell first (see RingTable), while
                         # they lie in the grid; stopped when the distance bound reaches the best (then exact).
                         margin = mdim[0]
                         for a in range(ndim):
                             margin = min(margin, c0[a], mdim[a] - 1 - c0[a])
-                        rows_fit = use_rows and best <= ring_limit2
-                        if rows_fit:
-                            # 2D rows need every cell up to sqrt(best) / scale + 1 steps away in the grid
-                            # and the table (one more step for the 1e-9 margin)
-                            for a in range(2):
-                                reach_a = np.int64(np.sqrt(best) / scale[a]) + 2
-                                if reach_a > span or reach_a > c0[a] or reach_a > mdim[a] - 1 - c0[a]:
-                                    rows_fit = False
                         # Probe first the ring cell that held the previous point's minimum (the same cell
                         # of the grid, one step further along i): a low best found early prunes the rest.
-                        # It is evaluated as the search that follows evaluates it (2D rows: its closed
-                        # triangles), so that the minimum found is the same to the last bit.
                         if have_prev:
                             pi = prev_rel[0] - 1 - ring_index_low
                             pj = prev_rel[1] - (ring_index_low if ndim > 1 else 0)
@@ -1020,28 +1047,14 @@ def gamma_kernel(
                                     and ring_cell_reach[cell] <= margin
                                     and ring_cell_bound[cell] < best
                                 ):
-                                    if rows_fit and ndim == 2:
-                                        value = _cell_triangles(
-                                            base + cell_off[cell, 0], ring_cell_base[cell, 0],
-                                            ring_cell_base[cell, 1], 3, dr, inv, ev_flat, mi, scale[0],
-                                            scale[1],
-                                        )  # fmt: skip
-                                    else:
-                                        value = _ring_cell(
-                                            best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
-                                            ring_cell_bound, ring_cell_start, ring_f, ring_off,
-                                        )  # fmt: skip
+                                    value = _ring_cell(
+                                        best, cell, base, dr, inv, ev_flat, n_corners, cell_off,
+                                        ring_cell_bound, ring_cell_start, ring_f, ring_off,
+                                    )  # fmt: skip
                                     if value < best:
                                         best = value
                                         win = cell
-                        if rows_fit:
-                            # every ring cell within the best's reach lies in the grid: rows of cells
-                            best, win = _ring_rows(
-                                best, win, base, dr, inv, ev_flat, mi, row_j, row_d2, gap2_i, row_cell,
-                                ring_index_low, span, scale[0], scale[1], cand, row_mask,
-                            )  # fmt: skip
-                            done = best <= ring_limit2
-                        for cell in range(0 if not rows_fit else n_ring_cells + 1, n_ring_cells + 1):
+                        for cell in range(n_ring_cells + 1):
                             if cell == n_ring_cells:  # every face nearer than the table's limit was seen
                                 done = best <= ring_limit2
                                 break
