@@ -34,11 +34,15 @@ tabulated once per spacing with their geometry (projection coordinates, distance
 distance bounds) and grouped by cell, nearest cell first: a cell is skipped when its distance plus the dose
 range of its corners cannot beat the best, and the search stops at the first cell whose distance reaches it.
 Star and ring faces are evaluated without branches or divisions (the simplex test multiplied by ``1 + S``).
-Before the ring, the cell that held the previous point's minimum (the same grid cell, seen from the next
-node of the row) is probed: a low best found early prunes more ring cells; it only adds one cell to the
-search, so the minimum is unchanged. Only near the grid edges, or past the tabulated reach, does the general
-cell search above take over, from
-the best value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
+In 2D the ring is searched by rows of cells instead (:func:`_ring_rows`): rows nearest first, and along each
+row one branch-free pass over the contiguous run of cells within reach bounds every cell by its distance plus
+its dose gap and each of its two triangles by the distance to the triangle's plane; only triangles below the
+best on both counts are minimised, each as a closed triangle (:func:`_triangle_distance2`, its faces
+included). Before the ring, the cell that held the previous point's minimum (the same grid cell, seen from
+the next node of the row) is probed, evaluated as the search that follows would evaluate it: a low best
+found early prunes more cells; it only adds one cell to the search, so the minimum is unchanged. Only near
+the grid edges, or past the tabulated reach, does the general cell search above take over, from the best
+value found. Bounds only prune and every value kept is attained by the interpolant, so none of this
 changes the result beyond rounding.
 
 The kernel also accumulates, per task, the count, passes, sum and maximum of γ and a histogram of it, so
@@ -574,6 +578,211 @@ def _ring_cell(
     return best
 
 
+@numba.njit(inline="always")
+def _triangle_distance2(
+    ax: float, ay: float, az: float, bx: float, by: float, bz: float, cx: float, cy: float, cz: float
+) -> float:  # pragma: no cover - compiled
+    """Squared distance from the origin to the closed triangle (a, b, c), by its Voronoi regions.
+
+    The closest point is a vertex, a point of an edge or of the interior, decided by the signs of dot
+    products with the edges (Ericson C, Real-Time Collision Detection, Morgan Kaufmann 2005, section 5.1.5,
+    ISBN 978-1-55860-732-3); every denominator is a squared edge length or a squared cross product, positive
+    for the non-degenerate triangles of a grid.
+    """
+    abx = bx - ax
+    aby = by - ay
+    abz = bz - az
+    acx = cx - ax
+    acy = cy - ay
+    acz = cz - az
+    d1 = -(abx * ax + aby * ay + abz * az)
+    d2 = -(acx * ax + acy * ay + acz * az)
+    if d1 <= 0.0 and d2 <= 0.0:
+        return ax * ax + ay * ay + az * az
+    d3 = -(abx * bx + aby * by + abz * bz)
+    d4 = -(acx * bx + acy * by + acz * bz)
+    if d3 >= 0.0 and d4 <= d3:
+        return bx * bx + by * by + bz * bz
+    vc = d1 * d4 - d3 * d2
+    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
+        v = d1 / (d1 - d3)
+        rx = ax + v * abx
+        ry = ay + v * aby
+        rz = az + v * abz
+        return rx * rx + ry * ry + rz * rz
+    d5 = -(abx * cx + aby * cy + abz * cz)
+    d6 = -(acx * cx + acy * cy + acz * cz)
+    if d6 >= 0.0 and d5 <= d6:
+        return cx * cx + cy * cy + cz * cz
+    vb = d5 * d2 - d1 * d6
+    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0:
+        w = d2 / (d2 - d6)
+        rx = ax + w * acx
+        ry = ay + w * acy
+        rz = az + w * acz
+        return rx * rx + ry * ry + rz * rz
+    va = d3 * d6 - d5 * d4
+    if va <= 0.0 and d4 - d3 >= 0.0 and d5 - d6 >= 0.0:
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        rx = bx + w * (cx - bx)
+        ry = by + w * (cy - by)
+        rz = bz + w * (cz - bz)
+        return rx * rx + ry * ry + rz * rz
+    denom = 1.0 / (va + vb + vc)
+    v = vb * denom
+    w = vc * denom
+    rx = ax + abx * v + acx * w
+    ry = ay + aby * v + acy * w
+    rz = az + abz * v + acz * w
+    return rx * rx + ry * ry + rz * rz
+
+
+@numba.njit(inline="always")
+def _cell_triangles(
+    o: int,
+    di: int,
+    dj: int,
+    bits: int,
+    dr: float,
+    inv: float,
+    ev_flat: NDArray[np.float64],
+    mi: int,
+    scale_i: float,
+    scale_j: float,
+) -> float:  # pragma: no cover - compiled
+    """Least squared distance to the closed triangles ``bits`` (1: lower, 2: upper) of the 2D cell whose first
+    corner is the node at flat index ``o``, at offset ``(di, dj)`` from the reference node (``inf`` if none).
+    """
+    za = (ev_flat[o] - dr) * inv
+    zb = (ev_flat[o + 1] - dr) * inv
+    zc = (ev_flat[o + mi] - dr) * inv
+    zd = (ev_flat[o + mi + 1] - dr) * inv
+    x0 = di * scale_i
+    y0 = dj * scale_j
+    x1 = x0 + scale_i
+    y1 = y0 + scale_j
+    value = np.inf
+    if bits & 1:
+        value = _triangle_distance2(x0, y0, za, x1, y0, zb, x1, y1, zd)
+    if bits & 2:
+        value = min(value, _triangle_distance2(x0, y0, za, x0, y1, zc, x1, y1, zd))
+    return value
+
+
+@numba.njit(cache=True)
+def _ring_rows(
+    best: float,
+    have_prev: bool,
+    prev_rel: NDArray[np.int64],
+    ci: int,
+    cj: int,
+    mi: int,
+    mj: int,
+    base: int,
+    dr: float,
+    inv: float,
+    ev_flat: NDArray[np.float64],
+    row_j: NDArray[np.int64],
+    row_d2: NDArray[np.float64],
+    gap2: NDArray[np.float64],
+    row_cell: NDArray[np.int64],
+    low: int,
+    span: int,
+    scale_i: float,
+    scale_j: float,
+    limit2: float,
+    cand: NDArray[np.int64],
+    mask: NDArray[np.int64],
+) -> tuple[float, int, bool]:  # pragma: no cover - compiled
+    """2D ring search by rows of cells around node ``(ci, cj)``: the best γ², the ring cell that holds it
+    (−1 if none) and whether the search ran (else the caller's ring search follows, from the same best).
+
+    It runs when every cell within ``sqrt(best)`` of the node lies in the grid and in the ring table
+    (``row_cell``, offsets ``low`` to ``span − 1``). It first probes the cell that held the previous point's
+    minimum (``prev_rel``, offset from the previous node), evaluated as below. Rows of cells (offset ``dj``)
+    come nearest first and the search stops at the first row whose distance reaches the best. Along a row
+    the cells within reach form one contiguous run of the grid, read from its two grid rows in one
+    branch-free pass that bounds each cell twice: its distance plus the gap to the dose range of its corners,
+    and, for each of its two triangles, the distance to the triangle's plane (``r² / (1 + |∇|²)``, ``r``
+    the plane's dose at the node minus the node's reference dose, in units of ΔD). A triangle is kept when
+    its cell's first bound and its own plane bound are below the best, and is then minimised exactly as a
+    closed triangle (:func:`_triangle_distance2`). Both bounds are lower bounds of every point of the
+    triangle, so no triangle that could beat the best is skipped.
+    """
+    win = -1
+    if not best <= limit2:
+        return best, win, False
+    # cells up to sqrt(best) / scale + 1 steps away, one more for the 1e-9 margin
+    reach_i = int(np.sqrt(best) / scale_i) + 2
+    reach_j = int(np.sqrt(best) / scale_j) + 2
+    if reach_i > span or reach_i > ci or reach_i > mi - 1 - ci:
+        return best, win, False
+    if reach_j > span or reach_j > cj or reach_j > mj - 1 - cj:
+        return best, win, False
+    if have_prev:
+        # the previous point's cell, one step further along i from this node
+        pi = prev_rel[0] - 1
+        pj = prev_rel[1]
+        if low <= pi < span and low <= pj < span and row_cell[pj - low, pi - low] >= 0:
+            value = _cell_triangles(base + pj * mi + pi, pi, pj, 3, dr, inv, ev_flat, mi, scale_i, scale_j)
+            if value < best:
+                best = value
+                win = row_cell[pj - low, pi - low]
+    inv2 = inv * inv
+    sx2 = 1.0 / (scale_i * scale_i)
+    sy2 = 1.0 / (scale_j * scale_j)
+    for r in range(row_d2.shape[0]):
+        gy2 = row_d2[r]
+        if gy2 >= best:
+            break
+        dj = row_j[r]
+        wi = int(np.sqrt(best - gy2) / scale_i)
+        d0 = -wi - 1 if -wi - 1 > low else low
+        d1 = wi if wi < span - 1 else span - 1
+        m = d1 - d0 + 1
+        r0 = base + dj * mi + d0
+        # contiguous views (non-negative indices, no wrap-around tests) of grid rows j + dj and j + dj + 1
+        ga = gap2[d0 - low : d1 - low + 1]
+        lim = best - gy2
+        row_a = ev_flat[r0 : r0 + m + 1]
+        row_b = ev_flat[r0 + mi : r0 + mi + m + 1]
+        fj = -dj * inv
+        slack_best = best * (1.0 + 1e-9)  # plane test multiplied by 1 + |∇|², with a relative 1e-9 slack
+        for t in range(m):
+            a0 = row_a[t]
+            a1 = row_a[t + 1]
+            b0 = row_b[t]
+            b1 = row_b[t + 1]
+            lo = min(min(a0, a1), min(b0, b1))
+            hi = max(max(a0, a1), max(b0, b1))
+            g = max(max(lo - dr, dr - hi), 0.0) * inv
+            fi = -(d0 + t) * inv
+            # lower triangle (c, c + e_i, c + e_i + e_j), upper (c, c + e_j, c + e_i + e_j)
+            lx = a1 - a0
+            ly = b1 - a1
+            ux = b1 - b0
+            uy = b0 - a0
+            rl = (a0 - dr) * inv + lx * fi + ly * fj
+            ru = (a0 - dr) * inv + ux * fi + uy * fj
+            nl = 1.0 + (lx * lx * sx2 + ly * ly * sy2) * inv2
+            nu = 1.0 + (ux * ux * sx2 + uy * uy * sy2) * inv2
+            near = np.int64(ga[t] + g * g < lim)
+            mask[t] = near * (np.int64(rl * rl < slack_best * nl) + 2 * np.int64(ru * ru < slack_best * nu))
+        n = 0
+        for t in range(m):
+            cand[n] = d0 + t
+            n += int(mask[t] != 0)
+        for q in range(n):
+            di = cand[q]
+            value = _cell_triangles(
+                r0 - d0 + di, di, dj, mask[di - d0], dr, inv, ev_flat, mi, scale_i, scale_j
+            )
+            if value < best:
+                best = value
+                win = row_cell[dj - low, di - low]
+    return best, win, True
+
+
 @numba.njit(cache=True, parallel=True, fastmath=False)
 def gamma_kernel(
     ref: NDArray[np.float64],
@@ -695,6 +904,24 @@ def gamma_kernel(
         for l in range(m):
             ring_f[face, 2 + l] = ring_y[face, l]
             ring_f[face, 5 + l] = ring_inv_p[face, l]
+    # 2D row search over the ring (see :func:`_ring_rows`): the squared scaled distance from the node to the
+    # cells at each offset along i (less the tables' relative 1e-9), the rows of cells (offsets along j) in
+    # order of their distance, and the ring cell at each offset (built from ``ring_cell_base``).
+    use_rows = on_nodes and ndim == 2 and n_ring_cells > 0
+    span = -ring_index_low if use_rows else 0
+    row_cell = np.full((2 * span, 2 * span), -1, dtype=np.int64)
+    gap2 = np.zeros((2, 2 * span))
+    for cidx in range(n_ring_cells if use_rows else 0):
+        row_cell[ring_cell_base[cidx, 1] + span, ring_cell_base[cidx, 0] + span] = cidx
+    for a in range(2 if use_rows else 0):
+        for t in range(2 * span):
+            d = t - span
+            g = max(0, d, -d - 1) * scale[a]
+            gap2[a, t] = g * g * (1.0 - 1e-9)
+    row_order = np.argsort(gap2[1], kind="mergesort")
+    row_j = row_order - span
+    row_d2 = gap2[1][row_order].copy()
+    gap2_i = gap2[0].copy()
     for task in numba.prange(n_tasks):
         n_eval = 0
         n_pass = 0
@@ -717,6 +944,8 @@ def gamma_kernel(
         c = np.empty(3, dtype=np.int64)
         c0 = np.empty(3, dtype=np.int64)
         prev_rel = np.zeros(3, dtype=np.int64)
+        cand = np.empty(2 * span, dtype=np.int64)
+        row_mask = np.zeros(2 * span, dtype=np.int64)
         vfull = np.empty(max(n_full, 1))
         node_g = np.empty(max(n_star_nodes, 1))
         edge_d = np.zeros(n_star_edges + 1)  # the last entry stays 0: the padding step of star faces
@@ -789,7 +1018,17 @@ def gamma_kernel(
                         if ok:
                             best = g02 / den
                     done = best <= star_rho2
-                    if not done:
+                    rows_done = False
+                    if not done and use_rows:
+                        # 2D: the ring by rows of cells, when every cell within reach lies in the grid
+                        best, win, rows_done = _ring_rows(
+                            best, have_prev, prev_rel, c0[0], c0[1], mi, mj, base, dr, inv, ev_flat, row_j,
+                            row_d2, gap2_i, row_cell, ring_index_low, span, scale[0], scale[1], ring_limit2,
+                            cand, row_mask,
+                        )  # fmt: skip
+                        if rows_done:
+                            done = best <= ring_limit2
+                    if not done and not rows_done:
                         # Ring search: the faces around the star, nearest cell first (see RingTable), while
                         # they lie in the grid; stopped when the distance bound reaches the best (then exact).
                         margin = mdim[0]
