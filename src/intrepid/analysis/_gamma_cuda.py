@@ -169,7 +169,7 @@ def _arguments(
     # star faces padded to three chain steps: the padding step is an extra zero edge (indicator 0)
     n_star_edges = star.edge_nodes.shape[0]
     if star.nodes.shape[0] > _MAX_STAR_NODES or n_star_edges > _MAX_STAR_EDGES:  # pragma: no cover
-        raise AssertionError(f"star table larger than the kernel's local arrays ({star.nodes.shape[0]} nodes)")
+        raise AssertionError(f"star table larger than the kernel arrays ({star.nodes.shape[0]} nodes)")
     star_fe = np.full((star.face_m.size, 3), n_star_edges, dtype=np.int64)
     star_ind = np.zeros((star.face_m.size, 3))
     for face in range(star.face_m.size):
