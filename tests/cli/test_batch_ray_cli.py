@@ -24,7 +24,8 @@ cluster_utils = pytest.importorskip("ray.cluster_utils")
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    head = {"num_cpus": 0, "include_dashboard": False}
+    c = cluster_utils.Cluster(initialize_head=True, head_node_args=head)
     for _ in range(2):
         c.add_node(num_cpus=1)
     c.wait_for_nodes()
@@ -113,3 +114,23 @@ def test_invivo_batch_on_ray_equals_local_and_names_a_bad_study(
     a = read_rtdose(out / "fraction_a" / "reconstructed_dose.dcm").volume.array
     b = read_rtdose(local / "fraction_a" / "reconstructed_dose.dcm").volume.array
     assert np.array_equal(a, b)
+
+
+def test_simulate_invivo_count_on_ray_equals_local(
+    cluster, study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sim"
+    args = ["simulate", "invivo", "--out", str(out), "--phantom", "tg119", "--plan", "box4", "--seed", "2"]
+    assert main([*args, "--spacing-mm", "8", "--count", "2", "--ray", "auto", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [Path(c["study"]).name for c in listed] == ["case_2", "case_3"]
+    assert [c["seed"] for c in listed] == [2, 3]
+    # seed 2 on Ray is the locally simulated fixture, file for file
+    for name in ("delivered_dose.dcm", "RTDOSE_plan.dcm"):
+        a = read_rtdose(out / "case_2" / name).volume.array
+        assert np.array_equal(a, read_rtdose(study / name).volume.array), name
+    transit = sorted(p.name for p in (study / "transit").glob("*.dcm"))
+    assert transit
+    for t in transit:
+        a = read_rtimage(out / "case_2" / "transit" / t).image.array
+        assert np.array_equal(a, read_rtimage(study / "transit" / t).image.array), t

@@ -312,7 +312,17 @@ def add_simulate_invivo(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (>= 0): EPID noise and random error draws")
     p.add_argument("--spacing-mm", type=float, default=4.0, help="CT and dose grid spacing, mm (default 4)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty STUDY_DIR")
-    p.add_argument("--json", action="store_true", help="print case.json")
+    p.add_argument(
+        "--count", type=int, default=1,
+        help="simulate N fractions (seeds SEED .. SEED+N-1) into OUT/case_<seed>/ (default 1: OUT itself)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="simulate the fractions as Ray tasks (extra intrepid-rt[ray]), one per fraction: without "
+        "ADDRESS on a local Ray instance, 'auto' or HOST:PORT on a running cluster (OUT visible to every "
+        "node)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print case.json (with --count > 1: the list)")
     p.set_defaults(func=run_simulate)
 
 
@@ -332,8 +342,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ParameterError(f"--out {args.out} exists and is not a folder")
     if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
         raise ParameterError(f"--out {args.out} is not empty; pass --overwrite to replace it")
+    if args.count < 1:
+        raise ParameterError(f"--count must be >= 1, got {args.count}")
     spec = spec_from_args(site, str(args.plan).lower(), args.error, args.seed, args.spacing_mm)
     t0 = time.perf_counter()
+    if args.count > 1 or args.ray is not None:
+        return _simulate_many(args, spec, t0)
     case = make_invivo_case(spec)
     write_invivo_case(case, args.out, overwrite=True)
     info = json.loads((args.out / "case.json").read_text())
@@ -346,4 +360,47 @@ def run_simulate(args: argparse.Namespace) -> int:
             f"planned {info['ptv_d50_planned_gy']:.3f} Gy, delivered {info['ptv_d50_delivered_gy']:.3f} Gy "
             f"({time.perf_counter() - t0:.1f} s)\nstudy: {args.out}\n"
         )
+    return 0
+
+
+def _simulate_task(item: tuple[Any, Path], shared: None = None) -> dict[str, Any]:
+    """Body of one Ray task (module level, so that workers import it by name): simulate and write one case."""
+    import json
+
+    from intrepid.simulate._invivo_cases import make_invivo_case, write_invivo_case
+
+    spec, out = item
+    write_invivo_case(make_invivo_case(spec), out, overwrite=True)
+    info: dict[str, Any] = json.loads((out / "case.json").read_text())
+    return info
+
+
+def _simulate_many(args: argparse.Namespace, spec: Any, t0: float) -> int:
+    """``--count N`` fractions (seeds SEED..SEED+N-1) into OUT/case_<seed>/, locally or as Ray tasks; with
+    ``--ray`` and N = 1 the single case goes to OUT itself."""
+    from dataclasses import replace
+
+    from intrepid.cli._common import write_json
+
+    seeds = range(args.seed, args.seed + args.count)
+    if args.count == 1:
+        items = [(spec, args.out)]
+    else:
+        items = [(replace(spec, seed=s), args.out / f"case_{s}") for s in seeds]
+    if args.ray is not None:
+        from intrepid.learn import ray_map
+
+        infos = ray_map(
+            _simulate_task, items, _ray_options(args.ray), describe=lambda item: item[1].name,
+            progress=False, desc="fractions (ray)",
+        )  # fmt: skip
+    else:
+        infos = [_simulate_task(item) for item in items]
+    seconds = time.perf_counter() - t0
+    listed = [{"study": str(item[1]), **info} for item, info in zip(items, infos, strict=True)]
+    if args.json:
+        write_json(infos[0] if args.count == 1 else listed)
+    else:
+        names = ", ".join(str(item[1]) for item in items)
+        sys.stdout.write(f"{len(items)} fraction(s) in {seconds:.1f} s: {names}\n")
     return 0
