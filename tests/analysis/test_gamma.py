@@ -323,7 +323,10 @@ def pair() -> tuple[Volume, Volume]:
             {"dd_percent": 3.0, "dta_mm": 2.0, "normalisation": "global"},
             r"normalisation must be a Normalisation",
         ),
-        ({"dd_percent": 3.0, "dta_mm": 2.0, "backend": "cuda"}, r"backend must be 'numba' or 'torch'"),
+        (
+            {"dd_percent": 3.0, "dta_mm": 2.0, "backend": "opencl"},
+            r"backend must be 'numba', 'torch' or 'cuda'",
+        ),
     ],
 )
 def test_bad_parameters_are_refused(pair: tuple[Volume, Volume], kwargs: dict, message: str) -> None:

@@ -126,3 +126,16 @@ def test_gamma_map_as_png(doses: tuple[Path, Path], tmp_path: Path, capsys: pyte
     pixels = np.asarray(Image.open(out).convert("L"), dtype=float)
     assert pixels.shape[0] > 300 and pixels.std() > 10  # a drawn figure, not a blank canvas
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_cuda_backend_without_a_gpu_exits_1_with_one_line(
+    doses: tuple[Path, Path], capsys: pytest.CaptureFixture
+) -> None:
+    from intrepid.analysis._gamma_cuda import cuda_available
+
+    if cuda_available():
+        pytest.skip("a CUDA device is present: the refusal cannot be observed here")
+    status = main(["gamma", str(doses[0]), str(doses[1]), "--dd", "3", "--dta", "2", "--backend", "cuda"])
+    assert status == 1
+    err = capsys.readouterr().err.strip()
+    assert "needs an NVIDIA GPU" in err and "\n" not in err

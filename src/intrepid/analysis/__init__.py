@@ -12,6 +12,7 @@ from intrepid.analysis._gamma import (
     gamma,
     gamma_1d,
 )
+from intrepid.analysis._gamma_batch import gamma_batch
 from intrepid.analysis._isodose import (
     IsodoseLine,
     IsodoseSurface,
@@ -43,6 +44,7 @@ __all__ = [
     "dose_profile",
     "gamma",
     "gamma_1d",
+    "gamma_batch",
     "isodose_levels_gy",
     "isodose_lines",
     "isodose_surfaces",

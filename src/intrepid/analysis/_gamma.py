@@ -102,6 +102,7 @@ class GammaBackend(enum.Enum):
 
     NUMBA = "numba"  #: compiled, multi-threaded CPU kernel (default)
     TORCH = "torch"  #: vectorised PyTorch (GPU when one is present); same interpolant and decisions
+    CUDA = "cuda"  #: numba-cuda kernel, one GPU thread per point (:mod:`._gamma_cuda`); same decisions
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,8 @@ def gamma(
     max_gamma : float
         Search limit (> 1, default 2): γ at or above it is reported as ``max_gamma``; smaller γ are exact.
     backend : GammaBackend or str
-        ``"numba"`` (default, multi-threaded CPU) or ``"torch"`` (PyTorch; CUDA when available).
+        ``"numba"`` (default, multi-threaded CPU), ``"torch"`` (PyTorch; CUDA when available) or ``"cuda"``
+        (numba-cuda kernel on an NVIDIA GPU: :mod:`intrepid.analysis._gamma_cuda`).
     ignore_frame_of_reference : bool
         Compare volumes whose Frame of Reference UIDs differ (you assert they are registered).
     device : str, optional
@@ -521,7 +523,7 @@ def _as_backend(backend: GammaBackend | str) -> GammaBackend:
     try:
         return GammaBackend(backend)
     except ValueError:
-        raise ParameterError(f"backend must be 'numba' or 'torch', got {backend!r}") from None
+        raise ParameterError(f"backend must be 'numba', 'torch' or 'cuda', got {backend!r}") from None
 
 
 def _as_interpolant(interpolant: GammaInterpolant | str, backend: GammaBackend) -> GammaInterpolant:
@@ -529,7 +531,7 @@ def _as_interpolant(interpolant: GammaInterpolant | str, backend: GammaBackend) 
         interp = GammaInterpolant(interpolant)
     except ValueError:
         raise ParameterError(f"interpolant must be 'simplex' or 'trilinear', got {interpolant!r}") from None
-    if interp is GammaInterpolant.TRILINEAR and backend is GammaBackend.TORCH:
+    if interp is GammaInterpolant.TRILINEAR and backend is not GammaBackend.NUMBA:
         raise ParameterError("interpolant 'trilinear' runs on the numba backend only; use backend='numba'")
     return interp
 
@@ -587,13 +589,23 @@ def _run(
     blocks, counts = face_table(ndim)
     alpha, beta, on_nodes = _snap_to_nodes(alpha, beta, ndim)
     trilinear = settings.interpolant is GammaInterpolant.TRILINEAR
-    on_nodes = on_nodes and settings.backend is GammaBackend.NUMBA and not trilinear
+    on_nodes = on_nodes and settings.backend in (GammaBackend.NUMBA, GammaBackend.CUDA) and not trilinear
     _check_budget(ref, ev, scale, settings, ndim)
     offsets, bounds = search_offsets(scale, settings.max_gamma, ndim, on_nodes, ev.shape[::-1])
     if trilinear:
         out, stats, seconds = _run_trilinear(
             ref, ev, alpha, beta, scale, global_dd, local_fraction, settings, offsets, bounds
         )
+    elif settings.backend is GammaBackend.CUDA:
+        from intrepid.analysis._gamma_cuda import gamma_cuda
+
+        n_slices = ref.shape[0]
+        out, seconds = gamma_cuda(
+            ref, ev, alpha, beta, scale, np.full(n_slices, global_dd), local_fraction,
+            np.full(n_slices, settings.cutoff_dose_gy), settings.max_gamma**2, offsets, bounds, ndim,
+            on_nodes,
+        )  # fmt: skip
+        stats = None
     elif settings.backend is GammaBackend.TORCH:
         from intrepid.analysis._gamma_torch import gamma_torch
 

@@ -57,9 +57,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("numba", "torch"),
+        choices=("numba", "torch", "cuda"),
         default="numba",
-        help="numba (CPU, default) or torch (GPU when available)",
+        help="numba (CPU, default), torch (GPU when available) or cuda (numba-cuda kernel, NVIDIA GPU)",
     )
     p.add_argument(
         "--interpolant",

@@ -1,12 +1,23 @@
 """``intrepid invivo``: reconstruct the delivered 3D dose of a fraction from its transit EPID images and
 compare it with the plan; and ``intrepid simulate invivo`` (registered from :mod:`intrepid.cli._simulate`):
-write a simulated STUDY_DIR."""
+write a simulated STUDY_DIR.
+
+With several STUDY_DIRs (a batch, optionally on Ray with ``--ray [ADDRESS]``) each study is written to
+``OUT/<study folder name>/`` — first into a hidden partial folder, renamed when complete, so a study's outputs
+are all there or not at all — and ``--json`` prints ``{"out", "studies", "failed", "seconds"}``: ``studies``
+has one object per STUDY_DIR, in order, with ``study`` (folder name), ``study_dir``, ``out``, ``ok`` (bool),
+``error`` (one line, or null) and ``result`` (the single-study JSON, or null). A failing study is named on
+stderr (``intrepid invivo: error: <study>: <reason>``) without stopping the others; the exit status is 1 when
+any failed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +43,10 @@ def register(subparsers: Any) -> None:
             "Units: Gy, mm, degrees."
         ),
     )
-    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR", help="folder of the fraction's DICOM files")
+    p.add_argument(
+        "study_dirs", type=Path, nargs="+", metavar="STUDY_DIR",
+        help="folder of the fraction's DICOM files; several: a batch, each written to OUT/<folder name>/",
+    )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument(
         "--model",
@@ -70,6 +84,12 @@ def register(subparsers: Any) -> None:
         help="alert when the isocentre dose ratio leaves this range (default 0.95 1.05)",
     )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="reconstruct the studies as Ray tasks (extra intrepid-rt[ray]), one per study: without ADDRESS "
+        "on a local Ray instance, 'auto' or HOST:PORT on a running cluster (STUDY_DIRs and OUT must be "
+        "visible to every node; Ray costs ~5 s to start and ~1 s a task)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON (keys in docs/invivo.md)")
     p.set_defaults(func=run)
 
@@ -91,59 +111,175 @@ def _network(model: str | None) -> tuple[Any, str | None, str]:
     return load_invivo_model(p), "network", f"network {p}"
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What every study of one ``intrepid invivo`` call shares (picklable: sent once to Ray's store)."""
+
+    model: str | None
+    truth: Path | None
+    levels: Any
+    report: bool
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``intrepid invivo``."""
-    from intrepid.cli._common import to_jsonable, write_json
-    from intrepid.dicom import atomic_write, read_rtdose
-    from intrepid.invivo import ActionLevels, check_study, write_outputs
+    from intrepid.cli._common import write_json
+    from intrepid.invivo import ActionLevels
 
-    if not args.study_dir.is_dir():
-        raise ParameterError(f"STUDY_DIR {args.study_dir} is not a folder")
+    for study in args.study_dirs:
+        if not study.is_dir():
+            raise ParameterError(f"STUDY_DIR {study} is not a folder")
     levels = ActionLevels(
         gamma_pass_min_percent=args.gamma_pass_min,
         mean_gamma_max=args.mean_gamma_max,
         ptv_d50_max_diff_percent=args.ptv_d50_max,
         isocenter_ratio_range=(float(args.iso_ratio_range[0]), float(args.iso_ratio_range[1])),
     )
-    truth = None
-    if args.truth is not None:
-        if not args.truth.is_file():
-            raise ParameterError(f"--truth {args.truth}: no such file")
-        truth = read_rtdose(args.truth).volume
-    network, method, description = _network(args.model)
-    result = check_study(
-        args.study_dir,
-        network=network,
-        method=method,
-        truth=truth,
-        levels=levels,
-        exclude=(args.out,),
-        model_description=description,
-    )
-    t0 = time.perf_counter()
-    write_outputs(result, args.out)
-    data = result.to_json()
-    if not args.no_report:
-        from intrepid.report import write_invivo_report
+    if args.truth is not None and not args.truth.is_file():
+        raise ParameterError(f"--truth {args.truth}: no such file")
+    if args.model not in (None, "baseline", "fod") and not Path(args.model).exists():
+        raise ParameterError(f"--model {args.model}: no such model folder")
+    options = _Options(model=args.model, truth=args.truth, levels=levels, report=not args.no_report)
+    if len(args.study_dirs) > 1:
+        return _run_batch(args, options)
+    if args.ray is not None:  # one study, one task: the same outputs as a local run
+        from intrepid.learn import ray_map
 
-        write_invivo_report(result, args.out / "report.html")
-    data["output_seconds"] = time.perf_counter() - t0
-    import json
-
-    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
-    atomic_write(args.out / "result.json", lambda tmp: tmp.write_text(text))
+        data = ray_map(_study_task, [(args.study_dirs[0], args.out)], _ray_options(args.ray), shared=options,
+                       describe=lambda item: item[0].name, progress=False)[0]  # fmt: skip
+    else:
+        data = _one_study(args.study_dirs[0], args.out, options)
     if args.json:
         write_json(data)
     else:
-        sys.stdout.write(
-            f"{data['verdict'].upper()}: gamma 3%/2mm {data['gamma_3pct2mm_percent']:.1f} %, 2%/2mm "
-            f"{data['gamma_2pct2mm_percent']:.1f} %, isocentre ratio {data['isocenter_ratio']:.3f} "
-            f"({data['method']}, {data['compute_seconds']:.1f} s)\n"
-        )
+        sys.stdout.write(_summary_line(data))
         for reason in data["alert_reasons"]:
             sys.stdout.write(f"  - {reason}\n")
         sys.stdout.write(f"outputs in {args.out}\n")
     return 0
+
+
+def _summary_line(data: dict[str, Any]) -> str:
+    return (
+        f"{data['verdict'].upper()}: gamma 3%/2mm {data['gamma_3pct2mm_percent']:.1f} %, 2%/2mm "
+        f"{data['gamma_2pct2mm_percent']:.1f} %, isocentre ratio {data['isocenter_ratio']:.3f} "
+        f"({data['method']}, {data['compute_seconds']:.1f} s)\n"
+    )
+
+
+def _ray_options(address: str) -> Any:
+    from intrepid.learn import RayOptions
+
+    return RayOptions(address=None if address == "local" else address)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_network(model: str | None) -> tuple[Any, str | None, str]:
+    """The network of ``--model``, loaded once per process (a Ray worker reuses it for its next study)."""
+    return _network(model)
+
+
+def _one_study(study_dir: Path, out: Path, options: _Options) -> dict[str, Any]:
+    """Reconstruct and compare one study, write its outputs in ``out``; its JSON document."""
+    import json
+
+    from intrepid.cli._common import to_jsonable
+    from intrepid.dicom import atomic_write, read_rtdose
+    from intrepid.invivo import check_study, write_outputs
+
+    truth = read_rtdose(options.truth).volume if options.truth is not None else None
+    network, method, description = _cached_network(options.model)
+    result = check_study(
+        study_dir,
+        network=network,
+        method=method,
+        truth=truth,
+        levels=options.levels,
+        exclude=(out,),
+        model_description=description,
+    )
+    t0 = time.perf_counter()
+    write_outputs(result, out)
+    data: dict[str, Any] = result.to_json()
+    if options.report:
+        from intrepid.report import write_invivo_report
+
+        write_invivo_report(result, out / "report.html")
+    data["output_seconds"] = time.perf_counter() - t0
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    atomic_write(out / "result.json", lambda tmp: tmp.write_text(text))
+    return data
+
+
+def _study_task(item: tuple[Path, Path], options: _Options) -> dict[str, Any]:
+    """Body of one Ray task (module level, so that workers import it by name): one single-layout study."""
+    return _one_study(item[0], item[1], options)
+
+
+def _batch_task(item: tuple[Path, Path], options: _Options) -> dict[str, Any]:
+    """One study of a batch, written to a partial folder renamed to ``out`` when complete; never raises
+    for a bad study: the error's first line is returned instead."""
+    import shutil
+    import uuid
+
+    from intrepid.errors import IntrepidError
+
+    study_dir, out = item
+    entry: dict[str, Any] = {
+        "study": study_dir.name, "study_dir": str(study_dir), "out": str(out), "ok": False, "error": None,
+        "result": None,
+    }  # fmt: skip
+    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        data = _one_study(study_dir, partial, options)
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+        entry.update(ok=True, result=data)
+    except (IntrepidError, OSError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        entry["error"] = lines[0] if lines else type(exc).__name__
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return entry
+
+
+def _run_batch(args: argparse.Namespace, options: _Options) -> int:
+    """Every STUDY_DIR into OUT/<name>/, locally or on Ray; a failing study does not stop the others."""
+    from intrepid.cli._common import to_jsonable, write_json
+
+    names = [s.name for s in args.study_dirs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ParameterError(
+            f"two STUDY_DIRs share the folder name {twice[0]!r}; their outputs would collide"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    items = [(s, args.out / s.name) for s in args.study_dirs]
+    t0 = time.perf_counter()
+    if args.ray is not None:
+        from intrepid.learn import ray_map
+
+        entries = ray_map(
+            _batch_task, items, _ray_options(args.ray), shared=options, describe=lambda item: item[0].name,
+            progress=False, desc="studies (ray)",
+        )  # fmt: skip
+    else:
+        entries = [_batch_task(item, options) for item in items]
+    failed = [e["study"] for e in entries if not e["ok"]]
+    doc = {"out": str(args.out), "studies": entries, "failed": failed, "seconds": time.perf_counter() - t0}
+    if args.json:
+        write_json(to_jsonable(doc))
+    else:
+        for e in entries:
+            if e["ok"]:
+                sys.stdout.write(f"{e['study']}: {_summary_line(e['result'])}")
+        sys.stdout.write(f"{len(entries) - len(failed)} of {len(entries)} studies in {args.out}\n")
+    for e in entries:
+        if not e["ok"]:
+            sys.stderr.write(f"intrepid invivo: error: {e['study']}: {e['error']}\n")
+    return 1 if failed else 0
 
 
 # ------------------------------------------------------------------------------------------ simulate invivo
@@ -176,7 +312,17 @@ def add_simulate_invivo(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (>= 0): EPID noise and random error draws")
     p.add_argument("--spacing-mm", type=float, default=4.0, help="CT and dose grid spacing, mm (default 4)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty STUDY_DIR")
-    p.add_argument("--json", action="store_true", help="print case.json")
+    p.add_argument(
+        "--count", type=int, default=1,
+        help="simulate N fractions (seeds SEED .. SEED+N-1) into OUT/case_<seed>/ (default 1: OUT itself)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help="simulate the fractions as Ray tasks (extra intrepid-rt[ray]), one per fraction: without "
+        "ADDRESS on a local Ray instance, 'auto' or HOST:PORT on a running cluster (OUT visible to every "
+        "node)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print case.json (with --count > 1: the list)")
     p.set_defaults(func=run_simulate)
 
 
@@ -196,8 +342,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ParameterError(f"--out {args.out} exists and is not a folder")
     if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
         raise ParameterError(f"--out {args.out} is not empty; pass --overwrite to replace it")
+    if args.count < 1:
+        raise ParameterError(f"--count must be >= 1, got {args.count}")
     spec = spec_from_args(site, str(args.plan).lower(), args.error, args.seed, args.spacing_mm)
     t0 = time.perf_counter()
+    if args.count > 1 or args.ray is not None:
+        return _simulate_many(args, spec, t0)
     case = make_invivo_case(spec)
     write_invivo_case(case, args.out, overwrite=True)
     info = json.loads((args.out / "case.json").read_text())
@@ -210,4 +360,47 @@ def run_simulate(args: argparse.Namespace) -> int:
             f"planned {info['ptv_d50_planned_gy']:.3f} Gy, delivered {info['ptv_d50_delivered_gy']:.3f} Gy "
             f"({time.perf_counter() - t0:.1f} s)\nstudy: {args.out}\n"
         )
+    return 0
+
+
+def _simulate_task(item: tuple[Any, Path], shared: None = None) -> dict[str, Any]:
+    """Body of one Ray task (module level, so that workers import it by name): simulate and write one case."""
+    import json
+
+    from intrepid.simulate._invivo_cases import make_invivo_case, write_invivo_case
+
+    spec, out = item
+    write_invivo_case(make_invivo_case(spec), out, overwrite=True)
+    info: dict[str, Any] = json.loads((out / "case.json").read_text())
+    return info
+
+
+def _simulate_many(args: argparse.Namespace, spec: Any, t0: float) -> int:
+    """``--count N`` fractions (seeds SEED..SEED+N-1) into OUT/case_<seed>/, locally or as Ray tasks; with
+    ``--ray`` and N = 1 the single case goes to OUT itself."""
+    from dataclasses import replace
+
+    from intrepid.cli._common import write_json
+
+    seeds = range(args.seed, args.seed + args.count)
+    if args.count == 1:
+        items = [(spec, args.out)]
+    else:
+        items = [(replace(spec, seed=s), args.out / f"case_{s}") for s in seeds]
+    if args.ray is not None:
+        from intrepid.learn import ray_map
+
+        infos = ray_map(
+            _simulate_task, items, _ray_options(args.ray), describe=lambda item: item[1].name,
+            progress=False, desc="fractions (ray)",
+        )  # fmt: skip
+    else:
+        infos = [_simulate_task(item) for item in items]
+    seconds = time.perf_counter() - t0
+    listed = [{"study": str(item[1]), **info} for item, info in zip(items, infos, strict=True)]
+    if args.json:
+        write_json(infos[0] if args.count == 1 else listed)
+    else:
+        names = ", ".join(str(item[1]) for item in items)
+        sys.stdout.write(f"{len(items)} fraction(s) in {seconds:.1f} s: {names}\n")
     return 0
