@@ -162,7 +162,10 @@ def test_default_model_is_the_shipped_network(
 
     if default_invivo_model_path() is None:
         pytest.skip("no shipped 3D model in this checkout")
-    assert main(["invivo", str(studies["ok"]), "--out", str(tmp_path / "n"), "--no-report", "--json"]) == 0
+    out = tmp_path / "n"
+    # --device auto: CUDA when present, else the CPU (batched inference over the plan's beams either way)
+    args = ["invivo", str(studies["ok"]), "--out", str(out), "--no-report", "--json", "--device", "auto"]
+    assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["method"] == "network" and KEYS <= set(data)
 

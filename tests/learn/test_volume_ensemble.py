@@ -67,3 +67,23 @@ def test_training_improves_on_the_base_and_round_trips(tmp_path: Path) -> None:
 def test_too_few_groups_for_the_folds() -> None:
     with pytest.raises(ParameterError, match="groups"):
         train_volume_ensemble(_samples(1), UNet3DConfig(depth=2, in_channels=2), VolumeTrainConfig(folds=2))
+
+
+def test_batched_inference_equals_one_volume_at_a_time() -> None:
+    """predict_batch groups volumes of one shape into batches; results equal per-volume predict."""
+    arch = UNet3DConfig(depth=2, initial_filters=4, in_channels=2, batch_norm_from_level=None)
+    torch.manual_seed(0)
+    ens = VolumeEnsemble(arch, [build_unet3d(arch), build_unet3d(arch)])
+    rng = np.random.default_rng(1)
+    items = []
+    for shape in [(8, 8, 8), (6, 9, 7), (8, 8, 8), (8, 8, 8)]:
+        base = rng.random(shape).astype(np.float32)
+        items.append((np.stack([base, rng.random(shape).astype(np.float32)]), base))
+    batched = ens.predict_batch(items, device="cpu", batch_size=2)
+    assert [b.shape for b in batched] == [it[1].shape for it in items]
+    for (x, base), got in zip(items, batched, strict=True):
+        one = ens.predict(x, base)
+        np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-6)
+        assert np.abs(got - base).max() > 0  # the members do correct the base
+    with pytest.raises(ParameterError, match="batch_size"):
+        ens.predict_batch(items, batch_size=0)

@@ -83,6 +83,9 @@ def register(subparsers: Any) -> None:
         metavar=("LOW", "HIGH"),
         help="alert when the isocentre dose ratio leaves this range (default 0.95 1.05)",
     )
+    p.add_argument(
+        "--device", default="cpu", help="device of the 3D network's inference: cpu (default), cuda or auto"
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument(
         "--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -94,7 +97,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _network(model: str | None) -> tuple[Any, str | None, str]:
+def _network(model: str | None, device: str = "cpu") -> tuple[Any, str | None, str]:
     """(network or None, method name or None, description)."""
     if model in ("baseline", "fod"):
         return None, model, model
@@ -104,11 +107,11 @@ def _network(model: str | None) -> tuple[Any, str | None, str]:
         path = default_invivo_model_path()
         if path is None:
             return None, "baseline", "baseline (no shipped network)"
-        return load_invivo_model(path), "network", f"network {path.name}"
+        return load_invivo_model(path, device=device), "network", f"network {path.name}"
     p = Path(model)
     if not p.exists():
         raise ParameterError(f"--model {model}: no such model folder")
-    return load_invivo_model(p), "network", f"network {p}"
+    return load_invivo_model(p, device=device), "network", f"network {p}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class _Options:
     truth: Path | None
     levels: Any
     report: bool
+    device: str = "cpu"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError(f"--truth {args.truth}: no such file")
     if args.model not in (None, "baseline", "fod") and not Path(args.model).exists():
         raise ParameterError(f"--model {args.model}: no such model folder")
-    options = _Options(model=args.model, truth=args.truth, levels=levels, report=not args.no_report)
+    options = _Options(
+        model=args.model, truth=args.truth, levels=levels, report=not args.no_report, device=args.device
+    )
     if len(args.study_dirs) > 1:
         return _run_batch(args, options)
     if args.ray is not None:  # one study, one task: the same outputs as a local run
@@ -174,9 +180,9 @@ def _ray_options(address: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_network(model: str | None) -> tuple[Any, str | None, str]:
+def _cached_network(model: str | None, device: str = "cpu") -> tuple[Any, str | None, str]:
     """The network of ``--model``, loaded once per process (a Ray worker reuses it for its next study)."""
-    return _network(model)
+    return _network(model, device)
 
 
 def _one_study(study_dir: Path, out: Path, options: _Options) -> dict[str, Any]:
@@ -188,7 +194,7 @@ def _one_study(study_dir: Path, out: Path, options: _Options) -> dict[str, Any]:
     from intrepid.invivo import check_study, write_outputs
 
     truth = read_rtdose(options.truth).volume if options.truth is not None else None
-    network, method, description = _cached_network(options.model)
+    network, method, description = _cached_network(options.model, options.device)
     result = check_study(
         study_dir,
         network=network,

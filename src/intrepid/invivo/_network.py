@@ -63,16 +63,16 @@ def beam_features(
 class InvivoNetwork:
     """A loaded ensemble as a :class:`~intrepid.invivo.BeamRefiner`."""
 
-    def __init__(self, ensemble: Any, source: str = "") -> None:
+    def __init__(self, ensemble: Any, source: str = "", device: str | None = None) -> None:
         self.ensemble = ensemble
         self.source = source
+        self.device = device
 
     def refine(self, inputs: Sequence[BeamInputs]) -> dict[int, NDArray[np.float32]]:
-        """Beam doses (Gy) per beam number."""
-        out = {}
-        for n, (x, base, s) in beam_features(inputs).items():
-            out[n] = (self.ensemble.predict(x, base) * s).astype(np.float32)
-        return out
+        """Beam doses (Gy) per beam number (the beams of a plan share the CT grid: batched inference)."""
+        feats = beam_features(inputs)
+        preds = self.ensemble.predict_batch([(x, base) for x, base, _ in feats.values()], device=self.device)
+        return {n: (p * s).astype(np.float32) for (n, (_, _, s)), p in zip(feats.items(), preds, strict=True)}
 
     def describe(self) -> dict[str, Any]:
         """Architecture, members and training facts."""
@@ -85,12 +85,15 @@ class InvivoNetwork:
         }
 
 
-def load_invivo_model(path: str | os.PathLike[str] | None = None) -> InvivoNetwork:
-    """Load a 3D in-vivo model folder (default: the shipped model)."""
+def load_invivo_model(
+    path: str | os.PathLike[str] | None = None, *, device: str | None = None
+) -> InvivoNetwork:
+    """Load a 3D in-vivo model folder (default: the shipped model); ``device``: PyTorch device of inference
+    (``"cpu"`` default, ``"cuda"`` on a GPU)."""
     from intrepid.errors import ParameterError
     from intrepid.learn._volume_ensemble import VolumeEnsemble
 
     p = Path(path) if path is not None else default_invivo_model_path()
     if p is None:
         raise ParameterError("no shipped 3D in-vivo model; pass a model folder")
-    return InvivoNetwork(VolumeEnsemble.load(p), str(p))
+    return InvivoNetwork(VolumeEnsemble.load(p), str(p), device)

@@ -111,20 +111,62 @@ class VolumeEnsemble:
     training: dict[str, Any] = field(default_factory=dict)
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, inputs: NDArray[np.float32], base: NDArray[np.float32]) -> NDArray[np.float32]:
+    def predict(
+        self, inputs: NDArray[np.float32], base: NDArray[np.float32], *, device: str | None = None
+    ) -> NDArray[np.float32]:
         """Member-averaged ``base + net(inputs)`` for one volume ``inputs`` (C, Z, Y, X)."""
+        return self.predict_batch([(inputs, base)], device=device)[0]
+
+    def predict_batch(
+        self,
+        items: Sequence[tuple[NDArray[np.float32], NDArray[np.float32]]],
+        *,
+        device: str | None = None,
+        batch_size: int = 4,
+    ) -> list[NDArray[np.float32]]:
+        """:meth:`predict` for many volumes: those of one shape go through each member in batches.
+
+        Parameters
+        ----------
+        items : sequence of (inputs, base)
+            ``inputs`` (C, Z, Y, X) and ``base`` (Z, Y, X) per volume (e.g. the beams of one plan, which share
+            the CT grid).
+        device : str, optional
+            ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (:func:`select_device`); the members
+            move there.
+        batch_size : int
+            Volumes per forward pass.
+        """
         import torch
 
+        if int(batch_size) < 1:
+            raise ParameterError(f"batch_size must be >= 1, got {batch_size}")
+        from intrepid.learn._ensemble import select_device
+
+        dev = torch.device(select_device(device or "cpu"))
         m = self.architecture.multiple
-        x, back = pad_to_multiple(np.asarray(inputs, dtype=np.float32)[None], m)
+        out: list[NDArray[np.float32] | None] = [None] * len(items)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, (x, _) in enumerate(items):
+            by_shape.setdefault(tuple(np.shape(x)), []).append(i)
+        for net in self.members:
+            net.to(dev).eval()
         with torch.no_grad():
-            t = torch.from_numpy(np.ascontiguousarray(x))
-            acc = np.zeros(x.shape[2:], dtype=np.float32)
-            for net in self.members:
-                net.eval()
-                acc += net(t)[0, 0].numpy()
-        corr = acc / max(1, len(self.members))
-        return np.asarray(np.asarray(base, dtype=np.float32) + corr[back[-3:]], dtype=np.float32)
+            for idx in by_shape.values():
+                for k in range(0, len(idx), int(batch_size)):
+                    chunk = idx[k : k + int(batch_size)]
+                    x, back = pad_to_multiple(
+                        np.stack([np.asarray(items[i][0], dtype=np.float32) for i in chunk]), m
+                    )
+                    t = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+                    acc = torch.zeros((len(chunk), *x.shape[2:]), dtype=torch.float32, device=dev)
+                    for net in self.members:
+                        acc += net(t)[:, 0]
+                    corr = (acc / max(1, len(self.members))).cpu().numpy()
+                    for j, i in enumerate(chunk):
+                        base = np.asarray(items[i][1], dtype=np.float32)
+                        out[i] = np.asarray(base + corr[j][back[-3:]], dtype=np.float32)
+        return [o for o in out if o is not None]
 
     def save(self, folder: str | Path) -> Path:
         """Write ``model.safetensors`` + ``model.json``."""
