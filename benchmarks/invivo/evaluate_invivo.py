@@ -48,8 +48,12 @@ def _auc(neg: list[float], pos: list[float]) -> float:
     return float(((p > n).sum() + 0.5 * (p == n).sum()) / (n.size * p.size))
 
 
-def evaluate(folder: Path, methods: list[str], partial: Path | None = None) -> dict[str, Any]:
-    net = load_invivo_model() if "network" in methods and default_invivo_model_path() else None
+def evaluate(
+    folder: Path, methods: list[str], partial: Path | None = None, model: Path | None = None
+) -> dict[str, Any]:
+    net = None
+    if "network" in methods and (model is not None or default_invivo_model_path()):
+        net = load_invivo_model(model)
     if net is None and "network" in methods:
         methods = [m for m in methods if m != "network"]
     rows = []
@@ -215,6 +219,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path, nargs="?")
     ap.add_argument("--methods", default="fod,baseline,network")
+    ap.add_argument("--model", type=Path, default=None, help="3D model folder (default: the shipped one)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--merge", type=Path, nargs="*", default=None, help="summarise earlier --json outputs")
     ap.add_argument("--markdown", action="store_true")
@@ -223,7 +228,7 @@ def main() -> int:
         rows = [r for p in args.merge for r in json.loads(p.read_text())["rows"]]
         res = {"rows": rows, "summary": summarise(rows)}
     else:
-        res = evaluate(args.folder, args.methods.split(","), partial=args.json)
+        res = evaluate(args.folder, args.methods.split(","), partial=args.json, model=args.model)
     text = json.dumps(res, indent=2, default=float)
     if args.json:
         args.json.write_text(text + "\n")
