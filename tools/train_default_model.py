@@ -64,6 +64,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--working-size", type=int, default=128, help="working grid N x N (default 128)")
     p.add_argument("--filters", type=int, default=8, help="initial U-Net filters (default 8)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="constant, or cosine decay to 5 %% of --lr over the epochs (default constant)",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="mini-batch size (default 4)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--workers", type=int, default=2, help="simulation worker processes (default 2)")
@@ -242,7 +248,12 @@ def _train_members(
         fold_base = None
         seed = int(np.random.SeedSequence([args.seed, 0, split.fold]).generate_state(1)[0] % (2**31))
         tcfg = TrainConfig(
-            learning_rate=args.lr, batch_size=args.batch_size, epochs=epochs, seed=seed, device="cpu"
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            epochs=epochs,
+            seed=seed,
+            device="cpu",
+            lr_schedule=args.lr_schedule,
         )
         if args.resume and (ckpt / "model.json").exists() and (ckpt / "fold.json").exists():
             member = load_model(ckpt)
@@ -424,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "configuration": {
             "initial_filters": args.filters,
             "learning_rate": args.lr,
+            "lr_schedule": args.lr_schedule,
             "batch_size": args.batch_size,
             "epochs": args.epochs,
             "loss": "mae",
@@ -585,6 +597,7 @@ def _lofo(
             epochs=args.lofo_epochs,
             seed=seed,
             device="cpu",
+            lr_schedule=args.lr_schedule,
         )
         model = train_model(
             arrays.with_base(base_wg).take(train_idx),

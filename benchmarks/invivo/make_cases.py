@@ -3,6 +3,10 @@
     python benchmarks/invivo/make_cases.py train OUT_DIR [--seeds 3]
     python benchmarks/invivo/make_cases.py test OUT_DIR [--seeds 2]
 
+Each site and seed is one patient (``--anatomy varied``, default: :func:`intrepid.simulate.vary_anatomy` with
+anatomy seeds 1000 + 16 seed + site for training and 5000 + 16 seed + site for testing, so no test patient is
+a training patient); ``--anatomy reference`` puts every case on the site's reference anatomy.
+
 ``train`` writes one ``<name>.npz`` per case (CT, structures, portal-dose frames with geometry, delivered beam
 doses): sites × plans × seeds, each with a random delivery error or none (so the models see delivered
 geometries that differ from the plan). ``test`` writes one STUDY_DIR per case (what ``intrepid invivo``
@@ -96,6 +100,14 @@ def main() -> int:
     ap.add_argument("--sites", default=",".join(SITES))
     ap.add_argument("--plans", default=None)
     ap.add_argument("--free", type=int, default=3, help="test: error-free fractions per site x plan x seed")
+    ap.add_argument(
+        "--anatomy",
+        choices=("varied", "reference"),
+        default="varied",
+        help="varied (default): one patient per site and seed (vary_anatomy; training and test patients "
+        "never coincide); reference: every case on the site's reference anatomy (the data sets of the "
+        "first two 3D networks)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sites = args.sites.split(",")
@@ -113,8 +125,11 @@ def main() -> int:
                     err = TRAIN_ERRORS[(seed * 7 + si * 3 + pi) % len(TRAIN_ERRORS)]
                     if err and err.startswith("anatomy:cavity") and site == "tg119":
                         err = None
+                    anatomy = 1000 + 16 * seed + si if args.anatomy == "varied" else None
                     case = make_invivo_case(
-                        InvivoCaseSpec(site, plan, (err,) if err else (), seed=1000 + seed)
+                        InvivoCaseSpec(
+                            site, plan, (err,) if err else (), seed=1000 + seed, anatomy_seed=anatomy
+                        )
                     )
                     _npz(case, path)
                     n += 1
@@ -141,8 +156,15 @@ def main() -> int:
             name = f"{site}_{plan}_s{seed}_{tag}"
             if (args.out / name / "case.json").exists():
                 continue
+            anatomy = 5000 + 16 * seed + sites.index(site) if args.anatomy == "varied" else None
             case = make_invivo_case(
-                InvivoCaseSpec(site, plan, errs, seed=5000 + 97 * seed + zlib.crc32(tag.encode()) % 997)
+                InvivoCaseSpec(
+                    site,
+                    plan,
+                    errs,
+                    seed=5000 + 97 * seed + zlib.crc32(tag.encode()) % 997,
+                    anatomy_seed=anatomy,
+                )
             )
             write_invivo_case(case, args.out / name, overwrite=True)
             n += 1

@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--baseline", type=Path, default=None, help="use this baseline.json instead of fitting")
     ap.add_argument("--baseline-only", action="store_true")
     ap.add_argument("--broad-scatter", action="store_true", help="fit the two-Gaussian baseline")
+    ap.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.perf_counter()
@@ -133,6 +134,7 @@ def main() -> int:
         patches_per_sample=args.patches,
         seed=args.seed,
         max_val_samples=args.max_val,
+        lr_schedule=args.lr_schedule,
     )
     print(f"training on {len(samples)} beam samples", flush=True)
     ens = train_volume_ensemble(

@@ -137,6 +137,7 @@ def test_a_10_percent_mu_error_scales_the_reconstruction(
         (["simulate", "invivo", "--phantom", "abdomen"], "--phantom"),
         (["simulate", "invivo", "--error", "mu:lots"], "mu:lots"),
         (["simulate", "invivo", "--plan", "imrt9"], "--plan"),
+        (["simulate", "invivo", "--anatomy-seed", "-1"], "--anatomy-seed"),
     ],
 )
 def test_bad_simulate_arguments(
@@ -146,6 +147,21 @@ def test_bad_simulate_arguments(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_anatomy_seed_simulates_another_patient(tmp_path: Path, studies: dict[str, Path]) -> None:
+    argv = ["simulate", "invivo", "--phantom", "tg119", "--plan", "box4", "--seed", "3", "--spacing-mm", "5"]
+    assert main([*argv, "--out", str(tmp_path / "p7"), "--anatomy-seed", "7"]) == 0
+    info = json.loads((tmp_path / "p7" / "case.json").read_text())
+    ref = json.loads((studies["ok"] / "case.json").read_text())
+    assert info["anatomy_seed"] == 7 and ref["anatomy_seed"] is None
+    from intrepid.dicom import read_ct_series
+
+    ct, ct_ref = read_ct_series(tmp_path / "p7" / "CT"), read_ct_series(studies["ok"] / "CT")
+    # another body: a different CT grid (size drawn per patient), same spacing
+    assert ct.grid.spacing_mm == ct_ref.grid.spacing_mm
+    assert ct.grid.shape != ct_ref.grid.shape
+    assert info["ptv_d50_planned_gy"] == pytest.approx(ref["ptv_d50_planned_gy"], rel=1e-3)  # MU recalibrated
 
 
 def test_bad_study_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,26 @@ def test_training_improves_on_the_base_and_round_trips(tmp_path: Path) -> None:
         VolumeEnsemble.load(tmp_path / "m")
 
 
+def test_cosine_schedule_decays_to_five_percent_and_trains() -> None:
+    cfg = VolumeTrainConfig(epochs=5, learning_rate=1e-2, lr_schedule="cosine")
+    lrs = [cfg.epoch_learning_rate(e) for e in range(5)]
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(5e-4)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    assert VolumeTrainConfig(epochs=5).epoch_learning_rate(4) == 1e-3  # constant by default
+    with pytest.raises(ParameterError, match="lr_schedule"):
+        VolumeTrainConfig(lr_schedule="step")
+    arch = UNet3DConfig(depth=2, initial_filters=4, in_channels=2, batch_norm_from_level=None)
+    ens = train_volume_ensemble(
+        _samples(),
+        arch,
+        VolumeTrainConfig(
+            folds=2, epochs=6, patch=8, batch_size=2, learning_rate=1e-2, threads=1, lr_schedule="cosine"
+        ),
+    )
+    assert all(run["val_loss"] < run["val_loss_untrained"] for run in ens.runs)
+    assert ens.training["protocol"]["lr_schedule"] == "cosine"
+
+
 def test_too_few_groups_for_the_folds() -> None:
     with pytest.raises(ParameterError, match="groups"):
         train_volume_ensemble(_samples(1), UNet3DConfig(depth=2, in_channels=2), VolumeTrainConfig(folds=2))
@@ -87,3 +108,14 @@ def test_batched_inference_equals_one_volume_at_a_time() -> None:
         assert np.abs(got - base).max() > 0  # the members do correct the base
     with pytest.raises(ParameterError, match="batch_size"):
         ens.predict_batch(items, batch_size=0)
+
+
+def test_2d_train_config_schedule_is_checked_and_recorded() -> None:
+    from intrepid.learn import TrainConfig
+
+    cfg = TrainConfig(epochs=11, learning_rate=1e-3, lr_schedule="cosine")
+    assert cfg.epoch_learning_rate(0) == pytest.approx(1e-3)
+    assert cfg.epoch_learning_rate(5) == pytest.approx(0.525e-3)  # half-way: mean of 1 and 0.05
+    assert cfg.to_dict()["lr_schedule"] == "cosine"
+    with pytest.raises(ParameterError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")

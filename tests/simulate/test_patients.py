@@ -59,3 +59,35 @@ def test_bad_site_and_spacing_are_refused() -> None:
         make_patient_case_phantom("thorax", spacing_mm=0.1)
     with pytest.raises(ParameterError, match="no air cavity"):
         set_cavity(make_patient_case_phantom("tg119", spacing_mm=5.0), filled=True)
+
+
+@pytest.mark.parametrize("site", list(PatientSite))
+def test_anatomy_seed_draws_another_patient_deterministically(site: PatientSite) -> None:
+    from intrepid.simulate._patients import ANATOMY_SCALE_RANGE
+
+    ref = make_patient_case_phantom(site, spacing_mm=5.0)
+    a = make_patient_case_phantom(site, spacing_mm=5.0, anatomy_seed=3)
+    again = make_patient_case_phantom(site, spacing_mm=5.0, anatomy_seed=3)
+    other = make_patient_case_phantom(site, spacing_mm=5.0, anatomy_seed=4)
+    np.testing.assert_array_equal(a.ct.array, again.ct.array)  # same seed, same patient
+    assert a.isocenter_mm == again.isocenter_mm
+    assert a.ct.grid.shape != other.ct.grid.shape or not np.array_equal(a.ct.array, other.ct.array)
+    assert a.ct.grid.spacing_mm == ref.ct.grid.spacing_mm
+    assert a.ct.frame_of_reference_uid == ref.ct.frame_of_reference_uid
+    assert (a.ct.quantity, a.ct.units) == (ref.ct.quantity, ref.ct.units)
+    scale = a.ct.metadata["anatomy_scale"]
+    for v, (lo, hi) in zip(scale, ANATOMY_SCALE_RANGE, strict=True):
+        assert lo <= v <= hi
+    # the body volume follows the drawn scale (nearest-neighbour resampling: within 6 %)
+    ratio = a.structures["BODY"].sum() / ref.structures["BODY"].sum()
+    assert ratio == pytest.approx(float(np.prod(scale)), rel=0.06)
+    body = a.structures["BODY"]
+    for name, mask in a.structures.items():
+        assert not (mask & ~body).any(), name
+    assert a.structures["PTV"].any()
+    # the isocentre is the new PTV centroid (C-shape of tg119: the centroid lies in the concavity)
+    idx = np.argwhere(a.structures["PTV"])[:, ::-1].astype(float)
+    pts = a.ct.grid.index_to_world(idx)
+    np.testing.assert_allclose(pts.mean(axis=0), a.isocenter_mm, atol=0.06)
+    if a.cavity is not None:  # the cavity is still air
+        assert float(np.max(a.ct.array[a.structures[a.cavity]])) <= -990.0

@@ -317,6 +317,11 @@ def add_simulate_invivo(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed (>= 0): EPID noise and random error draws")
     p.add_argument("--spacing-mm", type=float, default=4.0, help="CT and dose grid spacing, mm (default 4)")
+    p.add_argument(
+        "--anatomy-seed", type=int, default=None, metavar="N",
+        help="another patient of the site (size and organ positions drawn from N >= 0); default: the "
+        "site's reference anatomy",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty STUDY_DIR")
     p.add_argument(
         "--count", type=int, default=1,
@@ -350,7 +355,11 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ParameterError(f"--out {args.out} is not empty; pass --overwrite to replace it")
     if args.count < 1:
         raise ParameterError(f"--count must be >= 1, got {args.count}")
-    spec = spec_from_args(site, str(args.plan).lower(), args.error, args.seed, args.spacing_mm)
+    if args.anatomy_seed is not None and args.anatomy_seed < 0:
+        raise ParameterError(f"--anatomy-seed must be >= 0, got {args.anatomy_seed}")
+    spec = spec_from_args(
+        site, str(args.plan).lower(), args.error, args.seed, args.spacing_mm, args.anatomy_seed
+    )
     t0 = time.perf_counter()
     if args.count > 1 or args.ray is not None:
         return _simulate_many(args, spec, t0)

@@ -127,6 +127,12 @@ class _MaskedAdam:
         self.m = [torch.zeros_like(p).view(members, -1) for p in self.params]
         self.v = [torch.zeros_like(p).view(members, -1) for p in self.params]
 
+    def set_learning_rates(self, lrs: Sequence[float]) -> None:
+        """Each member's learning rate for the next steps (its schedule's rate of the epoch)."""
+        import torch
+
+        self.lr = torch.tensor(lrs, dtype=torch.float64).view(-1, 1)
+
     def step(self, active: NDArray[np.bool_]) -> None:
         import torch
 
@@ -263,6 +269,7 @@ def train_stacked(
         live = [k for k in range(g) if not stopped[k] and epoch < configs[k].epochs]
         if not live:
             break
+        opt.set_learning_rates([c.epoch_learning_rate(epoch) for c in configs])
         net.train()
         batches = {k: _batches(order_rngs[k].permutation(n_train[k]), configs[k].batch_size) for k in live}
         totals = dict.fromkeys(live, 0.0)

@@ -41,6 +41,7 @@ from intrepid.learn._preprocess import (
     to_working_grid,
     working_grid,
 )
+from intrepid.learn._schedule import check_lr_schedule, scheduled_learning_rate
 from intrepid.learn._unet import UNetConfig, build_unet
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,6 +83,9 @@ class TrainConfig:
         Random, physics-preserving augmentation of the training pairs.
     deterministic : bool
         Ask PyTorch for deterministic algorithms (GPU; the CPU kernels used are deterministic anyway).
+    lr_schedule : {"constant", "cosine"}
+        ``"constant"`` (default) keeps ``learning_rate``; ``"cosine"`` decays it over ``epochs`` to 5 % of it
+        (:mod:`intrepid.learn._schedule`).
     """
 
     loss: Loss = Loss.MAE
@@ -93,8 +97,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     deterministic: bool = True
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        check_lr_schedule(self.lr_schedule)
         if not isinstance(self.loss, Loss):
             raise ParameterError(f"loss must be a Loss (MAE or MSE), got {self.loss!r}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -109,6 +115,10 @@ class TrainConfig:
             raise ParameterError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not isinstance(self.augmentation, AugmentConfig):
             raise ParameterError(f"augmentation must be an AugmentConfig, got {self.augmentation!r}")
+
+    def epoch_learning_rate(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) under :attr:`lr_schedule`."""
+        return scheduled_learning_rate(self.lr_schedule, self.learning_rate, epoch, self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
@@ -442,6 +452,8 @@ def train_model(
         "n_val": len(val),
         "residual": residual,
     }
+    if cfg.lr_schedule != "constant":  # the rate of each epoch depends on the run's length
+        ckpt_key.update(lr_schedule=cfg.lr_schedule, schedule_epochs=cfg.epochs)
     if checkpoint is not None:
         resumed = read_checkpoint(checkpoint, ckpt_key)
         if resumed is not None and resumed.epoch <= cfg.epochs:
@@ -468,6 +480,8 @@ def train_model(
         total=cfg.epochs,
     )
     for epoch in bar:
+        for group in optimiser.param_groups:
+            group["lr"] = cfg.epoch_learning_rate(epoch)
         net.train()
         order = order_rng.permutation(n)
         total = 0.0

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from intrepid.errors import ModelError, ParameterError
 from intrepid.learn._model_io import read_model_files, write_model_files
+from intrepid.learn._schedule import check_lr_schedule, scheduled_learning_rate
 from intrepid.learn._unet3d import UNet3DConfig, build_unet3d, pad_to_multiple
 
 __all__ = ["VolumeEnsemble", "VolumeSample", "VolumeTrainConfig", "train_volume_ensemble"]
@@ -81,6 +82,9 @@ class VolumeTrainConfig:
         PyTorch CPU threads.
     max_val_samples : int or None
         Validate on at most this many held-out samples (a seeded subset; None: all) to save time.
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"``: half a cosine per run from ``learning_rate`` down to 5 % of it at the last epoch
+        (:mod:`intrepid.learn._schedule`); ``"constant"`` (default) keeps ``learning_rate``.
     """
 
     repeats: int = 1
@@ -93,12 +97,18 @@ class VolumeTrainConfig:
     seed: int = 0
     threads: int = 2
     max_val_samples: int | None = None
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         if self.folds < 2 or self.repeats < 1 or self.epochs < 1:
             raise ParameterError("folds must be >= 2, repeats and epochs >= 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ParameterError(f"learning_rate must be > 0, got {self.learning_rate}")
+        check_lr_schedule(self.lr_schedule)
+
+    def epoch_learning_rate(self, epoch: int) -> float:
+        """Learning rate of ``epoch`` (0-based) under :attr:`lr_schedule`."""
+        return scheduled_learning_rate(self.lr_schedule, self.learning_rate, epoch, self.epochs)
 
 
 @dataclass(eq=False)
@@ -305,6 +315,8 @@ def train_volume_ensemble(
             history = [best[0]]
             net.train()
             for epoch in range(config.epochs):
+                for group in opt.param_groups:
+                    group["lr"] = config.epoch_learning_rate(epoch)
                 patches = [
                     _patch(s, config.patch, rng) for s in train for _ in range(config.patches_per_sample)
                 ]

@@ -54,7 +54,12 @@ from intrepid.simulate._pairs import (
     pair_seed,
     read_manifest,
 )
-from intrepid.simulate._patients import PatientPhantom, PatientSite, make_patient_case_phantom
+from intrepid.simulate._patients import (
+    PatientPhantom,
+    PatientSite,
+    make_patient_case_phantom,
+    vary_anatomy,
+)
 from intrepid.simulate._phantoms import (
     AIR_HU,
     BONE_HU,
@@ -140,5 +145,6 @@ __all__ = [
     "random_composition",
     "read_manifest",
     "scale_plan_mu",
+    "vary_anatomy",
     "write_invivo_case",
 ]

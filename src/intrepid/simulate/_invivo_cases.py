@@ -85,6 +85,9 @@ class InvivoCaseSpec:
         CT and dose grid spacing (4 mm default: affordable on a CPU).
     prescription_gy : float
         PTV D50 per fraction, Gy.
+    anatomy_seed : int or None
+        None: the site's reference anatomy; an integer: another patient of the site
+        (:func:`intrepid.simulate.vary_anatomy`), the same for every fraction with this value.
     """
 
     site: PatientSite | str = PatientSite.THORAX
@@ -93,6 +96,7 @@ class InvivoCaseSpec:
     seed: int = 0
     spacing_mm: float = 4.0
     prescription_gy: float = PRESCRIPTION_GY
+    anatomy_seed: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +158,7 @@ class InvivoCase:
             if not isinstance(self.spec.plan, PlanKind)
             else self.spec.plan.value,
             "seed": self.spec.seed,
+            "anatomy_seed": self.spec.anatomy_seed,
             "spacing_mm": self.spec.spacing_mm,
             "prescription_gy": self.spec.prescription_gy,
             "errors": [e.to_dict() for e in self.errors],
@@ -343,7 +348,7 @@ def make_invivo_case(spec: InvivoCaseSpec) -> InvivoCase:
     t0 = time.perf_counter()
     errors = tuple(parse_error_spec(s) for s in spec.errors)
     kind = spec.plan if isinstance(spec.plan, PlanKind) else PlanKind(str(spec.plan).lower())
-    phantom = make_patient_case_phantom(spec.site, spacing_mm=spec.spacing_mm)
+    phantom = make_patient_case_phantom(spec.site, spacing_mm=spec.spacing_mm, anatomy_seed=spec.anatomy_seed)
     pts = _ptv_points(phantom)
     plan = make_plan(
         kind, pts, phantom.isocenter_mm, frame_of_reference_uid=phantom.ct.frame_of_reference_uid
@@ -592,7 +597,12 @@ def _write_dose(
 
 
 def spec_from_args(
-    site: str, plan: str, errors: Sequence[str], seed: int, spacing_mm: float
+    site: str,
+    plan: str,
+    errors: Sequence[str],
+    seed: int,
+    spacing_mm: float,
+    anatomy_seed: int | None = None,
 ) -> InvivoCaseSpec:
     """An :class:`InvivoCaseSpec` from CLI values, validated (errors parsed now so a bad SPEC fails early)."""
     for s in errors:
@@ -610,4 +620,5 @@ def spec_from_args(
         errors=tuple(errors),
         seed=int(seed),
         spacing_mm=float(spacing_mm),
+        anatomy_seed=None if anatomy_seed is None else int(anatomy_seed),
     )

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from intrepid.errors import ParameterError
-from intrepid.geometry import Volume
+from intrepid.geometry import Grid, Volume
 from intrepid.simulate._phantoms import (
     AIR_HU,
     BONE_HU,
@@ -46,12 +46,30 @@ from intrepid.simulate._phantoms import (
     make_thorax_phantom,
 )
 
-__all__ = ["PatientPhantom", "PatientSite", "make_patient_case_phantom", "set_cavity", "shrink_body"]
+__all__ = [
+    "ANATOMY_SCALE_RANGE",
+    "PatientPhantom",
+    "PatientSite",
+    "make_patient_case_phantom",
+    "set_cavity",
+    "shrink_body",
+    "vary_anatomy",
+]
 
 _log = logging.getLogger(__name__)
 
 #: Margin GTV → PTV of the thorax lesion, mm (a typical lung SBRT margin, 5 mm).
 PTV_MARGIN_MM = 5.0
+#: Ranges of the per-patient scale factors of :func:`vary_anatomy` (left-right, anterior-posterior,
+#: superior-inferior). Adult trunk sizes vary far more: the effective diameter of adult abdomens spans about
+#: 20–40 cm around a typical 28–30 cm (AAPM Report 204, 2011, size-specific dose estimates [recall]), i.e.
+#: −30 % to +35 %. ±12 % laterally and antero-posteriorly keeps the schematic organs plausible while giving
+#: patients of clearly different size and heterogeneity depth; ±5 % along the axis (organ lengths).
+ANATOMY_SCALE_RANGE = ((0.88, 1.12), (0.88, 1.12), (0.95, 1.05))
+#: Range of the shift of the internal anatomy (everything inside the body except the body outline itself is
+#: moved together) relative to the outline, mm per axis: organ and tumour positions vary between patients by
+#: centimetres; ±8 mm keeps every structure inside the body of these phantoms.
+ANATOMY_SHIFT_RANGE_MM = 8.0
 
 
 class PatientSite(enum.Enum):
@@ -217,7 +235,9 @@ _MAKERS = {PatientSite.THORAX: _thorax, PatientSite.PELVIS: _pelvis, PatientSite
            PatientSite.TG119: _tg119}
 
 
-def make_patient_case_phantom(site: PatientSite | str, *, spacing_mm: float = 4.0) -> PatientPhantom:
+def make_patient_case_phantom(
+    site: PatientSite | str, *, spacing_mm: float = 4.0, anatomy_seed: int | None = None
+) -> PatientPhantom:
     """A patient-like phantom with structures for a 3D in-vivo case.
 
     Parameters
@@ -227,6 +247,9 @@ def make_patient_case_phantom(site: PatientSite | str, *, spacing_mm: float = 4.
     spacing_mm : float
         Isotropic voxel size in mm (1–10). 4–5 mm keeps dose and training affordable on a CPU; the issue's
         accuracy numbers are measured on such grids (see docs/invivo.md).
+    anatomy_seed : int or None
+        None (default): the site's reference anatomy. An integer: a different patient of that site, drawn by
+        :func:`vary_anatomy` from this seed (same seed, same patient).
 
     Returns
     -------
@@ -248,8 +271,87 @@ def make_patient_case_phantom(site: PatientSite | str, *, spacing_mm: float = 4.
     if not (1.0 <= sp <= 10.0):
         raise ParameterError(f"spacing_mm must be between 1 and 10 mm, got {spacing_mm}")
     phantom = _MAKERS[s]((sp, sp, sp))
+    if anatomy_seed is not None:
+        phantom = vary_anatomy(phantom, np.random.default_rng([int(anatomy_seed), 271828]))
     _log.debug("patient phantom %s: grid %s", s.value, phantom.ct.grid.shape)
     return phantom
+
+
+def vary_anatomy(phantom: PatientPhantom, rng: np.random.Generator) -> PatientPhantom:
+    """Another patient of the same site: the anatomy scaled and its interior shifted, at random.
+
+    The CT and every structure are resampled (HU trilinear, masks nearest) by independent scale factors
+    along x, y, z drawn uniformly from :data:`ANATOMY_SCALE_RANGE` about the grid centre (the world origin),
+    onto a grid of the same spacing whose extent follows the scale; then everything inside the body outline
+    (organs, bones, cavities, the target) is shifted together by up to :data:`ANATOMY_SHIFT_RANGE_MM` per
+    axis relative to the outline, with the vacated body filled with soft tissue. The isocentre is the new
+    PTV centroid.
+
+    Parameters
+    ----------
+    phantom : PatientPhantom
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    PatientPhantom
+    """
+    g = phantom.ct.grid
+    if not g.is_axis_aligned:
+        raise ParameterError("vary_anatomy needs an axis-aligned CT grid")
+    scale = np.array([rng.uniform(lo, hi) for lo, hi in ANATOMY_SCALE_RANGE])  # x, y, z
+    shift_mm = rng.uniform(-ANATOMY_SHIFT_RANGE_MM, ANATOMY_SHIFT_RANGE_MM, size=3)
+    spacing = np.asarray(g.spacing_mm, dtype=float)
+    n_old = np.asarray(g.shape_ijk, dtype=float)  # i, j, k = x, y, z
+    centre = np.asarray(g.origin_mm) + spacing * (n_old - 1) / 2.0
+    n_new = np.maximum(np.round(n_old * scale).astype(int), 1)
+    origin = centre - spacing * (n_new - 1) / 2.0
+    grid = Grid((int(n_new[2]), int(n_new[1]), int(n_new[0])), tuple(origin), tuple(spacing))
+    x, y, z = grid.world_axes_mm()
+    # world position of each new voxel in the reference anatomy, as (k, j, i) index arrays
+    src_i = ((x - centre[0]) / scale[0] + centre[0] - g.origin_mm[0]) / spacing[0]
+    src_j = ((y - centre[1]) / scale[1] + centre[1] - g.origin_mm[1]) / spacing[1]
+    src_k = ((z - centre[2]) / scale[2] + centre[2] - g.origin_mm[2]) / spacing[2]
+    kk, jj, ii = np.meshgrid(src_k, src_j, src_i, indexing="ij")
+    coords = np.stack([kk, jj, ii])
+
+    def warp(a: NDArray[Any], order: int) -> NDArray[Any]:
+        # "nearest" continues a body that reaches the grid's edge (the trunk goes on beyond the CT)
+        return ndimage.map_coordinates(a, coords, order=order, mode="nearest")
+
+    hu = warp(np.asarray(phantom.ct.array, dtype=np.float32), 1).astype(np.float32)
+    masks = {n: warp(m.astype(np.uint8), 0).astype(bool) for n, m in phantom.structures.items()}
+    body = masks["BODY"]
+    # shift the interior relative to the outline: sample the scaled anatomy at (position − shift)
+    shift_vox = shift_mm / spacing  # x, y, z
+    inner_hu = ndimage.shift(hu, shift_vox[::-1], order=1, mode="nearest")
+    tissue = np.where(np.abs(inner_hu - AIR_HU) < 1.0, SOFT_TISSUE_HU, inner_hu)  # outside air -> tissue
+    hu = np.where(body, tissue, AIR_HU).astype(np.float32)
+    for name, m in list(masks.items()):
+        if name == "BODY":
+            continue
+        moved = ndimage.shift(m.astype(np.uint8), shift_vox[::-1], order=0, mode="constant", cval=0) > 0
+        masks[name] = moved & body
+    cavity = phantom.cavity
+    if cavity is not None and cavity in masks:  # an air cavity stays air where it was moved
+        hu[masks[cavity]] = AIR_HU
+    if not masks["PTV"].any():
+        raise ParameterError("vary_anatomy moved the PTV out of the body")
+    ct = Volume(
+        hu,
+        grid,
+        quantity=phantom.ct.quantity,
+        units=phantom.ct.units,
+        frame_of_reference_uid=phantom.ct.frame_of_reference_uid,
+        metadata={
+            **phantom.ct.metadata,
+            "anatomy_scale": [round(float(v), 4) for v in scale],
+            "anatomy_shift_mm": [round(float(v), 2) for v in shift_mm],
+        },
+    )
+    return PatientPhantom(
+        ct, phantom.site, _centroid_mm(ct, masks["PTV"]), masks, dict(phantom.roi_types), phantom.cavity
+    )
 
 
 # ------------------------------------------------------------------------------------ anatomy changes
