@@ -11,11 +11,13 @@ the same HU cube. Reported: wall time (median of ``--repeats`` after a warm-up t
 kernels), CPU time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's
 load average, and in water the central-axis depth dose of both engines normalised at their maxima.
 
-``python3 benchmarks/bench_dose.py --water-study`` instead measures, for the kernel as fitted and for the
-spectrum-consistent primary share (docs/dose.md, "Spectrum consistency"), the water PDDs (5, 10, 20 cm) of
-5 × 5, 10 × 10 and 20 × 20 cm² fields at SSD 100 cm, d_max, output factors, the 10 × 10 profile at 10 cm
-(flatness at 80 % of the half-width, 80/20 penumbra), TPR20,10 from PDD20,10 (IAEA TRS-398 eq. for 10 × 10
-at SSD 100) and the spectrum's TERMA attenuation; same phantom and settings as ``tests/dose/test_water.py``.
+``python3 benchmarks/bench_dose.py --water-study`` instead measures, for the kernel as fitted, for the
+spectrum-consistent primary share (docs/dose.md, "Spectrum consistency"), for the spectrum-built kernel
+(``kernel_source="spectrum"``, "Spectrum-built kernel") and two diagnostic spectra, the water PDDs
+(5, 10, 20 cm) of 5 × 5, 10 × 10 and 20 × 20 cm² fields at SSD 100 cm, d_max, output factors, the 10 × 10
+profile at 10 cm (flatness at 80 % of the half-width, 80/20 penumbra), TPR20,10 from PDD20,10 (IAEA
+TRS-398 eq. for 10 × 10 at SSD 100) and the spectrum's TERMA attenuation; same phantom and settings as
+``tests/dose/test_water.py``.
 """
 
 from __future__ import annotations

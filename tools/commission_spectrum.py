@@ -14,6 +14,8 @@ It also prints what the shared beam model would then do to the EPID simulator: t
 of collision kerma through 20 cm of water. Run (about 30 s on 2 cores):
 ``python3 tools/commission_spectrum.py``.
 Result (2026-12-04) and why it was not adopted: docs/dose.md, "Spectrum commissioning".
+``--kernel spectrum`` fits with the spectrum-built kernel instead (``DoseSettings(kernel_source="spectrum")``;
+result 2026-12-05, c2 = 6.32, not adopted: docs/dose.md, "Spectrum-built kernel").
 """
 
 from __future__ import annotations
