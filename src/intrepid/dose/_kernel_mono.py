@@ -15,7 +15,7 @@ source, commit, file per energy and the derivation are stated inside; 48 cones o
 the grid of ``edk_6mv_varian.json``). For a bin between two transcribed energies the kernel is interpolated
 linearly in energy, bin by bin; below 1 MeV the 1 MeV kernel is used and above 6 MeV the 6 MeV kernel (for
 ``BeamModel.six_mv()`` 28.6 % of the TERMA lies below 1 MeV: their true kernels are shorter-ranged and more
-scatter-dominated, μ_en/μ falls from 0.45 at 1 MeV to 0.33 at 0.5 MeV, so this part carries slightly too much
+scatter-dominated, μ_en/μ of water is 0.44 at 1 MeV and 0.34 at 0.5 MeV, so this part carries too much
 primary energy too far; :func:`terma_share_below`). The summed table is normalised to 1 within 60 cm and
 collapsed and fitted like the shipped table (:func:`intrepid.dose._kernel.collapse_table`).
 
