@@ -11,11 +11,13 @@ the same HU cube. Reported: wall time (median of ``--repeats`` after a warm-up t
 kernels), CPU time, peak memory of a process that only computes the dose (``ru_maxrss``), the machine's
 load average, and in water the central-axis depth dose of both engines normalised at their maxima.
 
-``python3 benchmarks/bench_dose.py --water-study`` instead measures, for the kernel as fitted and for the
-spectrum-consistent primary share (docs/dose.md, "Spectrum consistency"), the water PDDs (5, 10, 20 cm) of
-5 × 5, 10 × 10 and 20 × 20 cm² fields at SSD 100 cm, d_max, output factors, the 10 × 10 profile at 10 cm
-(flatness at 80 % of the half-width, 80/20 penumbra), TPR20,10 from PDD20,10 (IAEA TRS-398 eq. for 10 × 10
-at SSD 100) and the spectrum's TERMA attenuation; same phantom and settings as ``tests/dose/test_water.py``.
+``python3 benchmarks/bench_dose.py --water-study`` instead measures, for the kernel as fitted, for the
+spectrum-consistent primary share (docs/dose.md, "Spectrum consistency"), for the spectrum-built kernel
+(``kernel_source="spectrum"``, "Spectrum-built kernel") and two diagnostic spectra, the water PDDs
+(5, 10, 20 cm) of 5 × 5, 10 × 10 and 20 × 20 cm² fields at SSD 100 cm, d_max, output factors, the 10 × 10
+profile at 10 cm (flatness at 80 % of the half-width, 80/20 penumbra), TPR20,10 from PDD20,10 (IAEA
+TRS-398 eq. for 10 × 10 at SSD 100) and the spectrum's TERMA attenuation; same phantom and settings as
+``tests/dose/test_water.py``.
 """
 
 from __future__ import annotations
@@ -154,19 +156,18 @@ def _run_child(args: list[str], python: str) -> dict:
 
 def _water_metrics(settings, head) -> dict:  # type: ignore[no-untyped-def]
     """Water PDDs, d_max, output factors and the 10 x 10 profile for one engine configuration."""
-    from intrepid.dose import compute_dose, open_field_plan, water_phantom
+    from intrepid.dose import central_axis_depth_dose, compute_dose, open_field_plan, water_phantom
 
     out: dict = {"pdd": {}, "dmax_mm": {}, "peak": {}}
     profile = None
     for f in (50, 100, 200):
         ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
         dose = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0), settings=settings, head=head)
+        y, ax = central_axis_depth_dose(dose.total)
         d, g = dose.total.array, dose.total.grid
         x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
-        y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
         z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
-        iz, ix = int(np.argmin(np.abs(z))), int(np.argmin(np.abs(x)))
-        ax = d[iz, :, ix].astype(float)
+        iz = int(np.argmin(np.abs(z)))
         out["peak"][f] = float(ax.max())
         out["dmax_mm"][f] = float(y[int(np.argmax(ax))])
         out["pdd"][f] = {dep: float(100 * np.interp(dep, y, ax) / ax.max()) for dep in (50, 100, 200)}
@@ -185,7 +186,7 @@ def _water_metrics(settings, head) -> dict:  # type: ignore[no-untyped-def]
 
 
 def water_study() -> None:
-    """Print the water validation of the default engine and of two diagnostic variants (docs/dose.md)."""
+    """Print the water validation of the default engine and of three variants (docs/dose.md)."""
     from intrepid.dose import DoseSettings
     from intrepid.dose._kernel import cone_kernel, spectrum_primary_share
     from intrepid.physics import LinacHead, water_mass_attenuation_cm2_g
@@ -212,13 +213,26 @@ def water_study() -> None:
     hard = replace(head, spectrum=BeamModel.six_mv(filtration_c2=8.87))
     hard_share = spectrum_primary_share(hard.spectrum.energies, hard.spectrum.weights)
     ref = {50: (84.5, 63.0, 35.0), 100: (86.7, 66.8, 38.6), 200: (88.5, 70.8, 43.0)}
+    from intrepid.dose._kernel_mono import spectrum_cone_kernel, terma_share_below
+
+    spec_k = spectrum_cone_kernel(head.spectrum.energies_mev, head.spectrum.energy_fluence_weights)
+    print(f"spectrum-built kernel (monoenergetic EDKnrc 1-6 MeV, TERMA-weighted): short-range share "
+          f"{spec_k.primary_fraction():.3f}; TERMA share below 1 MeV (1 MeV kernel used) "
+          f"{terma_share_below(e, w, 1.0):.3f}")  # fmt: skip
     variants = (
         ("table as fitted (default)", DoseSettings(), head),
         (f"primary share {share:.3f}", DoseSettings(kernel_primary_share=round(share, 3)), head),
+        ("spectrum-built kernel (kernel_source='spectrum')", DoseSettings(kernel_source="spectrum"), head),
         (
             f"DIAGNOSTIC spectrum commissioned to the 10 x 10 PDD (c2 = 8.87), share {hard_share:.3f}",
             DoseSettings(kernel_primary_share=round(hard_share, 3)),
             hard,
+        ),
+        (
+            "DIAGNOSTIC spectrum-built kernel, spectrum commissioned with it (c2 = 6.32, "
+            "tools/commission_spectrum.py --kernel spectrum)",
+            DoseSettings(kernel_source="spectrum"),
+            replace(head, spectrum=BeamModel.six_mv(filtration_c2=6.32)),
         ),
     )
     for label, settings, hd in variants:

@@ -14,6 +14,8 @@ It also prints what the shared beam model would then do to the EPID simulator: t
 of collision kerma through 20 cm of water. Run (about 30 s on 2 cores):
 ``python3 tools/commission_spectrum.py``.
 Result (2026-12-04) and why it was not adopted: docs/dose.md, "Spectrum commissioning".
+``--kernel spectrum`` fits with the spectrum-built kernel instead (``DoseSettings(kernel_source="spectrum")``;
+result 2026-12-05, c2 = 6.32, not adopted: docs/dose.md, "Spectrum-built kernel").
 """
 
 from __future__ import annotations
@@ -31,29 +33,38 @@ REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "dose" / "data" / "r
 DEPTHS_MM = (50, 100, 200)
 
 
-def _pdd(c2: float, field_mm: int = 100) -> tuple[dict[int, float], float]:
-    """Central-axis PDD (%) at DEPTHS_MM and the mean energy (MeV) of the beam with filtration ``c2``."""
-    from intrepid.dose import DoseSettings, compute_dose, open_field_plan, water_phantom
+def _pdd(c2: float, field_mm: int = 100, kernel: str = "share") -> tuple[dict[int, float], float]:
+    """Central-axis PDD (%) at DEPTHS_MM and the mean energy (MeV) of the beam with filtration ``c2``.
+
+    ``kernel``: "share" (the shipped table rescaled to the spectrum-consistent primary share, the third pass)
+    or "spectrum" (the kernel built for the spectrum from monoenergetic EDKnrc kernels, the fourth pass).
+    """
+    from intrepid.dose import (
+        DoseSettings,
+        central_axis_depth_dose,
+        compute_dose,
+        open_field_plan,
+        water_phantom,
+    )
     from intrepid.dose._kernel import spectrum_primary_share
     from intrepid.physics import BeamModel, LinacHead
 
     head = replace(LinacHead(), spectrum=BeamModel.six_mv(filtration_c2=c2))
     f = float(field_mm)
     ct = water_phantom((max(f, 100.0) + 150.0, 300.0, max(f, 100.0) + 150.0), 2.5)
-    share = round(spectrum_primary_share(head.spectrum.energies, head.spectrum.weights), 3)
-    settings = DoseSettings(kernel_primary_share=share)
+    if kernel == "spectrum":
+        settings = DoseSettings(kernel_source="spectrum")
+    else:
+        share = round(spectrum_primary_share(head.spectrum.energies, head.spectrum.weights), 3)
+        settings = DoseSettings(kernel_primary_share=share)
     dose = compute_dose(ct, open_field_plan(f, f, mu=100.0), settings=settings, head=head)
-    a, g = dose.total.array, dose.total.grid
-    x = g.origin_mm[0] + np.arange(a.shape[2]) * g.spacing_mm[0]
-    y = g.origin_mm[1] + np.arange(a.shape[1]) * g.spacing_mm[1]
-    z = g.origin_mm[2] + np.arange(a.shape[0]) * g.spacing_mm[2]
-    axis = a[int(np.argmin(np.abs(z))), :, int(np.argmin(np.abs(x)))].astype(float)
+    y, axis = central_axis_depth_dose(dose.total)
     pdd = {d: float(100.0 * np.interp(d, y, axis) / axis.max()) for d in DEPTHS_MM}
     return pdd, head.spectrum.mean_energy_mev
 
 
-def _cost(c2: float, ref: dict[str, float]) -> float:
-    pdd, _ = _pdd(c2)
+def _cost(c2: float, ref: dict[str, float], kernel: str) -> float:
+    pdd, _ = _pdd(c2, 100, kernel)
     return math.sqrt(sum((pdd[d] / ref[str(d)] - 1.0) ** 2 for d in DEPTHS_MM) / len(DEPTHS_MM))
 
 
@@ -62,30 +73,34 @@ def main() -> None:
     parser.add_argument("--low", type=float, default=6.0, help="lower bound of c2 (default 6)")
     parser.add_argument("--high", type=float, default=11.0, help="upper bound of c2 (default 11)")
     parser.add_argument("--tol", type=float, default=0.02, help="search tolerance in c2 (default 0.02)")
+    parser.add_argument(
+        "--kernel", choices=("share", "spectrum"), default="share",
+        help="share: table with the spectrum-consistent primary share (default); spectrum: spectrum-built",
+    )  # fmt: skip
     args = parser.parse_args()
     ref = json.loads(REFERENCE.read_text(encoding="utf-8"))["pdd_percent"]
     # Golden-section search of the RMS relative deviation of the 10 x 10 PDD.
     g = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = args.low, args.high
     c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = _cost(c, ref["100"]), _cost(d, ref["100"])
+    fc, fd = _cost(c, ref["100"], args.kernel), _cost(d, ref["100"], args.kernel)
     for _ in itertools.count():
         if b - a < args.tol:
             break
         if fc < fd:
             b, d, fd = d, c, fc
             c = b - g * (b - a)
-            fc = _cost(c, ref["100"])
+            fc = _cost(c, ref["100"], args.kernel)
         else:
             a, c, fc = c, d, fd
             d = a + g * (b - a)
-            fd = _cost(d, ref["100"])
+            fd = _cost(d, ref["100"], args.kernel)
     best = round(0.5 * (a + b), 2)
     print(f"commissioned filtration c2 = {best:.2f} (c2^2 = {best**2:.1f} g/cm2 Al-equivalent)")
     print("| field | PDD 5 / 10 / 20 cm | reference | deviation (%) | used by the fit |")
     print("|---|---|---|---|---|")
     for f in (50, 100, 200):
-        pdd, mean = _pdd(best, f)
+        pdd, mean = _pdd(best, f, args.kernel)
         r = ref[str(f)]
         dev = " / ".join(f"{100 * (pdd[d] / r[str(d)] - 1):+.1f}" for d in DEPTHS_MM)
         got = " / ".join(f"{pdd[d]:.1f}" for d in DEPTHS_MM)

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intrepid.dose import DoseSettings, PlanDose, compute_dose, open_field_plan, water_phantom
+from intrepid.dose import (
+    DoseSettings,
+    PlanDose,
+    central_axis_depth_dose,
+    compute_dose,
+    open_field_plan,
+    water_phantom,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,14 +50,20 @@ def water_fields_consistent() -> dict[int, PlanDose]:
     return out
 
 
+@pytest.fixture(scope="session")
+def water_fields_spectrum() -> dict[int, PlanDose]:
+    """As ``water_fields`` with the kernel built for the beam's spectrum (kernel_source="spectrum")."""
+    settings = DoseSettings(kernel_source="spectrum")
+    out = {}
+    for f in (50, 100, 200):
+        ct = water_phantom((max(f, 100) + 150.0, 300.0, max(f, 100) + 150.0), 2.5)
+        out[f] = compute_dose(ct, open_field_plan(float(f), float(f), mu=100.0), settings=settings)
+    return out
+
+
 def central_axis(dose: PlanDose) -> tuple[np.ndarray, np.ndarray]:
     """(depth_mm, dose_gy) along the central axis of a water_phantom dose (beam along +y from y = 0)."""
-    d = dose.total.array
-    g = dose.total.grid
-    x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
-    y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
-    z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
-    return y, d[int(np.argmin(np.abs(z))), :, int(np.argmin(np.abs(x)))].astype(float)
+    return central_axis_depth_dose(dose.total)
 
 
 def profile(dose: PlanDose, depth_mm: float) -> tuple[np.ndarray, np.ndarray]:

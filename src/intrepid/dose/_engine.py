@@ -37,15 +37,24 @@ from intrepid.dose._result import BeamDose, DoseQuantity, PlanDose
 from intrepid.errors import GeometryError, ParameterError
 from intrepid.geometry import Grid, PatientPosition, Quantity, Volume
 from intrepid.geometry._frames import Frame, MachineAngles, frame_transform
-from intrepid.physics import LinacHead, beam_fluence, hu_to_relative_electron_density
+from intrepid.physics import BeamModel, LinacHead, beam_fluence, hu_to_relative_electron_density
 from intrepid.physics._beam import water_mass_attenuation_cm2_g
 
-__all__ = ["DoseSettings", "compute_beam_dose", "compute_dose"]
+__all__ = ["DoseSettings", "central_axis_depth_dose", "compute_beam_dose", "compute_dose"]
 
 logger = logging.getLogger(__name__)
 
 #: Nominal energies (MV) the 6 MV beam model accepts.
 SUPPORTED_ENERGIES_MV = (6.0,)
+#: Point-kernel sources (``DoseSettings.kernel_source``): the shipped EDKnrc 6 MV table (default), or the
+#: kernel built for the head's own spectrum from monoenergetic EDKnrc kernels (docs/dose.md,
+#: "Spectrum-built kernel").
+KERNEL_SOURCES = ("edk_6mv_table", "spectrum")
+#: The "kernel" text of the result metadata for each source.
+_KERNEL_TEXT = {
+    "edk_6mv_table": "EDKnrc 6 MV (Varian Clinac), collapsed cones",
+    "spectrum": "EDKnrc monoenergetic 1-6 MeV kernels, TERMA-weighted for the beam spectrum, collapsed cones",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,10 @@ class DoseSettings:
         None (default): the EDKnrc 6 MV table as fitted. A value in (0, 1): the kernel's short-range terms
         are rescaled to carry this share of the deposited energy (a diagnostic; e.g. the spectrum-consistent
         share ``intrepid.dose._kernel.spectrum_primary_share``, 0.516 — docs/dose.md, "Spectrum consistency").
+    kernel_source : str
+        "edk_6mv_table" (default): the shipped EDKnrc 6 MV table. "spectrum": the kernel built for the head's
+        on-axis spectrum from monoenergetic EDKnrc kernels (TERMA-weighted; :mod:`intrepid.dose._kernel_mono`,
+        docs/dose.md, "Spectrum-built kernel"). ``kernel_primary_share`` applies to the table only.
     """
 
     fan_spacing_mm: float | None = None
@@ -80,6 +93,7 @@ class DoseSettings:
     n_azimuth: int = DEFAULT_N_AZIMUTH
     arc_step_deg: float = 4.0
     kernel_primary_share: float | None = None
+    kernel_source: str = "edk_6mv_table"
 
     def __post_init__(self) -> None:
         if self.fan_spacing_mm is not None and not 0.5 <= float(self.fan_spacing_mm) <= 10.0:
@@ -91,10 +105,29 @@ class DoseSettings:
         share = self.kernel_primary_share
         if share is not None and not 0.0 < float(share) < 1.0:
             raise ParameterError(f"kernel_primary_share must be in (0, 1), got {share}")
+        if self.kernel_source not in KERNEL_SOURCES:
+            raise ParameterError(
+                f"kernel_source must be one of {', '.join(KERNEL_SOURCES)}, got {self.kernel_source!r}"
+            )
+        if self.kernel_source == "spectrum" and share is not None:
+            raise ParameterError("kernel_primary_share applies to kernel_source 'edk_6mv_table' only")
 
     @property
     def kernel(self) -> ConeKernel:
-        """The collapsed-cone kernel of these settings."""
+        """The collapsed-cone kernel of these settings for the default head (``LinacHead().spectrum``)."""
+        return self.kernel_for(LinacHead().spectrum)
+
+    def kernel_for(self, spectrum: BeamModel) -> ConeKernel:
+        """The collapsed-cone kernel of these settings for a beam of on-axis ``spectrum``."""
+        if self.kernel_source == "spectrum":
+            from intrepid.dose._kernel_mono import spectrum_cone_kernel
+
+            return spectrum_cone_kernel(
+                tuple(spectrum.energies_mev),
+                tuple(spectrum.energy_fluence_weights),
+                tuple(self.zenith_edges_deg),
+                int(self.n_azimuth),
+            )
         share = None if self.kernel_primary_share is None else float(self.kernel_primary_share)
         return cone_kernel(tuple(self.zenith_edges_deg), int(self.n_azimuth), share)
 
@@ -288,7 +321,7 @@ def _fan_dose(
     mu = water_mass_attenuation_cm2_g(head.spectrum.energies)
     ray_step = h * np.sqrt(1.0 + radius**2 / sad**2) / 10.0
     terma = fan_terma(eta, fluence, spectrum, mu, z_axis, ray_step, sad)
-    k = settings.kernel
+    k = settings.kernel_for(head.spectrum)
     dose = (superpose or ccc_dose)(
         eta, terma, k.directions, k.amp_a, k.att_a, k.amp_b, k.att_b, z_axis, h, h, sad
     )
@@ -315,6 +348,33 @@ def water_phantom(
     nx, ny, nz = (max(1, round(v / h)) for v in (sx, sy, sz))
     grid = Grid((nz, ny, nx), origin_mm=(-(nx - 1) * h / 2, h / 2, -(nz - 1) * h / 2), spacing_mm=(h, h, h))
     return Volume(np.full(grid.shape, float(hu), dtype=np.float32), grid, Quantity.CT_NUMBER, "HU")
+
+
+def central_axis_depth_dose(volume: Volume) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Depth-dose along the central axis of a dose on a :func:`water_phantom` grid (HFS, gantry 0).
+
+    The beam enters at y = 0 (LPS) and travels towards +y, so the depth is the y coordinate; the axis is the
+    voxel column nearest to x = 0, z = 0 (no interpolation).
+
+    Parameters
+    ----------
+    volume : Volume
+        A 3D dose (e.g. ``compute_dose(water_phantom(...), plan).total``) on an axis-aligned grid.
+
+    Returns
+    -------
+    depth_mm, dose : ndarray
+        Depths (mm) of the voxel centres and the dose there (the volume's unit, e.g. Gy).
+    """
+    g = volume.grid
+    if g.ndim != 3 or not g.is_axis_aligned:
+        raise GeometryError("central_axis_depth_dose needs a 3D axis-aligned grid (a water_phantom dose)")
+    d = volume.array
+    x = g.origin_mm[0] + np.arange(d.shape[2]) * g.spacing_mm[0]
+    y = g.origin_mm[1] + np.arange(d.shape[1]) * g.spacing_mm[1]
+    z = g.origin_mm[2] + np.arange(d.shape[0]) * g.spacing_mm[2]
+    axis = d[int(np.argmin(np.abs(z))), :, int(np.argmin(np.abs(x)))]
+    return np.asarray(y, dtype=float), np.asarray(axis, dtype=float)
 
 
 @lru_cache(maxsize=8)
@@ -499,9 +559,10 @@ def compute_dose(
     for r in results:
         total += r.dose.array
     name = "ccc-numba" if use == "numba" else f"ccc-torch-{device}"
-    k = settings.kernel
+    k = settings.kernel_for(head.spectrum)
     meta: dict[str, Any] = {
-        "kernel": "EDKnrc 6 MV (Varian Clinac), collapsed cones",
+        "kernel": _KERNEL_TEXT[settings.kernel_source],
+        "kernel_source": settings.kernel_source,
         "cones": k.n_directions,
         "zenith_edges_deg": list(k.zenith_edges_deg),
         "n_azimuth": k.n_azimuth,

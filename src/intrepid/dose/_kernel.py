@@ -56,7 +56,9 @@ from intrepid.physics import water_mass_attenuation_cm2_g, water_mass_energy_abs
 __all__ = [
     "KERNEL_RADIUS_CM",
     "ConeKernel",
+    "EdkTable",
     "MonoFractions",
+    "collapse_table",
     "cone_kernel",
     "edk_mono_fractions",
     "edk_table",
@@ -256,7 +258,19 @@ def cone_kernel(
     ConeKernel
         Fitted per-direction parameters; the direction of a cone is its energy-weighted mean polar angle.
     """
-    table = edk_table()
+    return collapse_table(edk_table(), zenith_edges_deg, n_azimuth, primary_share)
+
+
+def collapse_table(
+    table: EdkTable,
+    zenith_edges_deg: tuple[float, ...] = DEFAULT_ZENITH_EDGES_DEG,
+    n_azimuth: int = DEFAULT_N_AZIMUTH,
+    primary_share: float | None = None,
+) -> ConeKernel:
+    """Collapse any 48 × 24 EDKnrc-format ``table`` (normalised to sum 1) onto cones; see :func:`cone_kernel`.
+
+    Used for the shipped 6 MV table and for the spectrum-built table of :mod:`intrepid.dose._kernel_mono`.
+    """
     edges = np.asarray(zenith_edges_deg, dtype=float)
     if edges[0] != 0 or edges[-1] != 180 or np.any(np.diff(edges) <= 0):
         raise ParameterError(f"zenith_edges_deg must increase from 0 to 180, got {zenith_edges_deg}")
